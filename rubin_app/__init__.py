@@ -1,0 +1,1 @@
+"""Rubin AI: a self-hosted chat for LocalAI."""

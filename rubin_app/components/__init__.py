@@ -1,0 +1,1 @@
+"""UI functions: they read state vars and never touch the database or the network."""

@@ -1,0 +1,58 @@
+"""The message box: Enter sends, Shift+Enter adds a line, Stop while answering."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from rubin_app.components import styles
+from rubin_app.state.chat import ChatState
+
+T = ChatState.tr
+
+
+def composer() -> rx.Component:
+    """Text area with send/stop, and the error of the last attempt."""
+    generating = ChatState.streaming_id != 0
+    return rx.box(
+        rx.cond(
+            ChatState.draft_error != "",
+            rx.callout(ChatState.draft_error, icon="circle_alert", color_scheme="red", size="1", role="alert",
+                       data_testid="composer-error", margin_bottom="0.5rem"),
+        ),
+        rx.form(
+            rx.hstack(
+                rx.text_area(
+                    id="composer",
+                    name="text",
+                    placeholder=T["placeholder"],
+                    aria_label=T["placeholder"],
+                    auto_focus=True,
+                    rows="1",
+                    resize="none",
+                    size="3",
+                    flex="1",
+                    max_height="40dvh",
+                    style={"field_sizing": "content"},
+                    data_testid="composer",
+                ),
+                rx.cond(
+                    generating,
+                    rx.icon_button(rx.icon("square", size=18), type="button", on_click=ChatState.stop, color_scheme="gray",
+                                   size="3", aria_label=T["stop"], min_width=styles.TOUCH, min_height=styles.TOUCH,
+                                   data_testid="stop"),
+                    rx.icon_button(rx.icon("arrow_up", size=18), type="submit", size="3", aria_label=T["send"],
+                                   min_width=styles.TOUCH, min_height=styles.TOUCH, data_testid="send"),
+                ),
+                align="end",
+                width="100%",
+            ),
+            on_submit=ChatState.send,
+            reset_on_submit=False,
+            width="100%",
+        ),
+        width="100%",
+        max_width=styles.CONTENT_WIDTH,
+        margin_x="auto",
+        padding="0.75rem",
+        padding_bottom="max(0.75rem, env(safe-area-inset-bottom))",
+    )

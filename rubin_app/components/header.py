@@ -1,0 +1,57 @@
+"""Top bar: drawer button (phones), title, model picker, language and theme."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from rubin_app.components import styles
+from rubin_app.state.chat import ChatState
+
+T = ChatState.tr
+
+
+def model_picker() -> rx.Component:
+    """Select the model LocalAI serves, with a refresh button."""
+    return rx.hstack(
+        rx.cond(
+            ChatState.models.length() > 0,
+            rx.select(
+                ChatState.models,
+                value=ChatState.model,
+                on_change=ChatState.set_model,
+                aria_label=T["model"],
+                size="2",
+                data_testid="model-select",
+            ),
+            rx.badge(T["models_unavailable"], color_scheme="amber", data_testid="models-error", title=ChatState.models_error),
+        ),
+        rx.tooltip(
+            rx.icon_button(rx.icon("refresh_cw", size=14), on_click=ChatState.refresh_models, variant="ghost",
+                           color_scheme="gray", aria_label=T["refresh_models"], min_width=styles.TOUCH,
+                           min_height=styles.TOUCH, data_testid="refresh-models"),
+            content=T["refresh_models"],
+        ),
+        align="center",
+        spacing="1",
+    )
+
+
+def header() -> rx.Component:
+    """The bar above the conversation."""
+    return rx.hstack(
+        rx.icon_button(rx.icon("menu", size=20), on_click=ChatState.toggle_drawer, variant="ghost", color_scheme="gray",
+                       aria_label=T["menu"], min_width=styles.TOUCH, min_height=styles.TOUCH,
+                       display=["flex", "flex", "none"], data_testid="open-drawer"),
+        rx.text(ChatState.title, weight="medium", trim="both", white_space="nowrap", overflow="hidden",
+                text_overflow="ellipsis", flex="1", min_width="0", data_testid="chat-title"),
+        model_picker(),
+        rx.select(["en", "ru"], value=rx.cond(ChatState.lang != "", ChatState.lang, "en"),
+                  on_change=ChatState.set_language, size="2", aria_label=T["language"], data_testid="language"),
+        rx.color_mode.button(variant="ghost", color_scheme="gray", aria_label=T["theme"], min_width=styles.TOUCH,
+                             min_height=styles.TOUCH),
+        width="100%",
+        padding="0.5rem 0.75rem",
+        border_bottom=styles.border,
+        align="center",
+        spacing="2",
+    )

@@ -1,0 +1,142 @@
+"""One chat message: Markdown body, status, and its actions."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from rubin_app.components import styles
+from rubin_app.components.markdown import markdown
+from rubin_app.state.chat import ChatState, MsgView, stream_text, stream_think
+
+T = ChatState.tr
+
+
+def _icon_button(icon: str, label, on_click, test_id: str) -> rx.Component:
+    return rx.tooltip(
+        rx.icon_button(
+            rx.icon(icon, size=16),
+            on_click=on_click,
+            variant="ghost",
+            color_scheme="gray",
+            size="2",
+            aria_label=label,
+            data_testid=test_id,
+            min_width=styles.TOUCH,
+            min_height=styles.TOUCH,
+        ),
+        content=label,
+    )
+
+
+def _copy(text) -> rx.Component:
+    return _icon_button("copy", T["copy"], [rx.set_clipboard(text), rx.toast(T["copied"], duration=1500)], "copy")
+
+
+def _status(msg: MsgView) -> rx.Component:
+    return rx.cond(
+        msg.error != "",
+        rx.callout(
+            rx.text(
+                rx.text.strong(rx.cond(msg.status == "error", T["status_error"], T["status_interrupted"]), ": "),
+                msg.error,
+            ),
+            icon="triangle_alert",
+            color_scheme=rx.cond(msg.status == "error", "red", "amber"),
+            size="1",
+            role="status",
+            data_testid="message-error",
+            margin_top="0.5rem",
+        ),
+    )
+
+
+def _reasoning(text) -> rx.Component:
+    return rx.cond(
+        text != "",
+        rx.el.details(
+            rx.el.summary(T["thinking"], cursor="pointer", color=styles.muted),
+            rx.text(text, white_space="pre-wrap", color=styles.muted, size="2"),
+            margin_bottom="0.5rem",
+        ),
+    )
+
+
+def _assistant_body(msg: MsgView) -> rx.Component:
+    live = msg.id == ChatState.streaming_id
+    return rx.cond(
+        live,
+        rx.box(
+            _reasoning(stream_think.value),
+            markdown(stream_text.value),
+            rx.hstack(rx.spinner(size="1"), rx.text(T["generating"], size="1", color=styles.muted), align="center"),
+            data_testid="streaming-answer",
+        ),
+        rx.box(_reasoning(msg.reasoning), markdown(msg.content), _status(msg)),
+    )
+
+
+def user_message(msg: MsgView, editable: bool) -> rx.Component:
+    """A user's message, right-aligned."""
+    return rx.flex(
+        rx.box(
+            rx.text(msg.content, white_space="pre-wrap", overflow_wrap="anywhere"),
+            background=rx.color("accent", 3),
+            padding="0.6rem 0.9rem",
+            border_radius=styles.RADIUS,
+            max_width="85%",
+        ),
+        rx.hstack(
+            _copy(msg.content),
+            rx.cond(editable, _icon_button("pencil", T["edit"], ChatState.start_edit(msg.id, msg.content), "edit")),
+            spacing="1",
+        ),
+        direction="column",
+        align="end",
+        width="100%",
+        data_testid="user-message",
+    )
+
+
+def assistant_message(msg: MsgView, last: bool) -> rx.Component:
+    """An answer: Markdown, status and actions."""
+    idle = ChatState.streaming_id == 0
+    return rx.box(
+        _assistant_body(msg),
+        rx.cond(
+            msg.id != ChatState.streaming_id,
+            rx.hstack(
+                _copy(msg.content),
+                rx.cond(
+                    last & idle,
+                    rx.cond(
+                        msg.status == "complete",
+                        _icon_button("refresh_cw", T["regenerate"], ChatState.regenerate, "regenerate"),
+                        rx.button(
+                            rx.icon("rotate_ccw", size=16),
+                            T["retry"],
+                            on_click=ChatState.regenerate,
+                            variant="soft",
+                            size="2",
+                            min_height=styles.TOUCH,
+                            data_testid="retry",
+                        ),
+                    ),
+                ),
+                rx.text(msg.stats, size="1", color=styles.muted),
+                spacing="1",
+                align="center",
+            ),
+        ),
+        width="100%",
+        data_testid="assistant-message",
+        data_status=msg.status,
+    )
+
+
+def message(msg: MsgView, in_tail: bool = False) -> rx.Component:
+    """A message of either role."""
+    return rx.cond(
+        msg.role == "user",
+        user_message(msg, editable=in_tail),
+        assistant_message(msg, last=in_tail),
+    )

@@ -1,0 +1,26 @@
+"""Theme tokens and shared styles: the one place for colours, spacing and sizes."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+SIDEBAR_WIDTH = "17rem"
+CONTENT_WIDTH = "48rem"
+TOUCH = "2.75rem"  # 44 px touch targets
+RADIUS = "var(--radius-3)"
+
+accent = rx.color("accent", 9)
+border = f"1px solid {rx.color('gray', 5)}"
+muted = rx.color("gray", 11)
+surface = rx.color("gray", 2)
+panel = rx.color("gray", 1)
+
+GLOBAL_STYLE: dict = {
+    "html, body": {"height": "100%", "overscroll_behavior": "none"},
+    "body": {"margin": 0},
+    ".rubin-md pre": {"max_width": "100%", "overflow_x": "auto"},
+    ".rubin-md table": {"display": "block", "overflow_x": "auto", "border_collapse": "collapse"},
+    ".rubin-md th, .rubin-md td": {"border": border, "padding": "0.25rem 0.5rem"},
+    ".rubin-md p": {"margin": "0.5em 0"},
+    ".rubin-md img": {"max_width": "100%"},
+}

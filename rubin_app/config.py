@@ -1,0 +1,139 @@
+"""The one settings object of Rubin AI: every environment variable is read here."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Validated settings, from the environment or a `.env` file."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # LocalAI / OpenAI-compatible server
+    localai_url: str = Field(
+        default="",
+        description="Base URL of LocalAI (or any OpenAI-compatible server). Empty: the bundled engine.",
+    )
+    localai_api_key: SecretStr | None = Field(default=None, description="Bearer key for LocalAI.")
+    default_model: str = Field(default="", description="Model picked for new chats; empty: the first listed.")
+    system_prompt: str = Field(
+        default="You are Rubin, a helpful assistant. Answer in the language of the question.",
+        description="System prompt sent first in every chat.",
+    )
+    llm_connect_timeout: float = Field(default=5.0, gt=0, description="Seconds to connect to LocalAI.")
+    llm_read_timeout: float = Field(
+        default=120.0, gt=0, description="Seconds to wait for the next byte of an answer."
+    )
+    llm_retries: int = Field(default=2, ge=0, le=10, description="Retries before the first byte (5xx, 429, connect).")
+    llm_retry_backoff: float = Field(default=0.5, ge=0, description="First retry delay in seconds (doubles).")
+    llm_max_tokens: int = Field(default=0, ge=0, description="max_tokens per answer; 0: the server's default.")
+    llm_temperature: float | None = Field(default=None, ge=0, le=2, description="Sampling temperature; empty: server default.")
+    models_cache_ttl: float = Field(default=60.0, ge=0, description="Seconds the model list is cached.")
+
+    # Chat behaviour
+    max_message_chars: int = Field(default=32_000, ge=1, description="Longest message a user may send.")
+    context_token_budget: int = Field(
+        default=3_000, ge=64, description="Token budget of the history sent to the model."
+    )
+    title_mode: str = Field(default="llm", description="'llm': model writes titles; 'first_message': no model call.")
+    stream_coalesce_ms: int = Field(default=40, ge=0, le=1000, description="Websocket delta interval in ms.")
+    db_flush_seconds: float = Field(default=2.0, gt=0, description="How often a streaming answer is saved.")
+
+    # Storage
+    database_url: str = Field(default="", description="SQLAlchemy URL; empty: SQLite in DATA_DIR.")
+    auto_migrate: bool = Field(default=True, description="Apply alembic migrations when the app starts.")
+    data_dir: Path = Field(default=PROJECT_DIR / "data", description="Where SQLite and the bundled model live.")
+
+    # Bundled engine (used when LOCALAI_URL is empty)
+    engine_port: int = Field(default=8081, ge=1, le=65535, description="Loopback port of the bundled engine.")
+    engine_model_alias: str = Field(default="gemma-3-270m", description="Model name the bundled engine serves.")
+
+    # Web
+    frontend_port: int = Field(default=3000, ge=1, le=65535, description="Port the app serves.")
+    api_url: str = Field(default="", description="Public URL of the backend when not on localhost.")
+    log_level: str = Field(default="INFO", description="Python log level.")
+
+    @field_validator("localai_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https:// (e.g. http://localhost:8080)")
+        if value.endswith("/v1"):
+            value = value[: -len("/v1")]
+        return value
+
+    @field_validator("title_mode")
+    @classmethod
+    def _check_title_mode(cls, value: str) -> str:
+        if value not in {"llm", "first_message"}:
+            raise ValueError("must be 'llm' or 'first_message'")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return value
+
+    @model_validator(mode="after")
+    def _check_database(self) -> Settings:
+        url = self.database_url
+        if url and not url.startswith(("sqlite", "postgresql", "postgres://")):
+            raise ValueError("DATABASE_URL must be a sqlite:// or postgresql:// URL")
+        return self
+
+    @property
+    def llm_base_url(self) -> str:
+        """LocalAI URL, or the bundled engine's loopback URL."""
+        return self.localai_url or f"http://127.0.0.1:{self.engine_port}"
+
+    @property
+    def sync_database_url(self) -> str:
+        """Database URL for synchronous drivers (alembic)."""
+        url = self.database_url or f"sqlite:///{self.data_dir / 'rubin.db'}"
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url[len("postgres://") :]
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url[len("postgresql://") :]
+        return url.replace("sqlite+aiosqlite://", "sqlite://")
+
+    @property
+    def async_database_url(self) -> str:
+        """Database URL for the async engine of the app."""
+        url = self.sync_database_url
+        if url.startswith("sqlite://"):
+            return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+        return url
+
+
+class SettingsError(SystemExit):
+    """Raised at start when settings are invalid: a readable message, no traceback."""
+
+
+def _format_error(exc: ValidationError) -> str:
+    lines = ["Rubin AI cannot start: invalid settings"]
+    for err in exc.errors():
+        name = ".".join(str(p) for p in err["loc"]).upper() or "settings"
+        lines.append(f"  {name}: {err['msg']}")
+    return "\n".join(lines)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Load and validate settings once; exit with a clear message when invalid."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError(_format_error(exc)) from None

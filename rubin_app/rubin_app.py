@@ -1,0 +1,61 @@
+"""The Reflex app: theme, head tags, pages, lifespan and extra routes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+
+import reflex as rx
+
+from rubin_app.api.routes import build_api
+from rubin_app.components import styles
+from rubin_app.config import get_settings
+from rubin_app.pages.chat import chat_page
+from rubin_app.services.migrate import upgrade_head
+from rubin_app.services.runtime import get_runtime
+from rubin_app.state.chat import ChatState
+
+log = logging.getLogger("rubin_app")
+REAP_INTERVAL = 60.0
+
+
+@asynccontextmanager
+async def runtime_lifespan():
+    """Start: mark answers orphaned by a previous process; stop: save live answers."""
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if settings.auto_migrate:
+        await asyncio.to_thread(upgrade_head)
+    rt = get_runtime()
+    await rt.reap_orphans()
+
+    async def reaper() -> None:
+        while True:
+            await asyncio.sleep(REAP_INTERVAL)
+            try:
+                await rt.reap_orphans(older_than=settings.llm_read_timeout + 60)
+            except Exception:  # noqa: BLE001 - keep reaping after a transient DB error
+                log.exception("orphan reaper failed")
+
+    task = asyncio.create_task(reaper())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await rt.generation.shutdown()
+
+
+app = rx.App(
+    style=styles.GLOBAL_STYLE,
+    head_components=[
+        rx.el.meta(name="viewport", content="width=device-width, initial-scale=1, viewport-fit=cover, interactive-widget=resizes-content"),
+        rx.el.meta(name="color-scheme", content="light dark"),
+        rx.el.script(src="/rubin.js"),
+    ],
+    api_transformer=build_api(),
+)
+app.register_lifespan_task(runtime_lifespan)
+app.add_page(chat_page, route="/", title="Rubin AI", on_load=ChatState.on_load)
+app.add_page(chat_page, route="/c/[cid]", title="Rubin AI", on_load=ChatState.on_load)

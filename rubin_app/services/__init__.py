@@ -1,0 +1,1 @@
+"""Plain async Python that does Rubin's I/O: no Reflex here."""

@@ -1,0 +1,183 @@
+"""Chat use cases: send, regenerate, edit and resend. Each saves first, then starts the answer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rubin_app.models import Conversation, Message, MessageRole, MessageStatus
+from rubin_app.services import chats, titles
+from rubin_app.services.chats import InputError
+from rubin_app.services.context import Turn, build_context
+from rubin_app.services.db import session_scope
+from rubin_app.services.generation import Run
+from rubin_app.services.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Started:
+    """What a use case created: the conversation, the new/changed messages and the live run."""
+
+    conversation: Conversation
+    messages: list[Message]
+    run: Run
+
+
+async def check_model(rt: Runtime, model: str) -> str:
+    """Validate a model name against the server's list (when the list is known)."""
+    if not model:
+        models = await rt.catalog.get()
+        if not models:
+            raise InputError("no_model")
+        return rt.settings.default_model if rt.settings.default_model in models else models[0]
+    models = await rt.catalog.get()
+    if models and model not in models:
+        models = await rt.catalog.get(refresh=True)
+        if models and model not in models:
+            raise InputError("unknown_model", model=model)
+    return model
+
+
+def _context(rt: Runtime, history: Sequence[Message]) -> list[dict[str, str]]:
+    turns = [
+        Turn(role=m.role.value, content=m.content)
+        for m in history
+        if m.role in (MessageRole.user, MessageRole.assistant) and m.status != MessageStatus.streaming
+    ]
+    return build_context(rt.settings.system_prompt, turns, rt.settings.context_token_budget)
+
+
+def _start(rt: Runtime, conversation: Conversation, assistant: Message, history: Sequence[Message]) -> Run:
+    assert assistant.id is not None
+    return rt.generation.start(
+        user_id=conversation.user_id,
+        conversation_id=conversation.id,
+        message_id=assistant.id,
+        model=assistant.model,
+        messages=_context(rt, history),
+    )
+
+
+async def send_message(
+    rt: Runtime, *, user_id: int, conversation_id: str | None, text: str, model: str
+) -> Started:
+    """Save the user's message and an empty answer, then start generating it."""
+    chats.check_message_text(text, rt.settings.max_message_chars)
+    model = await check_model(rt, model)
+    async with session_scope() as session:
+        conversation = None
+        if conversation_id:
+            conversation = await chats.get_conversation(
+                session=session, user_id=user_id, conversation_id=conversation_id
+            )
+            if conversation is None:
+                raise InputError("conversation_not_found")
+        first = conversation is None
+        if conversation is None:
+            conversation = await chats.create_conversation(
+                session=session, user_id=user_id, model=model, title=titles.title_from_text(text)
+            )
+        elif conversation.model != model:
+            conversation.model = model
+            session.add(conversation)
+        question = await chats.create_message(
+            session=session, user_id=user_id, conversation_id=conversation.id, role=MessageRole.user, content=text
+        )
+        answer = await chats.create_message(
+            session=session,
+            user_id=user_id,
+            conversation_id=conversation.id,
+            role=MessageRole.assistant,
+            model=model,
+            status=MessageStatus.streaming,
+        )
+        history = await chats.list_messages(session=session, user_id=user_id, conversation_id=conversation.id)
+    run = _start(rt, conversation, answer, history)
+    if first and rt.settings.title_mode == "llm":
+        run.after_tasks.append(asyncio.create_task(_title_after(rt, run, text)))
+    return Started(conversation=conversation, messages=[question, answer], run=run)
+
+
+async def _title_after(rt: Runtime, run: Run, question: str) -> None:
+    """Once the first answer is done, let the model title the conversation."""
+    await run.wait_done()
+    if run.status != MessageStatus.complete:
+        return
+    title = await titles.generate_title(rt.client, run.model, question, run.text)
+    async with session_scope() as session:
+        await chats.update_conversation(
+            session=session, user_id=run.user_id, conversation_id=run.conversation_id, title=title, auto_title=True
+        )
+
+
+async def _last_exchange(
+    user_id: int, conversation_id: str
+) -> tuple[Conversation, list[Message]]:
+    async with session_scope() as session:
+        conversation = await chats.get_conversation(session=session, user_id=user_id, conversation_id=conversation_id)
+        if conversation is None:
+            raise InputError("conversation_not_found")
+        history = list(await chats.list_messages(session=session, user_id=user_id, conversation_id=conversation_id))
+    return conversation, history
+
+
+async def regenerate(rt: Runtime, *, user_id: int, conversation_id: str, model: str = "") -> Started:
+    """Answer the last user message again (also Retry after a failure)."""
+    conversation, history = await _last_exchange(user_id, conversation_id)
+    last_user = next((m for m in reversed(history) if m.role == MessageRole.user), None)
+    if last_user is None or last_user.id is None:
+        raise InputError("nothing_to_regenerate")
+    return await _answer_again(rt, conversation, history, last_user, model or conversation.model)
+
+
+async def edit_and_resend(
+    rt: Runtime, *, user_id: int, conversation_id: str, message_id: int, text: str, model: str = ""
+) -> Started:
+    """Replace the last user message's text and answer it anew."""
+    chats.check_message_text(text, rt.settings.max_message_chars)
+    conversation, history = await _last_exchange(user_id, conversation_id)
+    last_user = next((m for m in reversed(history) if m.role == MessageRole.user), None)
+    if last_user is None or last_user.id != message_id:
+        raise InputError("only_last_editable")
+    last_user.content = text
+    return await _answer_again(rt, conversation, history, last_user, model or conversation.model, edited=True)
+
+
+async def _answer_again(
+    rt: Runtime,
+    conversation: Conversation,
+    history: list[Message],
+    question: Message,
+    model: str,
+    *,
+    edited: bool = False,
+) -> Started:
+    assert question.id is not None
+    user_id = conversation.user_id
+    for message in history:
+        if message.id is not None and message.id > question.id and message.status == MessageStatus.streaming:
+            await rt.generation.stop(user_id=user_id, message_id=message.id)
+    model = await check_model(rt, model)
+    async with session_scope() as session:
+        if edited:
+            await chats.update_message(session=session, user_id=user_id, message_id=question.id, content=question.content)
+        await chats.delete_messages_after(
+            session=session, user_id=user_id, conversation_id=conversation.id, message_id=question.id
+        )
+        answer = await chats.create_message(
+            session=session,
+            user_id=user_id,
+            conversation_id=conversation.id,
+            role=MessageRole.assistant,
+            model=model,
+            status=MessageStatus.streaming,
+        )
+        if conversation.model != model:
+            await chats.update_conversation(session=session, user_id=user_id, conversation_id=conversation.id, model=model)
+    kept = [m for m in history if m.id is not None and m.id <= question.id]
+    run = _start(rt, conversation, answer, kept)
+    return Started(conversation=conversation, messages=[question, answer], run=run)

@@ -1,0 +1,198 @@
+"""Conversations and messages. Every call takes the acting user and filters by it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from sqlalchemy import delete, func, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rubin_app.models import Conversation, Message, MessageRole, MessageStatus, User
+from rubin_app.models.user import utcnow
+
+LOCAL_USER = "local"
+TITLE_MAX = 200
+
+
+class InputError(ValueError):
+    """Input a user can fix; `code` names the message the UI shows."""
+
+    def __init__(self, code: str, **params: object) -> None:
+        super().__init__(code)
+        self.code = code
+        self.params = params
+
+
+def clean_title(title: str) -> str:
+    """One line, trimmed, at most TITLE_MAX characters."""
+    title = " ".join(title.split())
+    return title[: TITLE_MAX - 1] + "…" if len(title) > TITLE_MAX else title
+
+
+def check_message_text(text: str, max_chars: int) -> str:
+    """Validate a message a user wants to send; return it unchanged or raise InputError."""
+    if not text.strip():
+        raise InputError("empty_message")
+    if len(text) > max_chars:
+        raise InputError("message_too_long", length=len(text), limit=max_chars)
+    return text
+
+
+async def get_or_create_local_user(*, session: AsyncSession) -> User:
+    """The single local user that owns everything until login lands."""
+    user = (await session.exec(select(User).where(User.external_id == LOCAL_USER))).first()
+    if user is None:
+        user = User(external_id=LOCAL_USER, display_name="Local user")
+        session.add(user)
+        await session.flush()
+    return user
+
+
+async def list_conversations(
+    *, session: AsyncSession, user_id: int, query: str = "", limit: int = 500
+) -> Sequence[Conversation]:
+    """The user's conversations, newest first, optionally filtered by title."""
+    stmt = select(Conversation).where(Conversation.user_id == user_id)
+    if query.strip():
+        pattern = "%" + query.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(func.lower(Conversation.title).like(pattern, escape="\\"))
+    stmt = stmt.order_by(col(Conversation.updated_at).desc(), col(Conversation.id)).limit(limit)
+    return (await session.exec(stmt)).all()
+
+
+async def get_conversation(*, session: AsyncSession, user_id: int, conversation_id: str) -> Conversation | None:
+    """One conversation of the user, or None (also for other users' ids)."""
+    stmt = select(Conversation).where(Conversation.id == conversation_id, Conversation.user_id == user_id)
+    return (await session.exec(stmt)).first()
+
+
+async def create_conversation(*, session: AsyncSession, user_id: int, model: str, title: str = "") -> Conversation:
+    """Start a new conversation."""
+    conversation = Conversation(user_id=user_id, model=model, title=clean_title(title))
+    session.add(conversation)
+    await session.flush()
+    return conversation
+
+
+async def update_conversation(
+    *,
+    session: AsyncSession,
+    user_id: int,
+    conversation_id: str,
+    title: str | None = None,
+    model: str | None = None,
+    auto_title: bool = False,
+) -> Conversation | None:
+    """Rename or change the model; an automatic title never overwrites a user's title."""
+    conversation = await get_conversation(session=session, user_id=user_id, conversation_id=conversation_id)
+    if conversation is None:
+        return None
+    if title is not None:
+        title = clean_title(title)
+        if not title:
+            raise InputError("empty_title")
+        if auto_title and not conversation.title_is_auto:
+            return conversation
+        conversation.title = title
+        conversation.title_is_auto = auto_title
+    if model is not None:
+        conversation.model = model
+    session.add(conversation)
+    await session.flush()
+    return conversation
+
+
+async def delete_conversation(*, session: AsyncSession, user_id: int, conversation_id: str) -> bool:
+    """Delete a conversation and its messages; False when not found."""
+    conversation = await get_conversation(session=session, user_id=user_id, conversation_id=conversation_id)
+    if conversation is None:
+        return False
+    await session.exec(delete(Message).where(col(Message.conversation_id) == conversation_id))  # type: ignore[call-overload]
+    await session.delete(conversation)
+    await session.flush()
+    return True
+
+
+async def list_messages(*, session: AsyncSession, user_id: int, conversation_id: str) -> Sequence[Message]:
+    """Messages of one of the user's conversations, oldest first."""
+    stmt = (
+        select(Message)
+        .where(Message.conversation_id == conversation_id, Message.user_id == user_id)
+        .order_by(col(Message.id))
+    )
+    return (await session.exec(stmt)).all()
+
+
+async def get_message(*, session: AsyncSession, user_id: int, message_id: int) -> Message | None:
+    """One message of the user, or None."""
+    stmt = select(Message).where(Message.id == message_id, Message.user_id == user_id)
+    return (await session.exec(stmt)).first()
+
+
+async def create_message(
+    *,
+    session: AsyncSession,
+    user_id: int,
+    conversation_id: str,
+    role: MessageRole,
+    content: str = "",
+    model: str = "",
+    status: MessageStatus = MessageStatus.complete,
+) -> Message:
+    """Append a message and bump the conversation to the top of the list."""
+    message = Message(
+        user_id=user_id, conversation_id=conversation_id, role=role, content=content, model=model, status=status
+    )
+    session.add(message)
+    await touch_conversation(session=session, user_id=user_id, conversation_id=conversation_id)
+    await session.flush()
+    return message
+
+
+async def touch_conversation(*, session: AsyncSession, user_id: int, conversation_id: str) -> None:
+    """Mark a conversation as just used."""
+    await session.exec(
+        update(Conversation)  # type: ignore[call-overload]
+        .where(col(Conversation.id) == conversation_id, col(Conversation.user_id) == user_id)
+        .values(updated_at=utcnow())
+    )
+
+
+async def update_message(*, session: AsyncSession, user_id: int, message_id: int, **fields: object) -> Message | None:
+    """Change fields of one of the user's messages."""
+    message = await get_message(session=session, user_id=user_id, message_id=message_id)
+    if message is None:
+        return None
+    for name, value in fields.items():
+        setattr(message, name, value)
+    message.updated_at = utcnow()
+    session.add(message)
+    await session.flush()
+    return message
+
+
+async def delete_messages_after(*, session: AsyncSession, user_id: int, conversation_id: str, message_id: int) -> int:
+    """Delete the user's messages that come after `message_id` in a conversation."""
+    result = await session.exec(
+        delete(Message).where(  # type: ignore[call-overload]
+            col(Message.conversation_id) == conversation_id,
+            col(Message.user_id) == user_id,
+            col(Message.id) > message_id,
+        )
+    )
+    return int(result.rowcount or 0)
+
+
+async def interrupt_orphaned_answers(
+    *, session: AsyncSession, exclude: Sequence[int] = (), older_than: float | None = None
+) -> int:
+    """Mark answers left 'streaming' by a stopped process as interrupted (maintenance, all users)."""
+    stmt = update(Message).where(col(Message.status) == MessageStatus.streaming)  # type: ignore[call-overload]
+    if older_than is not None:
+        stmt = stmt.where(col(Message.updated_at) < utcnow() - timedelta(seconds=older_than))
+    if exclude:
+        stmt = stmt.where(col(Message.id).not_in(list(exclude)))
+    result = await session.exec(stmt.values(status=MessageStatus.interrupted, error="restarted"))
+    return int(result.rowcount or 0)

@@ -1,0 +1,261 @@
+"""Async client for LocalAI or any OpenAI-compatible server: models, SSE chat streaming."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+ErrorCode = Literal[
+    "unreachable",  # connection refused / DNS / bad URL
+    "timeout",  # no byte within the read timeout
+    "overloaded",  # 503 / 429, possibly with Retry-After
+    "auth",  # 401 / 403
+    "not_found",  # unknown model or endpoint
+    "bad_request",  # 400 / 422
+    "server",  # other 5xx
+    "upstream",  # error frame inside a 200 stream
+    "dropped",  # connection lost mid-stream
+    "malformed",  # a reply that is not OpenAI-compatible
+]
+
+MAX_RETRY_AFTER = 10.0
+
+
+class LLMError(Exception):
+    """A failure talking to the model server, with a code the UI can explain."""
+
+    def __init__(
+        self, code: ErrorCode, detail: str = "", *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(f"{code}: {detail}" if detail else code)
+        self.code = code
+        self.detail = detail[:500]
+        self.status = status
+        self.retry_after = retry_after
+
+
+@dataclass(slots=True)
+class StreamEvent:
+    """One parsed piece of a streamed answer."""
+
+    kind: Literal["content", "reasoning", "finish", "usage"]
+    text: str = ""
+    finish_reason: str | None = None
+    usage: dict[str, int] = field(default_factory=dict)
+
+
+def _error_message(body: Any) -> str:
+    """Pull a human message out of an OpenAI/LocalAI error body."""
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict):
+            return str(err.get("message") or err.get("detail") or err)[:500]
+        if isinstance(err, str):
+            return err[:500]
+    return str(body)[:500]
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _status_error(response: httpx.Response, body: bytes, model: str | None) -> LLMError:
+    """Map an HTTP error status to an LLMError."""
+    try:
+        detail = _error_message(json.loads(body))
+    except ValueError:
+        detail = body.decode("utf-8", "replace").strip()[:300]
+    status = response.status_code
+    if status in (401, 403):
+        return LLMError("auth", detail, status=status)
+    if status == 404:
+        return LLMError("not_found", detail or f"model {model!r} not found", status=status)
+    if status in (400, 422):
+        return LLMError("bad_request", detail, status=status)
+    if status in (429, 503):
+        return LLMError("overloaded", detail, status=status, retry_after=_retry_after(response))
+    return LLMError("server", detail, status=status)
+
+
+def parse_chunk(payload: str) -> list[StreamEvent]:
+    """Turn one SSE `data:` payload (a chat.completion.chunk) into events; raise on error frames."""
+    data = json.loads(payload)
+    if not isinstance(data, dict):
+        raise ValueError("frame is not a JSON object")
+    if "error" in data and data["error"]:
+        raise LLMError("upstream", _error_message(data))
+    events: list[StreamEvent] = []
+    for choice in data.get("choices") or []:
+        delta = choice.get("delta") or {}
+        reasoning = delta.get("reasoning") or delta.get("reasoning_content")
+        if reasoning:
+            events.append(StreamEvent("reasoning", str(reasoning)))
+        if delta.get("content"):
+            events.append(StreamEvent("content", str(delta["content"])))
+        if choice.get("finish_reason"):
+            events.append(StreamEvent("finish", finish_reason=str(choice["finish_reason"])))
+    usage = data.get("usage")
+    if isinstance(usage, dict) and usage:
+        events.append(StreamEvent("usage", usage={k: int(v) for k, v in usage.items() if isinstance(v, int)}))
+    return events
+
+
+class LLMClient:
+    """One pooled httpx client per server; safe to share across tasks."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 120.0,
+        retries: int = 2,
+        backoff: float = 0.5,
+    ) -> None:
+        headers = {"Accept": "application/json"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self.base_url = base_url.rstrip("/")
+        self.retries = retries
+        self.backoff = backoff
+        timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=30.0, pool=connect_timeout)
+        limits = httpx.Limits(max_connections=500, max_keepalive_connections=50)
+        self._http = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout, limits=limits)
+
+    async def aclose(self) -> None:
+        """Close pooled connections."""
+        await self._http.aclose()
+
+    async def list_models(self) -> list[str]:
+        """Model ids the server offers (GET /v1/models)."""
+        response = await self._request("GET", "/v1/models", None)
+        try:
+            data = response.json()
+            return sorted(str(m["id"]) for m in data["data"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise LLMError("malformed", "GET /v1/models did not return an OpenAI model list") from exc
+
+    async def complete(self, model: str, messages: list[dict[str, str]], *, max_tokens: int = 32) -> str:
+        """A short non-streamed answer (titles and other side tasks)."""
+        body = {"model": model, "messages": messages, "max_tokens": max_tokens, "stream": False}
+        response = await self._request("POST", "/v1/chat/completions", body, model=model)
+        try:
+            return str(response.json()["choices"][0]["message"]["content"] or "")
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise LLMError("malformed", "the reply is not an OpenAI chat completion") from exc
+
+    async def stream_chat(
+        self,
+        model: str,
+        messages: list[dict[str, str]],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> AsyncIterator[StreamEvent]:
+        """Stream an answer; closing the iterator closes the upstream request."""
+        body: dict[str, Any] = {
+            "model": model,
+            "messages": messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if max_tokens:
+            body["max_tokens"] = max_tokens
+        if temperature is not None:
+            body["temperature"] = temperature
+        request = self._http.build_request("POST", "/v1/chat/completions", json=body)
+        response = await self._send_with_retries(request, model)
+        try:
+            ctype = response.headers.get("content-type", "")
+            if "text/event-stream" not in ctype:
+                raise LLMError("malformed", f"expected an event stream, got {ctype or 'no content type'}")
+            async for event in self._iter_events(response):
+                yield event
+        finally:
+            await response.aclose()
+
+    async def _iter_events(self, response: httpx.Response) -> AsyncIterator[StreamEvent]:
+        finished = False
+        bad_frames = 0
+        data_lines: list[str] = []
+        try:
+            async for line in response.aiter_lines():
+                if line.startswith("data:"):
+                    data_lines.append(line[5:].lstrip(" "))
+                    continue
+                if line or not data_lines:
+                    continue  # comments, event:/id: fields, keep-alives
+                payload = "\n".join(data_lines)
+                data_lines = []
+                if payload.strip() == "[DONE]":
+                    return
+                try:
+                    events = parse_chunk(payload)
+                except (ValueError, TypeError, AttributeError):
+                    bad_frames += 1
+                    log.warning("skipped a malformed stream frame (%d so far)", bad_frames)
+                    continue
+                for event in events:
+                    finished = finished or event.kind == "finish"
+                    yield event
+        except httpx.ReadTimeout as exc:
+            raise LLMError("timeout", "no data within the read timeout") from exc
+        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            raise LLMError("dropped", "the connection closed mid-answer") from exc
+        if not finished:
+            raise LLMError("dropped", "the stream ended before the answer was finished")
+
+    async def _request(self, method: str, path: str, body: Any, model: str | None = None) -> httpx.Response:
+        request = self._http.build_request(method, path, json=body) if body else self._http.build_request(method, path)
+        response = await self._send_with_retries(request, model)
+        await response.aread()
+        await response.aclose()
+        return response
+
+    async def _send_with_retries(self, request: httpx.Request, model: str | None) -> httpx.Response:
+        """Send, retrying connect errors, 429 and 5xx, only before any byte of the body."""
+        attempt = 0
+        while True:
+            try:
+                response = await self._http.send(request, stream=True)
+            except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+                raise LLMError("unreachable", f"invalid URL {self.base_url!r}") from exc
+            except httpx.ReadTimeout as exc:
+                raise LLMError("timeout", f"{self.base_url} accepted the request but sent nothing") from exc
+            except httpx.TimeoutException as exc:
+                error = LLMError("timeout", f"{self.base_url} did not answer in time")
+                cause: Exception = exc
+            except httpx.TransportError as exc:
+                error = LLMError("unreachable", f"cannot connect to {self.base_url}")
+                cause = exc
+            else:
+                if response.status_code < 400:
+                    return response
+                body = await response.aread()
+                await response.aclose()
+                error = _status_error(response, body, model)
+                cause = error
+            retryable = error.code in ("unreachable", "timeout", "overloaded", "server")
+            if not retryable or attempt >= self.retries:
+                raise error from cause
+            delay = self.backoff * (2**attempt)
+            if error.retry_after is not None:
+                delay = min(error.retry_after, MAX_RETRY_AFTER)
+            attempt += 1
+            log.info("LocalAI %s, retry %d/%d in %.1fs", error.code, attempt, self.retries, delay)
+            await asyncio.sleep(delay)

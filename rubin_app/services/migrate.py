@@ -1,0 +1,23 @@
+"""Schema migrations through alembic."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.config import Config
+
+from rubin_app.config import PROJECT_DIR
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """Alembic config for the project, optionally for another database URL."""
+    cfg = Config(str(PROJECT_DIR / "alembic" / "alembic.ini"))
+    cfg.set_main_option("script_location", str(PROJECT_DIR / "alembic"))
+    if url:
+        cfg.attributes["url"] = url
+    cfg.attributes["configure_logger"] = False
+    return cfg
+
+
+def upgrade_head(url: str | None = None) -> None:
+    """Bring the database to the newest schema."""
+    command.upgrade(alembic_config(url), "head")

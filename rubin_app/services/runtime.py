@@ -1,0 +1,99 @@
+"""Process-wide objects (HTTP client, model list, generation manager), built lazily from settings."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from rubin_app.config import Settings, get_settings
+from rubin_app.services import chats
+from rubin_app.services.db import session_scope
+from rubin_app.services.generation import GenerationManager, GenerationSettings
+from rubin_app.services.llm import LLMClient, LLMError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelCatalog:
+    """The model list of the server, cached for `ttl` seconds."""
+
+    client: LLMClient
+    ttl: float
+    models: list[str] = field(default_factory=list)
+    fetched_at: float = 0.0
+    error: LLMError | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def get(self, *, refresh: bool = False) -> list[str]:
+        """Cached model ids; on failure the last good list stays and `error` is set."""
+        async with self._lock:
+            fresh = self.models and time.monotonic() - self.fetched_at < self.ttl
+            if fresh and not refresh:
+                return self.models
+            try:
+                self.models = await self.client.list_models()
+                self.error = None
+                self.fetched_at = time.monotonic()
+            except LLMError as exc:
+                self.error = exc
+                log.warning("model list unavailable: %s", exc.code)
+            return self.models
+
+
+class Runtime:
+    """Everything that lives as long as the backend process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        key = settings.localai_api_key.get_secret_value() if settings.localai_api_key else None
+        self.client = LLMClient(
+            settings.llm_base_url,
+            api_key=key,
+            connect_timeout=settings.llm_connect_timeout,
+            read_timeout=settings.llm_read_timeout,
+            retries=settings.llm_retries,
+            backoff=settings.llm_retry_backoff,
+        )
+        self.catalog = ModelCatalog(self.client, settings.models_cache_ttl)
+        self.generation = GenerationManager(
+            self.client,
+            session_scope,
+            GenerationSettings(
+                flush_seconds=settings.db_flush_seconds,
+                max_tokens=settings.llm_max_tokens or None,
+                temperature=settings.llm_temperature,
+            ),
+        )
+        self._local_user_id: int | None = None
+
+    async def local_user_id(self) -> int:
+        """Id of the local user (created on first use)."""
+        if self._local_user_id is None:
+            async with session_scope() as session:
+                self._local_user_id = (await chats.get_or_create_local_user(session=session)).id
+        assert self._local_user_id is not None
+        return self._local_user_id
+
+    async def reap_orphans(self, older_than: float | None = None) -> int:
+        """Mark answers whose process died as interrupted."""
+        async with session_scope() as session:
+            count = await chats.interrupt_orphaned_answers(
+                session=session, exclude=self.generation.active_ids(), older_than=older_than
+            )
+        if count:
+            log.info("marked %d orphaned answers as interrupted", count)
+        return count
+
+
+_runtime: Runtime | None = None
+
+
+def get_runtime() -> Runtime:
+    """The process's runtime, created on first use (never at import)."""
+    global _runtime
+    if _runtime is None:
+        _runtime = Runtime(get_settings())
+    return _runtime
