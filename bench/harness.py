@@ -1,0 +1,132 @@
+"""Shared bench plumbing: start the production app against a stand-in, measure in a real browser."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+# Wraps the page's WebSocket to timestamp and count frames (browser clock, no Playwright latency).
+WS_PROBE = """
+(() => {
+  const Native = window.WebSocket;
+  window.__ws = {sent: [], recv: [], bytes: 0};
+  class Probe extends Native {
+    constructor(...a) {
+      super(...a);
+      this.addEventListener('message', (ev) => {
+        const data = typeof ev.data === 'string' ? ev.data : '';
+        const n = typeof ev.data === 'string' ? new TextEncoder().encode(ev.data).length : (ev.data.byteLength || ev.data.size || 0);
+        window.__ws.bytes += n;
+        window.__ws.recv.push({t: performance.now(), n, stream: data.includes('rubin.stream(') && data.includes('false)')});
+      });
+    }
+    send(d) {
+      window.__ws.sent.push({t: performance.now(), send: typeof d === 'string' && d.includes('chat_state.send')});
+      return super.send(d);
+    }
+  }
+  window.WebSocket = Probe;
+})();
+"""
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def app_env(localai_url: str, db_path: Path, port: int, **extra: str) -> dict[str, str]:
+    """Environment for a production app run (what scripts/env.sh sets, plus the app settings)."""
+    env = dict(os.environ)
+    env.update(
+        PATH=f"{ROOT}/.venv/bin:{ROOT}/.tools/bun/node_modules/.bin:{env.get('PATH', '')}",
+        NODE_EXTRA_CA_CERTS=env.get("NODE_EXTRA_CA_CERTS", "/etc/ssl/certs/ca-certificates.crt"),
+        REFLEX_TELEMETRY_ENABLED="false",
+        REFLEX_CHECK_LATEST_VERSION="false",
+        REFLEX_USE_SYSTEM_BUN="1",
+        REFLEX_DIR=str(ROOT / ".tools" / "reflex"),
+        LOCALAI_URL=localai_url,
+        DATABASE_URL=f"sqlite:///{db_path}",
+        FRONTEND_PORT=str(port),
+        TITLE_MODE="first_message",
+        LOG_LEVEL="WARNING",
+    )
+    env.update(extra)
+    return env
+
+
+def start_app(env: dict[str, str], log_path: Path, timeout: float = 240.0) -> subprocess.Popen:
+    """`reflex run --env prod` in its own process group; returns once /api/health answers."""
+    port = env["FRONTEND_PORT"]
+    log = open(log_path, "wb")  # noqa: SIM115 - kept open for the child's lifetime
+    proc = subprocess.Popen(
+        ["reflex", "run", "--env", "prod", "--frontend-port", port, "--backend-port", port],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app exited early; see {log_path}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    stop_app(proc)
+    raise TimeoutError(f"app did not start in {timeout} s; see {log_path}")
+
+
+def stop_app(proc: subprocess.Popen) -> None:
+    """Stop the app's whole process group."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(15)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def backend_rss_mb(proc: subprocess.Popen) -> float:
+    """Resident memory of the app's process tree in MB (prod: no JS runtime runs)."""
+    try:
+        root = psutil.Process(proc.pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total / 1e6
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = max(0, min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1))))
+    return ordered[k]

