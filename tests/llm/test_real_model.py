@@ -1,0 +1,72 @@
+"""One end-to-end chat against the real llama.cpp server with the bundled Gemma 3 270M model.
+
+The app's production build runs from an isolated copy of the sources (its own .web), the engine
+is the one scripts/run.sh starts when LOCALAI_URL is empty, and Chromium drives the page.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, expect
+
+from bench.harness import app_env, free_port, isolated_copy, start_app, stop_app
+from rubin_app.engine import start as start_engine
+
+pytestmark = pytest.mark.llm
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "llm"
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The bundled llama.cpp engine on a free loopback port."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    data_dir = Path(__file__).resolve().parents[2] / "data"
+    proc = start_engine(port, "gemma-3-270m", data_dir, log_file=ARTIFACTS / "engine.log")
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def real_app(engine: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Production build pointed at the real engine."""
+    tmp = tmp_path_factory.mktemp("llm-app")
+    root = isolated_copy(tmp / "src")
+    port = free_port()
+    env = app_env(engine, tmp / "llm.db", port, LLM_MAX_TOKENS="48", LLM_TEMPERATURE="0", TITLE_MODE="llm")
+    proc = start_app(env, ARTIFACTS / "app.log", root=root)
+    yield f"http://127.0.0.1:{port}"
+    stop_app(proc)
+
+
+def test_engine_speaks_openai(engine: str) -> None:
+    models = httpx.get(f"{engine}/v1/models", timeout=10).json()
+    assert [m["id"] for m in models["data"]] == ["gemma-3-270m"]
+
+
+def test_chat_with_the_real_model(real_app: str, browser: Browser) -> None:
+    page = browser.new_page()
+    page.goto(real_app + "/")
+    expect(page.get_by_test_id("model-select")).to_contain_text("gemma-3-270m", timeout=60_000)
+    page.get_by_test_id("composer").fill("What is the capital of France? Answer in one sentence.")
+    page.get_by_test_id("composer").press("Enter")
+    answer = page.get_by_test_id("assistant-message").last
+    expect(answer).to_have_attribute("data-status", "complete", timeout=120_000)
+    text = answer.inner_text().strip()
+    page.screenshot(path=str(ARTIFACTS / "real-model-chat.png"))
+    assert len(text.split()) >= 2, f"the model said too little: {text!r}"
+    assert page.url.rsplit("/c/", 1)[-1], "the chat got an address"
+    # The answer was saved: it is still there after a reload.
+    page.reload()
+    expect(page.get_by_test_id("assistant-message").last).to_have_attribute("data-status", "complete")
+    assert page.get_by_test_id("assistant-message").last.inner_text().strip()[:20] == text[:20]
+    page.close()
