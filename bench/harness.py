@@ -88,11 +88,11 @@ def start_app(
 ) -> subprocess.Popen:
     """`reflex run --env prod` in its own process group; returns once /api/health answers."""
     port = env["FRONTEND_PORT"]
-    log = open(log_path, "wb")  # noqa: SIM115 - kept open for the child's lifetime
-    proc = subprocess.Popen(
-        ["reflex", "run", "--env", "prod", "--frontend-port", port, "--backend-port", port],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    with open(log_path, "wb") as log:  # the child keeps its own descriptor
+        proc = subprocess.Popen(
+            ["reflex", "run", "--env", "prod", "--frontend-port", port, "--backend-port", port],
+            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

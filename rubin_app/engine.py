@@ -64,8 +64,11 @@ def wait_ready(url: str, timeout: float = 120.0, proc: subprocess.Popen | None =
 def start(port: int, alias: str, data_dir: Path, log_file: Path | None = None) -> subprocess.Popen:
     """Start the engine in the background and wait until it is ready."""
     model = model_path(data_dir)
-    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
-    proc = subprocess.Popen(command(model, port, alias), stdout=out, stderr=subprocess.STDOUT)
+    if log_file:
+        with open(log_file, "ab") as out:  # the child keeps its own descriptor
+            proc = subprocess.Popen(command(model, port, alias), stdout=out, stderr=subprocess.STDOUT)
+    else:
+        proc = subprocess.Popen(command(model, port, alias), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     wait_ready(f"http://127.0.0.1:{port}", proc=proc)
     return proc
 
