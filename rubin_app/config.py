@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -68,9 +69,23 @@ class Settings(BaseSettings):
         value = value.strip().rstrip("/")
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https:// (e.g. http://localhost:8080)")
+        if value:
+            try:
+                parts = urlsplit(value)
+                parts.port  # noqa: B018 - raises on a bad port
+            except ValueError as exc:
+                raise ValueError(f"is not a valid URL ({exc})") from None
+            if not parts.hostname or any(c.isspace() for c in parts.netloc):
+                raise ValueError("must name a host, e.g. http://localhost:8080")
         if value.endswith("/v1"):
             value = value[: -len("/v1")]
         return value
+
+    @field_validator("llm_temperature", mode="before")
+    @classmethod
+    def _empty_temperature(cls, value: object) -> object:
+        # Documented as "empty: server default": LLM_TEMPERATURE= (set but empty) means None, not an error.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("title_mode")
     @classmethod

@@ -66,24 +66,38 @@ def standin() -> Iterator[StandIn]:
         server.stop()
 
 
-async def _settle(server: StandIn, timeout: float = 3.0) -> None:
+def _settle(server: StandIn, timeout: float = 3.0) -> bool:
     """Wait until the stand-in has finished with every request (so counters cannot leak into the next test)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         if server.active_streams == 0 and all(r.outcome != "pending" for r in server.records):
-            return
-        await asyncio.sleep(0.02)
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
 
 
 @pytest.fixture(autouse=True)
-async def _fresh_standin(standin: StandIn) -> AsyncIterator[None]:
-    """Every test starts and ends with a default stand-in and zeroed counters."""
-    standin.config = StandInConfig()
-    standin.reset()
+def _fresh_standin(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test that uses the stand-in starts and ends with a default one and zeroed counters.
+
+    Torn down after the test's own fixtures (clients, runtimes) have closed their connections. Tests that
+    do not use the stand-in (e.g. the self-contained e2e suite) are left alone.
+    """
+    if "standin" not in request.fixturenames:
+        yield
+        return
+    server: StandIn = request.getfixturevalue("standin")
+    server.config = StandInConfig()
+    server.reset()
     yield
-    await _settle(standin)
-    standin.config = StandInConfig()
-    standin.reset()
+    settled = _settle(server)
+    busy = [r for r in server.records if r.outcome == "pending"]
+    server.config = StandInConfig()
+    server.reset()
+    if not settled:
+        # A request still running after the test means something forgot to close it (Stop did not stop).
+        pytest.fail(f"the stand-in is still answering after the test: {busy or 'streams open'}", pytrace=False)
 
 
 # --------------------------------------------------------------------------- PostgreSQL
@@ -168,22 +182,27 @@ def postgres_url(postgres_server: int) -> str:
 
 
 @pytest.fixture
-def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], str]:
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[str], str]]:
     """Factory: a fresh, empty database of a kind ("sqlite" / "postgresql"); returns its SYNC url."""
+    created: list[tuple[int, str]] = []
 
     def make(kind: str) -> str:
         if kind == "sqlite":
             return f"sqlite:///{tmp_path / f'rubin-{uuid.uuid4().hex[:8]}.db'}"
         if kind == "postgresql":
-            base_url: str = request.getfixturevalue("postgres_url")
+            port: int = request.getfixturevalue("postgres_server")
+            request.getfixturevalue("postgres_url")
             name = f"t_{uuid.uuid4().hex}"
-            port = int(base_url.rsplit(":", 1)[1].split("/", 1)[0])
             with _pg_connect(port) as conn:
                 conn.execute(f"CREATE DATABASE {name}")
-            return base_url.rsplit("/", 1)[0] + "/" + name
+            created.append((port, name))
+            return f"postgresql+psycopg://postgres@127.0.0.1:{port}/{name}"
         raise ValueError(kind)
 
-    return make
+    yield make
+    for port, name in created:  # engines are disposed by now; FORCE ends any straggling connection
+        with _pg_connect(port) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

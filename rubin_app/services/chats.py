@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import delete, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -53,13 +53,16 @@ async def get_or_create_local_user(*, session: AsyncSession) -> User:
 async def list_conversations(
     *, session: AsyncSession, user_id: int, query: str = "", limit: int = 500
 ) -> Sequence[Conversation]:
-    """The user's conversations, newest first, optionally filtered by title."""
+    """The user's conversations, newest first, optionally filtered by title (case-insensitive substring)."""
     stmt = select(Conversation).where(Conversation.user_id == user_id)
-    if query.strip():
-        pattern = "%" + query.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        stmt = stmt.where(func.lower(Conversation.title).like(pattern, escape="\\"))
-    stmt = stmt.order_by(col(Conversation.updated_at).desc(), col(Conversation.id)).limit(limit)
-    return (await session.exec(stmt)).all()
+    stmt = stmt.order_by(col(Conversation.updated_at).desc(), col(Conversation.id))
+    needle = query.strip().casefold()
+    if not needle:
+        return (await session.exec(stmt.limit(limit))).all()
+    # Filtered in Python: SQL lower()/LIKE only fold ASCII on SQLite (and under a C locale on PostgreSQL),
+    # so "рубин" would not find "Рубин". A user's own conversation list is small enough.
+    found = [c for c in (await session.exec(stmt)).all() if needle in c.title.casefold()]
+    return found[:limit]
 
 
 async def get_conversation(*, session: AsyncSession, user_id: int, conversation_id: str) -> Conversation | None:

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, aclosing
 from dataclasses import dataclass, field
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -44,6 +44,7 @@ class Run:
     task: asyncio.Task[None] | None = None
     after_tasks: list[asyncio.Task[None]] = field(default_factory=list)
     stop_requested: bool = False
+    started: bool = False
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -106,6 +107,7 @@ class GenerationManager:
         self.session_factory = session_factory
         self.settings = settings
         self._runs: dict[int, Run] = {}
+        self._finishing: set[asyncio.Task[None]] = set()
 
     def get(self, *, user_id: int, message_id: int) -> Run | None:
         """The user's live run for a message, or None."""
@@ -129,6 +131,7 @@ class GenerationManager:
         run = Run(message_id=message_id, conversation_id=conversation_id, user_id=user_id, model=model)
         self._runs[message_id] = run
         run.task = asyncio.create_task(self._generate(run, messages), name=f"answer-{message_id}")
+        run.task.add_done_callback(lambda _task: self._finish_unstarted(run))
         return run
 
     async def stop(self, *, user_id: int, message_id: int) -> bool:
@@ -148,27 +151,41 @@ class GenerationManager:
                 run.task.cancel()
         await asyncio.gather(*(r.wait_done(5) for r in list(self._runs.values())))
 
+    def _finish_unstarted(self, run: Run) -> None:
+        """A task cancelled before its first step never ran `_generate`: save and release the run here."""
+        if run.started or run.finished:
+            return
+        run.status = MessageStatus.interrupted
+        run.error = "stopped" if run.stop_requested else "shutdown"
+        run.duration_ms = 0
+        task = asyncio.ensure_future(self._finish(run))
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
+
     async def _generate(self, run: Run, messages: list[dict[str, str]]) -> None:
+        run.started = True
         started = time.monotonic()
         last_flush = started
         try:
             stream = self.client.stream_chat(
                 run.model, messages, max_tokens=self.settings.max_tokens, temperature=self.settings.temperature
             )
-            async for event in stream:
-                if event.kind == "content":
-                    if run.ttft_ms is None:
-                        run.ttft_ms = int((time.monotonic() - started) * 1000)
-                    run.text += event.text
-                elif event.kind == "reasoning":
-                    run.reasoning += event.text
-                elif event.kind == "usage":
-                    run.prompt_tokens = event.usage.get("prompt_tokens", run.prompt_tokens)
-                    run.completion_tokens = event.usage.get("completion_tokens", run.completion_tokens)
-                run.notify()
-                if time.monotonic() - last_flush >= self.settings.flush_seconds:
-                    last_flush = time.monotonic()
-                    await self._save(run)
+            # aclosing: a Stop that lands during a DB flush (outside the stream) must still close the request.
+            async with aclosing(stream):
+                async for event in stream:
+                    if event.kind == "content":
+                        if run.ttft_ms is None:
+                            run.ttft_ms = int((time.monotonic() - started) * 1000)
+                        run.text += event.text
+                    elif event.kind == "reasoning":
+                        run.reasoning += event.text
+                    elif event.kind == "usage":
+                        run.prompt_tokens = event.usage.get("prompt_tokens", run.prompt_tokens)
+                        run.completion_tokens = event.usage.get("completion_tokens", run.completion_tokens)
+                    run.notify()
+                    if time.monotonic() - last_flush >= self.settings.flush_seconds:
+                        last_flush = time.monotonic()
+                        await self._save(run)
             run.status = MessageStatus.complete
         except asyncio.CancelledError:
             run.status = MessageStatus.interrupted

@@ -223,8 +223,14 @@ class LLMClient:
     async def _request(self, method: str, path: str, body: Any, model: str | None = None) -> httpx.Response:
         request = self._http.build_request(method, path, json=body) if body else self._http.build_request(method, path)
         response = await self._send_with_retries(request, model)
-        await response.aread()
-        await response.aclose()
+        try:
+            await response.aread()
+        except httpx.TimeoutException as exc:
+            raise LLMError("timeout", "no data within the read timeout") from exc
+        except httpx.TransportError as exc:
+            raise LLMError("dropped", "the connection closed mid-reply") from exc
+        finally:
+            await response.aclose()
         return response
 
     async def _send_with_retries(self, request: httpx.Request, model: str | None) -> httpx.Response:
@@ -246,8 +252,12 @@ class LLMClient:
             else:
                 if response.status_code < 400:
                     return response
-                body = await response.aread()
-                await response.aclose()
+                try:
+                    body = await response.aread()
+                except httpx.TransportError:
+                    body = b""  # the status alone still says what went wrong
+                finally:
+                    await response.aclose()
                 error = _status_error(response, body, model)
                 cause = error
             retryable = error.code in ("unreachable", "timeout", "overloaded", "server")

@@ -12,6 +12,9 @@ def alembic_config(url: str | None = None) -> Config:
     """Alembic config for the project, optionally for another database URL."""
     cfg = Config(str(PROJECT_DIR / "alembic" / "alembic.ini"))
     cfg.set_main_option("script_location", str(PROJECT_DIR / "alembic"))
+    # Split prepend_sys_path on os.pathsep only: the legacy default also splits on spaces and is deprecated.
+    if cfg.get_main_option("path_separator") is None:
+        cfg.set_main_option("path_separator", "os")
     if url:
         cfg.attributes["url"] = url
     cfg.attributes["configure_logger"] = False

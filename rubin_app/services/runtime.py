@@ -68,12 +68,15 @@ class Runtime:
             ),
         )
         self._local_user_id: int | None = None
+        self._local_user_lock = asyncio.Lock()
 
     async def local_user_id(self) -> int:
         """Id of the local user (created on first use)."""
-        if self._local_user_id is None:
-            async with session_scope() as session:
-                self._local_user_id = (await chats.get_or_create_local_user(session=session)).id
+        # Locked: tabs opening together would otherwise both insert the user (unique violation).
+        async with self._local_user_lock:
+            if self._local_user_id is None:
+                async with session_scope() as session:
+                    self._local_user_id = (await chats.get_or_create_local_user(session=session)).id
         assert self._local_user_id is not None
         return self._local_user_id
 

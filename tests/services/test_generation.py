@@ -1,0 +1,324 @@
+"""Server-side answer runs: streamed from the stand-in, saved to a real database, independent of followers."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rubin_app.models import Message, MessageRole, MessageStatus
+from rubin_app.services import chats
+from rubin_app.services.db import session_scope
+from rubin_app.services.generation import Run
+from rubin_app.services.runtime import Runtime
+from tests.factories import make_conversation, make_message, make_user
+from tests.fakes.localai_standin import StandIn, expected_reply, prompt_tokens
+
+MODEL = "standin-model"
+
+
+@dataclass
+class Prepared:
+    user_id: int
+    conversation_id: str
+    message_id: int
+    messages: list[dict[str, str]]
+
+
+async def prepare(question: str) -> Prepared:
+    """A saved question and an empty 'streaming' answer, as chat_flow leaves them before generating."""
+    async with session_scope() as s:
+        user = await make_user(s)
+        assert user.id is not None
+        conv = await make_conversation(s, user_id=user.id, model=MODEL)
+        await make_message(s, conversation=conv, role=MessageRole.user, content=question)
+        answer = await make_message(s, conversation=conv, role=MessageRole.assistant, content="", status=MessageStatus.streaming)
+    assert answer.id is not None
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": question}]
+    return Prepared(user.id, conv.id, answer.id, messages)
+
+
+def start(rt: Runtime, p: Prepared) -> Run:
+    return rt.generation.start(
+        user_id=p.user_id, conversation_id=p.conversation_id, message_id=p.message_id, model=MODEL, messages=p.messages
+    )
+
+
+async def saved(p: Prepared) -> Message:
+    async with session_scope() as s:
+        message = await chats.get_message(session=s, user_id=p.user_id, message_id=p.message_id)
+    assert message is not None
+    return message
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
+
+
+# --------------------------------------------------------------------------- complete answers
+
+
+async def test_answer_streams_and_is_saved_complete_with_measurements(runtime: Runtime) -> None:
+    p = await prepare("[[ttft=0.15]] What is a ruby?")
+    run = start(runtime, p)
+    assert runtime.generation.active_ids() == [p.message_id]
+    assert await run.wait_done(timeout=5)
+
+    message = await saved(p)
+    assert message.status == MessageStatus.complete
+    assert message.content == expected_reply(p.messages) == run.text
+    assert message.error == ""
+    assert message.ttft_ms is not None and message.ttft_ms >= 150
+    assert message.duration_ms is not None and message.duration_ms >= message.ttft_ms
+    assert message.completion_tokens == 20
+    assert message.prompt_tokens == prompt_tokens(p.messages)
+    assert runtime.generation.active_ids() == []
+    assert runtime.generation.get(user_id=p.user_id, message_id=p.message_id) is None
+
+
+async def test_reasoning_is_saved_apart_from_the_answer(runtime: Runtime) -> None:
+    p = await prepare("[[reasoning]] think first")
+    run = start(runtime, p)
+    assert await run.wait_done(timeout=5)
+    message = await saved(p)
+    assert message.reasoning == "Thinking about it"
+    assert message.content == expected_reply(p.messages)
+
+
+async def test_answer_is_written_to_the_database_while_it_streams(runtime: Runtime, standin: StandIn) -> None:
+    standin.config.token_rate = 40
+    p = await prepare("[[tokens=40]] stream slowly")
+    full = expected_reply(p.messages)
+    run = start(runtime, p)
+
+    await wait_for(lambda: len(run.text) > 30)
+    await asyncio.sleep(0.15)  # > db_flush_seconds (0.05) with pieces arriving
+    mid = await saved(p)
+    assert mid.status == MessageStatus.streaming
+    assert mid.content, "nothing saved mid-stream"
+    assert full.startswith(mid.content)
+    assert mid.content != full
+    assert mid.duration_ms is None
+    assert mid.ttft_ms is not None
+
+    assert await run.wait_done(timeout=5)
+    final = await saved(p)
+    assert (final.status, final.content) == (MessageStatus.complete, full)
+
+
+async def test_the_run_finishes_and_saves_when_the_tab_is_closed(runtime: Runtime, standin: StandIn) -> None:
+    standin.config.token_rate = 100
+    p = await prepare("[[tokens=30]] long answer")
+    run = start(runtime, p)
+    follower = run.follow(interval=0.01)
+    first, _ = await anext(follower)
+    assert first
+    await follower.aclose()  # the tab goes away
+    del follower
+
+    assert await run.wait_done(timeout=5)
+    message = await saved(p)
+    assert message.status == MessageStatus.complete
+    assert message.content == expected_reply(p.messages)
+    assert standin.completed == 1 and standin.cancelled == 0
+
+
+# --------------------------------------------------------------------------- stop and failures
+
+
+async def test_stop_keeps_the_partial_answer_and_stops_localai(runtime: Runtime, standin: StandIn) -> None:
+    standin.config.token_rate = 30
+    standin.config.tokens = 200
+    p = await prepare("tell me everything")
+    full = expected_reply(p.messages, tokens=200)
+    run = start(runtime, p)
+    await wait_for(lambda: len(run.text) > 15)
+
+    # another user cannot stop it
+    assert await runtime.generation.stop(user_id=p.user_id + 1000, message_id=p.message_id) is False
+    assert await runtime.generation.stop(user_id=p.user_id, message_id=p.message_id) is True
+    assert run.finished
+
+    message = await saved(p)
+    assert message.status == MessageStatus.interrupted
+    assert message.error == "stopped"
+    assert message.content == run.text
+    assert message.content and full.startswith(message.content) and message.content != full
+    assert message.duration_ms is not None
+    await wait_for(lambda: standin.cancelled == 1, timeout=1.0)
+    assert standin.completed == 0
+    assert await runtime.generation.stop(user_id=p.user_id, message_id=p.message_id) is False
+
+
+async def test_stop_during_database_writes_still_stops_localai(make_runtime: Callable, standin: StandIn) -> None:  # type: ignore[type-arg]
+    """Stop often lands while the run saves its progress (outside the stream): the request must still close.
+
+    The answer is saved after every piece, and the garbage collector is off so that only the code can close
+    the request (a forgotten stream would otherwise be closed whenever a collection happens to run).
+    """
+    rt = await make_runtime(db_flush_seconds=0.001)
+    standin.config.token_rate = 200
+    standin.config.tokens = 2000
+    gc.disable()
+    try:
+        for attempt in range(10):
+            standin.reset()
+            p = await prepare("tell me everything")
+            run = start(rt, p)
+            await wait_for(lambda: len(run.text) > 10)  # noqa: B023
+            await asyncio.sleep(0.003 * attempt)
+            assert await rt.generation.stop(user_id=p.user_id, message_id=p.message_id) is True
+            await wait_for(lambda: standin.cancelled == 1, timeout=1.0)
+            message = await saved(p)
+            assert (message.status, message.error) == (MessageStatus.interrupted, "stopped")
+            assert message.content == run.text
+    finally:
+        gc.enable()
+
+
+async def test_stop_right_after_start_is_prompt_and_saved(runtime: Runtime, standin: StandIn) -> None:
+    """A double click: Stop arrives before the run has taken its first step."""
+    p = await prepare("hello")
+    run = start(runtime, p)
+    started = time.monotonic()
+    assert await runtime.generation.stop(user_id=p.user_id, message_id=p.message_id) is True
+    assert time.monotonic() - started < 1
+    assert run.finished
+    assert runtime.generation.active_ids() == []
+    message = await saved(p)
+    assert (message.status, message.error, message.content) == (MessageStatus.interrupted, "stopped", "")
+    assert standin.completed == 0
+
+
+async def test_shutdown_right_after_start_is_prompt_and_saved(runtime: Runtime) -> None:
+    p = await prepare("hello")
+    start(runtime, p)
+    started = time.monotonic()
+    await runtime.generation.shutdown()
+    assert time.monotonic() - started < 1
+    assert runtime.generation.active_ids() == []
+    message = await saved(p)
+    assert (message.status, message.error) == (MessageStatus.interrupted, "shutdown")
+
+
+async def test_error_frame_is_saved_as_interrupted_with_the_partial_text(runtime: Runtime) -> None:
+    p = await prepare("[[fault=error_frame]] story please")
+    run = start(runtime, p)
+    assert await run.wait_done(timeout=5)
+    message = await saved(p)
+    assert message.status == MessageStatus.interrupted
+    assert message.error == "upstream"
+    assert message.error_detail == "backend crashed"
+    assert message.content and expected_reply(p.messages).startswith(message.content)
+
+
+async def test_dropped_connection_is_saved_as_interrupted(runtime: Runtime) -> None:
+    p = await prepare("[[fault=drop]] story please")
+    run = start(runtime, p)
+    assert await run.wait_done(timeout=5)
+    message = await saved(p)
+    assert (message.status, message.error) == (MessageStatus.interrupted, "dropped")
+    assert message.content
+
+
+async def test_failure_before_any_text_is_an_error(runtime: Runtime, standin: StandIn) -> None:
+    standin.config.fault = "http500"
+    p = await prepare("hello")
+    run = start(runtime, p)
+    assert await run.wait_done(timeout=5)
+    message = await saved(p)
+    assert message.status == MessageStatus.error
+    assert message.error == "server"
+    assert "internal server error" in message.error_detail
+    assert message.content == ""
+    assert message.ttft_ms is None
+
+
+async def test_unreachable_server_is_an_error(make_runtime: Callable, standin: StandIn) -> None:  # type: ignore[type-arg]
+    from tests.conftest import free_port
+
+    rt = await make_runtime(localai_url=f"http://127.0.0.1:{free_port()}")
+    p = await prepare("hello")
+    run = start(rt, p)
+    assert await run.wait_done(timeout=5)
+    message = await saved(p)
+    assert (message.status, message.error) == (MessageStatus.error, "unreachable")
+
+
+async def test_shutdown_saves_running_answers(runtime: Runtime, standin: StandIn) -> None:
+    standin.config.token_rate = 30
+    standin.config.tokens = 200
+    p = await prepare("long")
+    run = start(runtime, p)
+    await wait_for(lambda: bool(run.text))
+    await runtime.generation.shutdown()
+    message = await saved(p)
+    assert (message.status, message.error) == (MessageStatus.interrupted, "shutdown")
+    assert message.content == run.text
+
+
+async def test_orphan_reaper_leaves_live_answers_alone(runtime: Runtime, standin: StandIn) -> None:
+    standin.config.token_rate = 30
+    standin.config.tokens = 200
+    live = await prepare("live")
+    orphan = await prepare("orphan")  # never started: its process "died"
+    run = start(runtime, live)
+    await wait_for(lambda: bool(run.text))
+    assert await runtime.reap_orphans() == 1
+    assert (await saved(orphan)).status == MessageStatus.interrupted
+    assert (await saved(orphan)).error == "restarted"
+    assert runtime.generation.get(user_id=live.user_id, message_id=live.message_id) is run
+    await runtime.generation.stop(user_id=live.user_id, message_id=live.message_id)
+    assert (await saved(live)).error == "stopped"
+
+
+# --------------------------------------------------------------------------- followers
+
+
+async def test_late_follower_gets_exactly_the_rest_coalesced(runtime: Runtime, standin: StandIn) -> None:
+    standin.config.token_rate = 300
+    p = await prepare("[[tokens=150]] fast answer")
+    full = expected_reply(p.messages)
+    run = start(runtime, p)
+    await wait_for(lambda: len(run.text) > 20)
+
+    snapshot = run.text  # what a newly opened tab renders from the run
+    assert runtime.generation.get(user_id=p.user_id, message_id=p.message_id) is run
+    assert runtime.generation.get(user_id=p.user_id + 1000, message_id=p.message_id) is None
+    pieces = [text async for text, _ in run.follow(text_offset=len(snapshot), interval=0.05)]
+
+    assert run.finished
+    assert snapshot + "".join(pieces) == full
+    remaining_pieces = 150 - len(snapshot.split())
+    assert 0 < len(pieces) < remaining_pieces / 3, f"{len(pieces)} yields for ~{remaining_pieces} pieces"
+    assert (await saved(p)).content == full
+
+
+async def test_two_followers_see_the_same_answer(runtime: Runtime, standin: StandIn) -> None:
+    standin.config.token_rate = 200
+    p = await prepare("[[tokens=60]] [[reasoning]] shared")
+
+    async def follow(run: Run) -> tuple[str, str]:
+        text = reasoning = ""
+        async for t, r in run.follow(interval=0.01):
+            text += t
+            reasoning += r
+        return text, reasoning
+
+    run = start(runtime, p)
+    a, b = await asyncio.wait_for(asyncio.gather(follow(run), follow(run)), timeout=5)
+    assert a == b == (expected_reply(p.messages), "Thinking about it")
+
+
+async def test_follow_after_the_end_returns_everything_once(runtime: Runtime) -> None:
+    p = await prepare("quick")
+    run = start(runtime, p)
+    assert await run.wait_done(timeout=5)
+    pieces = [t async for t, _ in run.follow(interval=0)]
+    assert "".join(pieces) == expected_reply(p.messages)
+    assert len(pieces) == 1
