@@ -66,9 +66,10 @@ class Run:
             return False
         return True
 
-    async def follow(self, text_offset: int = 0, interval: float = 0.04) -> AsyncIterator[tuple[str, str]]:
+    async def follow(
+        self, text_offset: int = 0, interval: float = 0.04, reasoning_offset: int = 0
+    ) -> AsyncIterator[tuple[str, str]]:
         """Yield (new text, new reasoning) pieces, coalesced to one per `interval` seconds."""
-        reasoning_offset = 0
         while True:
             changed = self._changed
             new_text, new_reasoning = self.text[text_offset:], self.reasoning[reasoning_offset:]
@@ -166,6 +167,7 @@ class GenerationManager:
         run.started = True
         started = time.monotonic()
         last_flush = started
+        pieces = 0
         try:
             stream = self.client.stream_chat(
                 run.model, messages, max_tokens=self.settings.max_tokens, temperature=self.settings.temperature
@@ -177,6 +179,7 @@ class GenerationManager:
                         if run.ttft_ms is None:
                             run.ttft_ms = int((time.monotonic() - started) * 1000)
                         run.text += event.text
+                        pieces += 1
                     elif event.kind == "reasoning":
                         run.reasoning += event.text
                     elif event.kind == "usage":
@@ -200,6 +203,8 @@ class GenerationManager:
             run.error = "internal"
         finally:
             run.duration_ms = int((time.monotonic() - started) * 1000)
+            if run.completion_tokens is None and pieces:
+                run.completion_tokens = pieces  # servers without usage: one delta is about one token
             await asyncio.shield(self._finish(run))
 
     async def _finish(self, run: Run) -> None:

@@ -114,6 +114,13 @@ def parse_chunk(payload: str) -> list[StreamEvent]:
     return events
 
 
+async def _lines_then_blank(response: httpx.Response) -> AsyncIterator[str]:
+    """The body's lines plus a final blank line, so a last frame without one is not lost."""
+    async for line in response.aiter_lines():
+        yield line
+    yield ""
+
+
 class LLMClient:
     """One pooled httpx client per server; safe to share across tasks."""
 
@@ -194,7 +201,7 @@ class LLMClient:
         bad_frames = 0
         data_lines: list[str] = []
         try:
-            async for line in response.aiter_lines():
+            async for line in _lines_then_blank(response):
                 if line.startswith("data:"):
                     data_lines.append(line[5:].lstrip(" "))
                     continue

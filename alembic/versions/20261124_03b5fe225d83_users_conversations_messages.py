@@ -1,8 +1,8 @@
 """users conversations messages
 
-Revision ID: f779e67fd1fa
+Revision ID: 03b5fe225d83
 Revises: 
-Create Date: 2026-11-24 13:52:37.690204
+Create Date: 2026-11-24 14:40:03.360757
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 
 
-revision: str = 'f779e67fd1fa'
+revision: str = '03b5fe225d83'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -65,7 +65,8 @@ def upgrade() -> None:
     sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_messages_conversation_id'), ['conversation_id'], unique=False)
