@@ -87,8 +87,12 @@ def sidebar_content() -> rx.Component:
             type="auto",
             scrollbars="vertical",
             flex="1",
+            width="100%",
+            class_name="rubin-chat-list",
         ),
         height="100%",
+        width="100%",
+        min_width="0",
         padding="0.75rem",
         spacing="3",
     )

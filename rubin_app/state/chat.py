@@ -131,15 +131,32 @@ class ChatState(rx.State):
             self.lang = lang
 
     @rx.event
+    def set_browser_language(self, languages: str) -> None:
+        """Follow the browser's language list (navigator.languages), until the user picks one."""
+        if isinstance(languages, str) and languages.strip():
+            self.lang = i18n.pick_language(languages)
+
+    @rx.event
     async def on_load(self):
         """Open the page: language, models, sidebar, and the conversation in the URL."""
+        detect = None
         if not self.lang:
             self.lang = i18n.pick_language(self.router.headers.accept_language or "")
+            # The websocket's Accept-Language is not always the page's (browsers and emulators differ):
+            # ask the page itself once, it is what the user set as the browser's language.
+            detect = rx.call_script(
+                "((navigator.languages && navigator.languages.length) ? navigator.languages"
+                " : [navigator.language]).join(',')",
+                callback=ChatState.set_browser_language,
+            )
         cid = self.router.page.params.get("cid", "") if hasattr(self.router.page, "params") else ""
         self.drawer_open = False
         await self._load_chats()
         await self._load_models(refresh=False)
-        return await self._open(cid)
+        opened = await self._open(cid)
+        if detect is None:
+            return opened
+        return [detect, *(opened if isinstance(opened, list) else [opened] if opened is not None else [])]
 
     async def _load_chats(self) -> None:
         async with session_scope() as session:
@@ -182,7 +199,10 @@ class ChatState(rx.State):
             return None
         self.streaming_id = live.id
         _following[token] = live.id
-        return [rx.call_script(push_js(live.content, live.reasoning, reset=True)), ChatState.follow(live.id)]
+        # Show what exists now (the live run is ahead of the last DB flush), then follow from exactly there.
+        run = get_runtime().generation.get(user_id=user_id, message_id=live.id)
+        text, think = (run.text, run.reasoning) if run is not None else (live.content, live.reasoning)
+        return [rx.call_script(push_js(text, think, reset=True)), ChatState.follow(live.id, len(text), len(think))]
 
     # ---- sidebar -----------------------------------------------------------------------------
     @rx.event
@@ -306,7 +326,7 @@ class ChatState(rx.State):
         self.tail = [self._view(question), self._view(answer)]
         self.streaming_id = answer.id or 0
         _following[self.router.session.client_token] = self.streaming_id
-        return [rx.call_script(push_js("", "", reset=True)), ChatState.follow(self.streaming_id)]
+        return [rx.call_script(push_js("", "", reset=True)), ChatState.follow(self.streaming_id, 0, 0)]
 
     @rx.event
     async def stop(self) -> None:
@@ -360,18 +380,26 @@ class ChatState(rx.State):
 
     # ---- following a live answer ---------------------------------------------------------------
     @rx.event(background=True)
-    async def follow(self, message_id: int):
-        """Push new text of a live answer to this tab until it ends, then show the saved message."""
+    async def follow(self, message_id: int, text_offset: int = 0, think_offset: int = 0):
+        """Push new text of a live answer to this tab until it ends, then show the saved message.
+
+        The offsets say how much of the answer (text, reasoning) the tab already shows: the run may have
+        produced more before this event starts, and that text must still reach the tab.
+        """
         rt = get_runtime()
         token = self.router.session.client_token
         user_id = await rt.local_user_id()
         run = rt.generation.get(user_id=user_id, message_id=message_id)
         if run is not None:
-            offset = len(run.text)
-            async for text, think in run.follow(offset, rt.settings.stream_coalesce_ms / 1000):
+            skip_think = think_offset  # Run.follow always starts the reasoning at 0
+            async for text, think in run.follow(text_offset, rt.settings.stream_coalesce_ms / 1000):
                 if _following.get(token) != message_id:
                     return
-                yield rx.call_script(push_js(text, think))
+                if skip_think:
+                    cut = min(skip_think, len(think))
+                    think, skip_think = think[cut:], skip_think - cut
+                if text or think:
+                    yield rx.call_script(push_js(text, think))
             for task in run.after_tasks:
                 await asyncio.wait([task], timeout=30)
         else:

@@ -1,0 +1,306 @@
+"""End-to-end fixtures: the production build of Rubin AI, a LocalAI stand-in and Debian Chromium.
+
+Self-contained on purpose (it does not use the root conftest's fixtures): one stand-in and one
+`reflex run --env prod` for the whole session, one browser, a fresh browser context per test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+from playwright.sync_api import BrowserContext, Page, expect
+
+from tests.fakes.localai_standin import StandIn, StandInConfig
+
+from .helpers import DEFAULT_RATE, DEFAULT_TOKENS, MAX_MESSAGE_CHARS, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "e2e"
+STARTUP_TIMEOUT = 180.0
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+expect.set_options(timeout=10_000)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test in this folder is an end-to-end test."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
+    """Remember each phase's report on the item (the page fixture screenshots failures)."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def app_environment(standin_url: str, db_path: Path, port: int) -> dict[str, str]:
+    """Everything scripts/env.sh exports, plus the app's settings for the e2e run."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "LOCALAI_", "LLM_"))}
+    env.update(
+        RUBIN_ROOT=str(ROOT),
+        PATH=f"{ROOT}/.venv/bin:{ROOT}/.tools/bun/node_modules/.bin:{os.environ.get('PATH', '')}",
+        NODE_EXTRA_CA_CERTS=os.environ.get("NODE_EXTRA_CA_CERTS", "/etc/ssl/certs/ca-certificates.crt"),
+        REFLEX_TELEMETRY_ENABLED="false",
+        REFLEX_CHECK_LATEST_VERSION="false",
+        REFLEX_USE_SYSTEM_BUN="1",
+        REFLEX_DIR=str(ROOT / ".tools" / "reflex"),
+        BUN_INSTALL_CACHE_DIR=str(ROOT / ".tools" / "bun-cache"),
+        PYTHONUNBUFFERED="1",
+        LOCALAI_URL=standin_url,
+        DATABASE_URL=f"sqlite:///{db_path}",
+        DB_FLUSH_SECONDS="0.5",
+        LLM_READ_TIMEOUT="3",
+        LLM_CONNECT_TIMEOUT="2",
+        LLM_RETRIES="0",
+        TITLE_MODE="first_message",
+        MAX_MESSAGE_CHARS=str(MAX_MESSAGE_CHARS),
+        MODELS_CACHE_TTL="60",
+        FRONTEND_PORT=str(port),
+        LOG_LEVEL="INFO",
+    )
+    for name in ("API_URL", "DEFAULT_MODEL", "LOCALAI_API_KEY", "DATA_DIR", "SYSTEM_PROMPT", "LLM_MAX_TOKENS"):
+        env.pop(name, None)
+    return env
+
+
+def _live_group(pgid: int) -> list[psutil.Process]:
+    """Processes of a process group that are still running (zombies do not count)."""
+    found = []
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return found
+
+
+@dataclass
+class AppServer:
+    """The production app as a subprocess (own process group) on one port."""
+
+    env: dict[str, str]
+    port: int
+    log_path: Path
+    proc: subprocess.Popen | None = None
+    starts: int = 0
+    _logs: list[Any] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """Base URL of the app."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_tail(self, lines: int = 80) -> str:
+        """The last lines of the server log."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def start(self, timeout: float = STARTUP_TIMEOUT) -> None:
+        """Start `reflex run --env prod` and wait for /api/health."""
+        log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
+        log.write(f"\n===== start #{self.starts + 1} =====\n".encode())
+        log.flush()
+        self._logs.append(log)
+        self.starts += 1
+        self.proc = subprocess.Popen(
+            ["reflex", "run", "--env", "prod", "--frontend-port", str(self.port), "--backend-port", str(self.port)],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the app exited early ({self.proc.returncode}); log tail:\n{self.log_tail()}")
+            try:
+                if httpx.get(f"{self.url}/api/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"the app did not answer /api/health in {timeout} s; log tail:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        """SIGTERM the process group, wait, SIGKILL what is left."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(20)
+        # The workers outlive the `reflex` leader while they shut down (saving live answers): let them finish.
+        with contextlib.suppress(AssertionError):
+            wait_until(lambda: not _live_group(proc.pid), timeout=20, what="the app's processes to exit")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.wait(5)
+        wait_until(self._port_free, timeout=15, what=f"port {self.port} to be free")
+
+    def _port_free(self) -> bool:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            return sock.connect_ex(("127.0.0.1", self.port)) != 0
+
+    def restart(self) -> None:
+        """Stop the app and start it again on the same port and database."""
+        self.stop()
+        self.start()
+
+    def close(self) -> None:
+        """Stop for good and close the log."""
+        self.stop()
+        for log in self._logs:
+            log.close()
+
+
+# --------------------------------------------------------------------------- servers
+
+
+@pytest.fixture(scope="session")
+def e2e_standin() -> Iterator[StandIn]:
+    """The session's own LocalAI stand-in: 20 pieces per answer at about 40 pieces/s."""
+    server = StandIn(StandInConfig(tokens=DEFAULT_TOKENS, token_rate=DEFAULT_RATE)).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def standin(e2e_standin: StandIn) -> Iterator[StandIn]:
+    """The stand-in with its default behaviour restored around each test (counters zeroed)."""
+    e2e_standin.config = StandInConfig(tokens=DEFAULT_TOKENS, token_rate=DEFAULT_RATE)
+    e2e_standin.reset()
+    yield e2e_standin
+    e2e_standin.config = StandInConfig(tokens=DEFAULT_TOKENS, token_rate=DEFAULT_RATE)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_standin() -> None:
+    """Replaces the root conftest's autouse fixture of this name: e2e tests use their own stand-in."""
+
+
+@pytest.fixture(scope="session")
+def app_server(e2e_standin: StandIn) -> Iterator[AppServer]:
+    """The production build on one free port, on a fresh SQLite database."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for old in ARTIFACTS.glob("*.png"):  # screenshots of an earlier run would mislead
+        old.unlink()
+    tmp = Path(tempfile.mkdtemp(prefix="rubin-e2e-"))
+    port = free_port()
+    log_path = ARTIFACTS / "app-server.log"
+    log_path.write_bytes(b"")
+    server = AppServer(env=app_environment(e2e_standin.url, tmp / "e2e.db", port), port=port, log_path=log_path)
+    try:
+        try:
+            server.start()
+        except RuntimeError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        yield server
+    finally:
+        server.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- browser
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+    """Debian Chromium with the flags this machine needs (never a downloaded browser)."""
+    return {**browser_type_launch_args, "executable_path": "/usr/bin/chromium", "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture(scope="session")
+def base_url(app_server: AppServer) -> str:
+    """The app's URL (relative page.goto paths resolve against it)."""
+    return app_server.url
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict, base_url: str) -> dict:
+    """The app as base URL (open_page adds the locale and window size, which tests may change)."""
+    return {**browser_context_args, "base_url": base_url}
+
+
+DESKTOP = {"locale": "en-US", "viewport": {"width": 1280, "height": 800}}
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:120]
+
+
+@pytest.fixture
+def open_page(
+    new_context: Callable[..., BrowserContext], request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Page]]:
+    """Factory: a page in a new browser context (English desktop unless kwargs say otherwise).
+
+    Every page it made is screenshotted into test-artifacts/e2e/ when the test fails.
+    """
+    pages: list[Page] = []
+    js_errors: list[str] = []
+
+    def make(**context_args: Any) -> Page:
+        context = new_context(**{**DESKTOP, **context_args})
+        context.set_default_timeout(15_000)
+        context.on("weberror", lambda error: js_errors.append(str(error.error)))
+        page = context.new_page()
+        pages.append(page)
+        return page
+
+    yield make
+    failed = any(getattr(getattr(request.node, f"rep_{w}", None), "failed", False) for w in ("setup", "call"))
+    if failed:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        for i, page in enumerate(pages):
+            if not page.is_closed():
+                try:
+                    page.screenshot(path=str(ARTIFACTS / f"{_safe(request.node.name)}-{i}.png"), full_page=True)
+                except Exception as exc:  # a screenshot must not hide the real failure
+                    print(f"screenshot failed: {exc}")
+    elif js_errors:
+        pytest.fail(f"uncaught JavaScript errors in the page: {js_errors}", pytrace=False)
+
+
+@pytest.fixture
+def page(open_page: Callable[..., Page]) -> Page:
+    """A fresh desktop page in its own context."""
+    return open_page()

@@ -1,0 +1,54 @@
+"""Restarting the app keeps every conversation (runs last: it restarts the shared server)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from playwright.sync_api import Page, expect
+
+from .conftest import AppServer
+from .helpers import ask, body, chat_id, expected, open_app, send, unique, wait_live, wait_partial, wait_status
+
+
+def test_conversations_survive_an_app_restart(
+    page: Page, open_page: Callable[..., Page], app_server: AppServer
+) -> None:
+    done = unique("kept")
+    open_app(page)
+    ask(page, done)
+    done_cid = chat_id(page)
+
+    # A second tab is in the middle of an answer when the server goes down.
+    busy = open_page()
+    word = unique("midway")
+    open_app(busy)
+    send(busy, f"{word} [[tokens=400]] [[rate=15]]")
+    busy_cid = chat_id(busy)
+    # Streamed for over 1 s: at least one periodic save (DB_FLUSH_SECONDS=0.5) has happened.
+    wait_partial(busy, f"Echo: {word}", min_chars=len(f"Echo: {word}") + 120)
+
+    app_server.restart()
+
+    page.reload()
+    wait_live(page)
+    assert chat_id(page) == done_cid
+    expect(page.get_by_test_id("user-message")).to_have_count(1)
+    expect(page.get_by_test_id("user-message")).to_contain_text(done)
+    answer = wait_status(page, "complete")
+    expect(body(answer)).to_have_text(expected(done))
+    expect(page.get_by_test_id("sidebar").locator(f'[href="/c/{busy_cid}"]')).to_be_visible()
+
+    # The interrupted answer kept its text and says why it stopped; it can be retried. A graceful stop saves
+    # everything ("stopped"); if the worker dies instead (granian sometimes panics on shutdown with open
+    # websockets), the next start marks it "restarted" and the text of the last periodic save remains.
+    open_app(busy, f"/c/{busy_cid}")
+    answer = wait_status(busy, "interrupted")
+    kept = body(answer).inner_text()
+    why = answer.get_by_test_id("message-error").inner_text()
+    assert kept.startswith(f"Echo: {word} lorem"), f"partial answer lost over the restart: {kept!r} ({why})"
+    assert expected(f"{word} [[tokens=400]] [[rate=15]]").startswith(kept.strip()), kept
+    expect(answer.get_by_test_id("message-error")).to_contain_text(
+        re.compile(r"The server (stopped|restarted) while answering\.")
+    )
+    expect(answer.get_by_test_id("retry")).to_be_visible()
