@@ -22,5 +22,12 @@ fi
 "$RUBIN_ROOT/scripts/bootstrap.sh" requirements-dev.txt requirements-engine.txt
 
 mkdir -p test-artifacts
-step "running pytest"
-python -m pytest "$@"
+if [ $# -gt 0 ]; then
+  python -m pytest "$@"
+else
+  # Two sessions: pytest-asyncio's loop and Playwright's sync API do not share one process well.
+  step "unit, service and fault-injection tests (SQLite + PostgreSQL + LocalAI stand-in)"
+  python -m pytest -m "not e2e and not llm"
+  step "end-to-end tests: Chromium against the production build, and the real Gemma model"
+  python -m pytest -m "e2e or llm"
+fi
