@@ -38,7 +38,8 @@ def _status(msg: MsgView) -> rx.Component:
         rx.callout(
             rx.text(
                 rx.text.strong(rx.cond(msg.status == "error", T["status_error"], T["status_interrupted"]), ": "),
-                msg.error,
+                T["err_" + msg.error],
+                rx.cond(msg.error_detail != "", " (" + msg.error_detail + ")", ""),
             ),
             icon="triangle_alert",
             color_scheme=rx.cond(msg.status == "error", "red", "amber"),

@@ -43,6 +43,7 @@ def _not_found() -> rx.Component:
 def _conversation() -> rx.Component:
     return rx.vstack(
         rx.foreach(ChatState.messages, lambda m: message(m)),
+        rx.foreach(ChatState.recent, lambda m: message(m)),
         rx.foreach(ChatState.tail, lambda m: message(m, in_tail=True)),
         width="100%",
         max_width=styles.CONTENT_WIDTH,

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 stream_text = ClientStateVar.create("rubinstream", default="")
 stream_think = ClientStateVar.create("rubinthink", default="")
 
+RECENT_MAX = 40
+
 # Which answer each browser tab is following: a follower stops when its tab moves elsewhere.
 _following: dict[str, int] = {}
 
@@ -44,7 +46,8 @@ class MsgView:
     content: str = ""
     reasoning: str = ""
     status: str = ""
-    error: str = ""
+    error: str = ""  # an error code; the UI translates it (err_<code> in i18n)
+    error_detail: str = ""
     model: str = ""
     stats: str = ""
 
@@ -75,8 +78,9 @@ class ChatState(rx.State):
     conversation_id: str = ""
     title: str = ""
     not_found: bool = False
-    messages: list[MsgView] = []
-    tail: list[MsgView] = []
+    messages: list[MsgView] = []  # history as loaded: never changes while answers stream
+    recent: list[MsgView] = []  # exchanges finished since the chat was opened (kept small)
+    tail: list[MsgView] = []  # the last exchange: the only list an answer touches
     streaming_id: int = 0
     sending: bool = False
     models: list[str] = []
@@ -105,7 +109,7 @@ class ChatState(rx.State):
 
     def _view(self, m: Message) -> MsgView:
         stats = []
-        if m.duration_ms:
+        if m.duration_ms and m.content:
             stats.append(f"{m.duration_ms / 1000:.1f} s")
         if m.completion_tokens:
             stats.append(f"{m.completion_tokens} {self._t('stats_tokens')}")
@@ -115,7 +119,8 @@ class ChatState(rx.State):
             content=m.content,
             reasoning=m.reasoning,
             status=m.status.value,
-            error=self._error_text(m.error, m.error_detail) if m.error else "",
+            error=m.error if f"err_{m.error}" in i18n.EN else ("internal" if m.error else ""),
+            error_detail=m.error_detail if m.error not in ("", "stopped") else "",
             model=m.model,
             stats=" · ".join(stats),
         )
@@ -176,7 +181,7 @@ class ChatState(rx.State):
     async def _open(self, cid: str):
         """Load a conversation (or an empty new chat) and reattach to a live answer."""
         self.conversation_id, self.title, self.not_found = cid, "", False
-        self.messages, self.tail, self.streaming_id = [], [], 0
+        self.messages, self.recent, self.tail, self.streaming_id = [], [], [], 0
         self.edit_id = 0
         token = self.router.session.client_token
         _following.pop(token, None)
@@ -316,8 +321,10 @@ class ChatState(rx.State):
             self.title = started.conversation.title
             events.append(rx.call_script(f"window.history.replaceState(null,'','/c/{started.conversation.id}')"))
             await self._load_chats()
-        else:
-            self.messages = self.messages + self.tail
+        elif len(self.recent) < RECENT_MAX:
+            self.recent = self.recent + self.tail
+        else:  # fold into the history now and then: amortised, not per answer
+            self.messages, self.recent = self.messages + self.recent + self.tail, []
         return [*events, *self._begin(started)]
 
     def _begin(self, started: chat_flow.Started) -> list:
