@@ -68,35 +68,56 @@ async def send_message(
     """Save the user's message and an empty answer, then start generating it."""
     chats.check_message_text(text, rt.settings.max_message_chars)
     model = await check_model(rt, model)
-    async with session_scope() as session:
-        conversation = None
-        if conversation_id:
-            conversation = await chats.get_conversation(
-                session=session, user_id=user_id, conversation_id=conversation_id
+    persisted = asyncio.Event()
+    run: Run | None = None
+    try:
+        async with session_scope() as session:
+            conversation, history = None, []
+            if conversation_id:
+                conversation = await chats.get_conversation(
+                    session=session, user_id=user_id, conversation_id=conversation_id
+                )
+                if conversation is None:
+                    raise InputError("conversation_not_found")
+                history = list(
+                    await chats.list_messages(session=session, user_id=user_id, conversation_id=conversation_id)
+                )
+            # Ask LocalAI first, save while it thinks: the rows are written during its time to first token.
+            pending_question = Message(role=MessageRole.user, content=text, user_id=user_id, conversation_id="")
+            run = rt.generation.start(
+                user_id=user_id,
+                conversation_id=conversation_id or "",
+                message_id=None,
+                model=model,
+                messages=_context(rt, [*history, pending_question]),
+                persisted=persisted,
             )
+            first = conversation is None
             if conversation is None:
-                raise InputError("conversation_not_found")
-        first = conversation is None
-        if conversation is None:
-            conversation = await chats.create_conversation(
-                session=session, user_id=user_id, model=model, title=titles.title_from_text(text)
+                conversation = await chats.create_conversation(
+                    session=session, user_id=user_id, model=model, title=titles.title_from_text(text)
+                )
+            elif conversation.model != model:
+                conversation.model = model
+                session.add(conversation)
+            question = await chats.create_message(
+                session=session, user_id=user_id, conversation_id=conversation.id, role=MessageRole.user, content=text
             )
-        elif conversation.model != model:
-            conversation.model = model
-            session.add(conversation)
-        question = await chats.create_message(
-            session=session, user_id=user_id, conversation_id=conversation.id, role=MessageRole.user, content=text
-        )
-        answer = await chats.create_message(
-            session=session,
-            user_id=user_id,
-            conversation_id=conversation.id,
-            role=MessageRole.assistant,
-            model=model,
-            status=MessageStatus.streaming,
-        )
-        history = await chats.list_messages(session=session, user_id=user_id, conversation_id=conversation.id)
-    run = _start(rt, conversation, answer, history)
+            answer = await chats.create_message(
+                session=session,
+                user_id=user_id,
+                conversation_id=conversation.id,
+                role=MessageRole.assistant,
+                model=model,
+                status=MessageStatus.streaming,
+            )
+            assert answer.id is not None
+            rt.generation.bind(run, message_id=answer.id, conversation_id=conversation.id)
+    except BaseException:
+        if run is not None:
+            rt.generation.discard(run)
+        raise
+    persisted.set()
     if first and rt.settings.title_mode == "llm":
         run.after_tasks.append(asyncio.create_task(_title_after(rt, run, text)))
     return Started(conversation=conversation, messages=[question, answer], run=run)

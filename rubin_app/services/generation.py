@@ -45,6 +45,9 @@ class Run:
     after_tasks: list[asyncio.Task[None]] = field(default_factory=list)
     stop_requested: bool = False
     started: bool = False
+    # Set once the answer's row is committed; saves wait for it (the request starts earlier).
+    persisted: asyncio.Event | None = None
+    discarded: bool = False
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -124,16 +127,39 @@ class GenerationManager:
         *,
         user_id: int,
         conversation_id: str,
-        message_id: int,
+        message_id: int | None,
         model: str,
         messages: list[dict[str, str]],
+        persisted: asyncio.Event | None = None,
     ) -> Run:
-        """Begin generating into an existing 'streaming' assistant message."""
-        run = Run(message_id=message_id, conversation_id=conversation_id, user_id=user_id, model=model)
-        self._runs[message_id] = run
-        run.task = asyncio.create_task(self._generate(run, messages), name=f"answer-{message_id}")
+        """Begin generating into a 'streaming' assistant message.
+
+        With `message_id=None` the request to LocalAI starts before the row exists (lower time to
+        first token); the caller then calls `bind()` and sets `persisted` after its commit, or
+        `discard()` when saving failed.
+        """
+        run = Run(
+            message_id=message_id or 0, conversation_id=conversation_id, user_id=user_id, model=model,
+            persisted=persisted,
+        )  # fmt: skip
+        if message_id:
+            self._runs[message_id] = run
+        run.task = asyncio.create_task(self._generate(run, messages), name=f"answer-{message_id or 'new'}")
         run.task.add_done_callback(lambda _task: self._finish_unstarted(run))
         return run
+
+    def bind(self, run: Run, *, message_id: int, conversation_id: str) -> None:
+        """Attach an early-started run to its saved answer row."""
+        run.message_id, run.conversation_id = message_id, conversation_id
+        self._runs[message_id] = run
+
+    def discard(self, run: Run) -> None:
+        """Drop an early-started run whose rows could not be saved."""
+        run.discarded = True
+        if run.task is not None:
+            run.task.cancel()
+        if run.persisted is not None:
+            run.persisted.set()
 
     async def stop(self, *, user_id: int, message_id: int) -> bool:
         """Stop a run (the partial answer is kept); False when there is none."""
@@ -218,6 +244,10 @@ class GenerationManager:
             run.notify()
 
     async def _save(self, run: Run) -> None:
+        if run.persisted is not None:
+            await run.persisted.wait()
+        if run.discarded:
+            return
         async with self.session_factory() as session:
             await chats.update_message(
                 session=session,

@@ -449,3 +449,19 @@ async def test_model_list_survives_localai_going_away(make_runtime: RuntimeFacto
         own.stop()
     assert await rt.catalog.get(refresh=True) == ["standin-model", "standin-small"]
     assert rt.catalog.error is not None and rt.catalog.error.code == "unreachable"
+
+
+async def test_a_failed_save_cancels_the_early_request_and_leaves_nothing(runtime: Runtime, standin: StandIn) -> None:
+    """The request to LocalAI starts before the rows are written; if writing fails, it is called off."""
+    standin.config.token_rate = 20  # slow: the request is still open when the save fails
+    standin.config.tokens = 200
+    with pytest.raises(Exception, match="(?i)foreign key|integrity|violates"):
+        # A user that does not exist: the conversation insert breaks the foreign key.
+        await chat_flow.send_message(runtime, user_id=987654, conversation_id=None, text="hello", model=MODEL)
+    for _ in range(50):
+        if standin.active_streams == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert standin.active_streams == 0, "the upstream request must be closed"
+    assert await counts() == (0, 0)
+    assert runtime.generation.active_ids() == []
