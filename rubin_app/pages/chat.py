@@ -45,6 +45,7 @@ def _conversation() -> rx.Component:
         rx.foreach(ChatState.messages, lambda m: message(m)),
         rx.foreach(ChatState.recent, lambda m: message(m)),
         rx.foreach(ChatState.tail, lambda m: message(m, in_tail=True)),
+        rx.foreach(ChatState.pending, lambda m: message(m)),
         width="100%",
         max_width=styles.CONTENT_WIDTH,
         margin_x="auto",
@@ -59,7 +60,7 @@ def chat_page() -> rx.Component:
     body = rx.cond(
         ChatState.not_found,
         _not_found(),
-        rx.cond(ChatState.conversation_id == "", _welcome(), _conversation()),
+        rx.cond((ChatState.conversation_id == "") & (ChatState.pending.length() == 0), _welcome(), _conversation()),
     )
     return rx.hstack(
         stream_text,

@@ -24,6 +24,7 @@ ErrorCode = Literal[
     "upstream",  # error frame inside a 200 stream
     "dropped",  # connection lost mid-stream
     "malformed",  # a reply that is not OpenAI-compatible
+    "internal",  # a bug on our side
 ]
 
 MAX_RETRY_AFTER = 10.0

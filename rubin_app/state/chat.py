@@ -32,6 +32,10 @@ stream_text = ClientStateVar.create("rubinstream", default="")
 stream_think = ClientStateVar.create("rubinthink", default="")
 
 RECENT_MAX = 40
+PENDING_QUESTION, PENDING_ANSWER = -1, -2
+
+# The saving-and-asking task of each tab's newest message, picked up by `start_answer`.
+_pending: dict[str, asyncio.Task] = {}
 
 # Which answer each browser tab is following: a follower stops when its tab moves elsewhere.
 _following: dict[str, int] = {}
@@ -81,6 +85,7 @@ class ChatState(rx.State):
     messages: list[MsgView] = []  # history as loaded: never changes while answers stream
     recent: list[MsgView] = []  # exchanges finished since the chat was opened (kept small)
     tail: list[MsgView] = []  # the last exchange: the only list an answer touches
+    pending: list[MsgView] = []  # an exchange shown before it is saved (ids < 0)
     streaming_id: int = 0
     sending: bool = False
     models: list[str] = []
@@ -181,7 +186,7 @@ class ChatState(rx.State):
     async def _open(self, cid: str):
         """Load a conversation (or an empty new chat) and reattach to a live answer."""
         self.conversation_id, self.title, self.not_found = cid, "", False
-        self.messages, self.recent, self.tail, self.streaming_id = [], [], [], 0
+        self.messages, self.recent, self.tail, self.pending, self.streaming_id = [], [], [], [], 0
         self.edit_id = 0
         token = self.router.session.client_token
         _following.pop(token, None)
@@ -296,36 +301,82 @@ class ChatState(rx.State):
     # ---- sending -----------------------------------------------------------------------------
     @rx.event
     async def send(self, form: dict):
-        """Send the composer's text; on bad input the text stays in the box."""
+        """Send the composer's text; on bad input the text stays in the box.
+
+        The exchange shows at once (as `pending`) and the saving and asking run in a task, so this
+        handler returns in about a millisecond and LocalAI is asked while the browser updates.
+        """
         text = str(form.get("text", ""))
         self.draft_error = ""
         if self.streaming_id:
             return rx.toast.warning(self._t("err_busy"))
         try:
-            started = await chat_flow.send_message(
+            chats.check_message_text(text, get_runtime().settings.max_message_chars)
+        except InputError as exc:
+            self.draft_error = self._t(f"err_{exc.code}", **exc.params)
+            return None
+        token = self.router.session.client_token
+        self.pending = [
+            MsgView(id=PENDING_QUESTION, role="user", content=text, status="complete"),
+            MsgView(id=PENDING_ANSWER, role="assistant", status="streaming", model=self.model),
+        ]
+        self.streaming_id = PENDING_ANSWER
+        _following[token] = PENDING_ANSWER
+        _pending[token] = asyncio.create_task(
+            chat_flow.send_message(
                 get_runtime(),
                 user_id=await self._user_id(),
                 conversation_id=self.conversation_id or None,
                 text=text,
                 model=self.model,
             )
-        except InputError as exc:
-            self.draft_error = self._t(f"err_{exc.code}", **exc.params)
-            return None
-        except LLMError as exc:
-            self.draft_error = self._error_text(exc.code, exc.detail)
-            return None
-        events = [rx.set_value("composer", "")]
+        )
+        return [rx.set_value("composer", ""), rx.call_script(push_js("", "", reset=True)), ChatState.start_answer]
+
+    @rx.event(background=True)
+    async def start_answer(self):
+        """Wait for the exchange to be saved, show it for real, then stream the answer."""
+        token = self.router.session.client_token
+        task = _pending.pop(token, None)
+        if task is None:
+            return
+        try:
+            started = await task
+        except Exception as exc:  # noqa: BLE001 - any failure gives the text back with a message
+            if not isinstance(exc, (InputError, LLMError)):
+                log.exception("sending failed")
+                exc = LLMError("internal")
+            async with self:
+                text = self.pending[0].content if self.pending else ""
+                self.pending, self.streaming_id = [], 0
+                _following.pop(token, None)
+                if isinstance(exc, InputError):
+                    self.draft_error = self._t(f"err_{exc.code}", **exc.params)
+                else:
+                    self.draft_error = self._error_text(exc.code, exc.detail)
+            yield rx.set_value("composer", text)  # nothing typed is lost
+            return
+        answer_id = started.messages[1].id or 0
+        if _following.get(token) != PENDING_ANSWER:
+            return  # the tab moved to another chat meanwhile; the answer is saved anyway
+        # Stream first, swap the saved exchange in at the end: no state round trip before the first token.
+        _following[token] = answer_id
+        if not self.conversation_id:
+            yield rx.call_script(f"window.history.replaceState(null,'','/c/{started.conversation.id}')")
+        async for event in self._follow(answer_id, 0, 0, started=started):
+            yield event
+
+    def _adopt(self, started: chat_flow.Started, saved: Message | None) -> None:
+        """Replace the pending exchange by the saved one (one state update, after the answer)."""
         if not self.conversation_id:
             self.conversation_id = started.conversation.id
-            self.title = started.conversation.title
-            events.append(rx.call_script(f"window.history.replaceState(null,'','/c/{started.conversation.id}')"))
-            await self._load_chats()
         elif len(self.recent) < RECENT_MAX:
             self.recent = self.recent + self.tail
         else:  # fold into the history now and then: amortised, not per answer
             self.messages, self.recent = self.messages + self.recent + self.tail, []
-        return [*events, *self._begin(started)]
+        question, answer = started.messages
+        self.tail = [self._view(question), self._view(saved or answer)]
+        self.pending = []
 
     def _begin(self, started: chat_flow.Started) -> list:
         """Show the new exchange and start following the answer."""
@@ -338,8 +389,9 @@ class ChatState(rx.State):
     @rx.event
     async def stop(self) -> None:
         """Stop the answer; what was streamed is kept."""
-        if self.streaming_id:
-            await get_runtime().generation.stop(user_id=await self._user_id(), message_id=self.streaming_id)
+        message_id = self.streaming_id if self.streaming_id > 0 else _following.get(self.router.session.client_token, 0)
+        if message_id > 0:
+            await get_runtime().generation.stop(user_id=await self._user_id(), message_id=message_id)
 
     @rx.event
     async def regenerate(self):
@@ -388,7 +440,14 @@ class ChatState(rx.State):
     # ---- following a live answer ---------------------------------------------------------------
     @rx.event(background=True)
     async def follow(self, message_id: int, text_offset: int = 0, think_offset: int = 0):
-        """Push new text of a live answer to this tab until it ends, then show the saved message.
+        """Push new text of a live answer to this tab until it ends, then show the saved message."""
+        async for event in self._follow(message_id, text_offset, think_offset):
+            yield event
+
+    async def _follow(
+        self, message_id: int, text_offset: int, think_offset: int, started: chat_flow.Started | None = None
+    ):
+        """The follower loop (shared by `follow` and `start_answer`).
 
         The offsets say how much of the answer (text, reasoning) the tab already shows: the run may have
         produced more before this event starts, and that text must still reach the tab.
@@ -417,7 +476,9 @@ class ChatState(rx.State):
             if _following.get(token) != message_id:
                 return
             _following.pop(token, None)
-            if saved is not None:
+            if started is not None:
+                self._adopt(started, saved)
+            elif saved is not None:
                 self.tail = [self._view(saved) if v.id == message_id else v for v in self.tail]
             self.streaming_id = 0
             await self._load_chats()

@@ -72,3 +72,19 @@ def test_shift_enter_adds_a_line(page: Page, standin: StandIn) -> None:
     assert f"{first}\n{second}" in question.inner_text()
     wait_status(page, "complete")
     assert standin.requests == 1
+
+
+def test_model_gone_from_localai_is_explained(page: Page, standin: StandIn) -> None:
+    """The model vanished from LocalAI after the page loaded: a clear message, the question is kept."""
+    open_app(page)
+    expect(page.get_by_test_id("model-select")).to_contain_text("standin-model")
+    standin.config.models = ["another-model"]
+    text = unique("to a vanished model ")
+    page.get_by_test_id("composer").fill(text)
+    page.get_by_test_id("composer").press("Enter")
+    answer = wait_status(page, "error")
+    expect(answer.get_by_test_id("message-error")).to_contain_text("LocalAI does not serve this model")
+    expect(page.get_by_test_id("user-message")).to_have_text(re.compile(re.escape(text)))
+    page.reload()
+    expect(page.get_by_test_id("user-message")).to_have_text(re.compile(re.escape(text)))
+    expect(page.get_by_test_id("retry")).to_be_visible()
