@@ -83,9 +83,7 @@ def isolated_copy(dest: Path) -> Path:
     return dest
 
 
-def start_app(
-    env: dict[str, str], log_path: Path, timeout: float = 240.0, root: Path = ROOT
-) -> subprocess.Popen:
+def start_app(env: dict[str, str], log_path: Path, timeout: float = 240.0, root: Path = ROOT) -> subprocess.Popen:
     """`reflex run --env prod` in its own process group; returns once /api/health answers."""
     port = env["FRONTEND_PORT"]
     with open(log_path, "wb") as log:  # the child keeps its own descriptor

@@ -38,14 +38,20 @@ from tests.fakes.localai_standin import StandIn, StandInConfig
 
 TOKEN_RATE = 200.0  # pieces per second from the stand-in
 TTFTS = (0.0, 0.05)  # the stand-in's own time to first token: instant, and a fast real model
-DONE_JS = "() => !document.querySelector('[data-testid=stop]') && !document.querySelector('[data-testid=streaming-answer]')"
+DONE_JS = (
+    "() => !document.querySelector('[data-testid=stop]') && !document.querySelector('[data-testid=streaming-answer]')"
+)
 
 
 def direct_ttft(url: str, runs: int) -> list[float]:
     """Milliseconds from request to first content delta, straight to the stand-in."""
 
     async def one(client: httpx.AsyncClient, i: int) -> float:
-        body = {"model": "standin-model", "stream": True, "messages": [{"role": "user", "content": f"direct {i} [[tokens=5]]"}]}
+        body = {
+            "model": "standin-model",
+            "stream": True,
+            "messages": [{"role": "user", "content": f"direct {i} [[tokens=5]]"}],
+        }
         t0 = time.perf_counter()
         async with client.stream("POST", "/v1/chat/completions", json=body) as response:
             async for line in response.aiter_lines():
@@ -109,11 +115,15 @@ def seed_long_chat(db_path: Path, messages: int) -> str:
     async def main() -> str:
         async with session_scope() as session:
             user = await chats.get_or_create_local_user(session=session)
-            conv = await chats.create_conversation(session=session, user_id=user.id, model="standin-model", title="long chat")
+            conv = await chats.create_conversation(
+                session=session, user_id=user.id, model="standin-model", title="long chat"
+            )
             for i in range(messages):
                 role = MessageRole.user if i % 2 == 0 else MessageRole.assistant
                 text = f"Earlier message {i}: " + "lorem ipsum dolor sit amet " * 20
-                await chats.create_message(session=session, user_id=user.id, conversation_id=conv.id, role=role, content=text)
+                await chats.create_message(
+                    session=session, user_id=user.id, conversation_id=conv.id, role=role, content=text
+                )
         await dispose_all()
         return conv.id
 

@@ -15,9 +15,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 class Settings(BaseSettings):
     """Validated settings, from the environment or a `.env` file."""
 
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
-    )
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False)
 
     # LocalAI / OpenAI-compatible server
     localai_url: str = Field(
@@ -31,13 +29,13 @@ class Settings(BaseSettings):
         description="System prompt sent first in every chat.",
     )
     llm_connect_timeout: float = Field(default=5.0, gt=0, description="Seconds to connect to LocalAI.")
-    llm_read_timeout: float = Field(
-        default=120.0, gt=0, description="Seconds to wait for the next byte of an answer."
-    )
+    llm_read_timeout: float = Field(default=120.0, gt=0, description="Seconds to wait for the next byte of an answer.")
     llm_retries: int = Field(default=2, ge=0, le=10, description="Retries before the first byte (5xx, 429, connect).")
     llm_retry_backoff: float = Field(default=0.5, ge=0, description="First retry delay in seconds (doubles).")
     llm_max_tokens: int = Field(default=0, ge=0, description="max_tokens per answer; 0: the server's default.")
-    llm_temperature: float | None = Field(default=None, ge=0, le=2, description="Sampling temperature; empty: server default.")
+    llm_temperature: float | None = Field(
+        default=None, ge=0, le=2, description="Sampling temperature; empty: server default."
+    )
     models_cache_ttl: float = Field(default=60.0, ge=0, description="Seconds the model list is cached.")
 
     # Chat behaviour

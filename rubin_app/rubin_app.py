@@ -36,7 +36,7 @@ async def runtime_lifespan():
             await asyncio.sleep(REAP_INTERVAL)
             try:
                 await rt.reap_orphans(older_than=settings.llm_read_timeout + 60)
-            except Exception:  # noqa: BLE001 - keep reaping after a transient DB error
+            except Exception:
                 log.exception("orphan reaper failed")
 
     task = asyncio.create_task(reaper())
@@ -50,7 +50,10 @@ async def runtime_lifespan():
 app = rx.App(
     style=styles.GLOBAL_STYLE,
     head_components=[
-        rx.el.meta(name="viewport", content="width=device-width, initial-scale=1, viewport-fit=cover, interactive-widget=resizes-content"),
+        rx.el.meta(
+            name="viewport",
+            content="width=device-width, initial-scale=1, viewport-fit=cover, interactive-widget=resizes-content",
+        ),
         rx.el.meta(name="color-scheme", content="light dark"),
         rx.el.script(src="/rubin.js"),
     ],

@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rubin_app.config import PROJECT_DIR, Settings  # noqa: E402
+from rubin_app.config import PROJECT_DIR, Settings
 
 
 def rows() -> list[tuple[str, str, str]]:
@@ -16,7 +16,9 @@ def rows() -> list[tuple[str, str, str]]:
     for name, field in Settings.model_fields.items():
         default = field.default
         if isinstance(default, Path):
-            default = "./" + str(default.relative_to(PROJECT_DIR)) if default.is_relative_to(PROJECT_DIR) else str(default)
+            default = (
+                "./" + str(default.relative_to(PROJECT_DIR)) if default.is_relative_to(PROJECT_DIR) else str(default)
+            )
         shown = "(empty)" if default in ("", None) else f"`{default}`"
         out.append((name.upper(), shown, field.description or ""))
     return out

@@ -127,10 +127,12 @@ def _run_pg(cmd: list[str], *, as_postgres: bool) -> None:
     full = ["runuser", "-u", "postgres", "--", *cmd] if as_postgres else cmd
     result = subprocess.run(full, capture_output=True, text=True, timeout=60, check=False)
     if result.returncode != 0:
-        pytest.fail(f"{' '.join(cmd[:2])} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}", pytrace=False)
+        pytest.fail(
+            f"{' '.join(cmd[:2])} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}", pytrace=False
+        )
 
 
-def _pg_connect(port: int, dbname: str = "postgres"):  # noqa: ANN202
+def _pg_connect(port: int, dbname: str = "postgres"):
     import psycopg
 
     return psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname=dbname, autocommit=True)
@@ -155,7 +157,9 @@ def postgres_server() -> Iterator[int]:
     port = free_port()
     started = False
     try:
-        _run_pg([str(bindir / "initdb"), "-D", str(data), "-A", "trust", "--no-sync", "-U", "postgres"], as_postgres=as_root)
+        _run_pg(
+            [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "--no-sync", "-U", "postgres"], as_postgres=as_root
+        )
         options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
         _run_pg(
             [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "server.log"), "-o", options, "-w", "start"],
@@ -166,9 +170,18 @@ def postgres_server() -> Iterator[int]:
     finally:
         if started:
             subprocess.run(
-                [*(["runuser", "-u", "postgres", "--"] if as_root else []), str(bindir / "pg_ctl"), "-D", str(data),
-                 "stop", "-m", "immediate"],
-                capture_output=True, timeout=60, check=False,
+                [
+                    *(["runuser", "-u", "postgres", "--"] if as_root else []),
+                    str(bindir / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "stop",
+                    "-m",
+                    "immediate",
+                ],
+                capture_output=True,
+                timeout=60,
+                check=False,
             )
         shutil.rmtree(base, ignore_errors=True)
 

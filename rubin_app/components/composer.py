@@ -16,8 +16,15 @@ def composer() -> rx.Component:
     return rx.box(
         rx.cond(
             ChatState.draft_error != "",
-            rx.callout(ChatState.draft_error, icon="circle_alert", color_scheme="red", size="1", role="alert",
-                       data_testid="composer-error", margin_bottom="0.5rem"),
+            rx.callout(
+                ChatState.draft_error,
+                icon="circle_alert",
+                color_scheme="red",
+                size="1",
+                role="alert",
+                data_testid="composer-error",
+                margin_bottom="0.5rem",
+            ),
         ),
         rx.form(
             rx.hstack(
@@ -37,11 +44,26 @@ def composer() -> rx.Component:
                 ),
                 rx.cond(
                     generating,
-                    rx.icon_button(rx.icon("square", size=18), type="button", on_click=ChatState.stop, color_scheme="gray",
-                                   size="3", aria_label=T["stop"], min_width=styles.TOUCH, min_height=styles.TOUCH,
-                                   data_testid="stop"),
-                    rx.icon_button(rx.icon("arrow_up", size=18), type="submit", size="3", aria_label=T["send"],
-                                   min_width=styles.TOUCH, min_height=styles.TOUCH, data_testid="send"),
+                    rx.icon_button(
+                        rx.icon("square", size=18),
+                        type="button",
+                        on_click=ChatState.stop,
+                        color_scheme="gray",
+                        size="3",
+                        aria_label=T["stop"],
+                        min_width=styles.TOUCH,
+                        min_height=styles.TOUCH,
+                        data_testid="stop",
+                    ),
+                    rx.icon_button(
+                        rx.icon("arrow_up", size=18),
+                        type="submit",
+                        size="3",
+                        aria_label=T["send"],
+                        min_width=styles.TOUCH,
+                        min_height=styles.TOUCH,
+                        data_testid="send",
+                    ),
                 ),
                 align="end",
                 width="100%",

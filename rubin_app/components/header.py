@@ -23,12 +23,21 @@ def model_picker() -> rx.Component:
                 # The high-level select drops unknown props on its (DOM-less) root: custom_attrs reach the trigger.
                 custom_attrs={"aria-label": T["model"], "data-testid": "model-select"},
             ),
-            rx.badge(T["models_unavailable"], color_scheme="amber", data_testid="models-error", title=ChatState.models_error),
+            rx.badge(
+                T["models_unavailable"], color_scheme="amber", data_testid="models-error", title=ChatState.models_error
+            ),
         ),
         rx.tooltip(
-            rx.icon_button(rx.icon("refresh_cw", size=14), on_click=ChatState.refresh_models, variant="ghost",
-                           color_scheme="gray", aria_label=T["refresh_models"], min_width=styles.TOUCH,
-                           min_height=styles.TOUCH, data_testid="refresh-models"),
+            rx.icon_button(
+                rx.icon("refresh_cw", size=14),
+                on_click=ChatState.refresh_models,
+                variant="ghost",
+                color_scheme="gray",
+                aria_label=T["refresh_models"],
+                min_width=styles.TOUCH,
+                min_height=styles.TOUCH,
+                data_testid="refresh-models",
+            ),
             content=T["refresh_models"],
         ),
         align="center",
@@ -39,17 +48,39 @@ def model_picker() -> rx.Component:
 def header() -> rx.Component:
     """The bar above the conversation."""
     return rx.hstack(
-        rx.icon_button(rx.icon("menu", size=20), on_click=ChatState.toggle_drawer, variant="ghost", color_scheme="gray",
-                       aria_label=T["menu"], min_width=styles.TOUCH, min_height=styles.TOUCH,
-                       display=["flex", "flex", "none"], data_testid="open-drawer"),
-        rx.text(ChatState.title, weight="medium", trim="both", white_space="nowrap", overflow="hidden",
-                text_overflow="ellipsis", flex="1", min_width="0", data_testid="chat-title"),
+        rx.icon_button(
+            rx.icon("menu", size=20),
+            on_click=ChatState.toggle_drawer,
+            variant="ghost",
+            color_scheme="gray",
+            aria_label=T["menu"],
+            min_width=styles.TOUCH,
+            min_height=styles.TOUCH,
+            display=["flex", "flex", "none"],
+            data_testid="open-drawer",
+        ),
+        rx.text(
+            ChatState.title,
+            weight="medium",
+            trim="both",
+            white_space="nowrap",
+            overflow="hidden",
+            text_overflow="ellipsis",
+            flex="1",
+            min_width="0",
+            data_testid="chat-title",
+        ),
         model_picker(),
-        rx.select(["en", "ru"], value=rx.cond(ChatState.lang != "", ChatState.lang, "en"),
-                  on_change=ChatState.set_language, size="2",
-                  custom_attrs={"aria-label": T["language"], "data-testid": "language"}),
-        rx.color_mode.button(variant="ghost", color_scheme="gray", aria_label=T["theme"], min_width=styles.TOUCH,
-                             min_height=styles.TOUCH),
+        rx.select(
+            ["en", "ru"],
+            value=rx.cond(ChatState.lang != "", ChatState.lang, "en"),
+            on_change=ChatState.set_language,
+            size="2",
+            custom_attrs={"aria-label": T["language"], "data-testid": "language"},
+        ),
+        rx.color_mode.button(
+            variant="ghost", color_scheme="gray", aria_label=T["theme"], min_width=styles.TOUCH, min_height=styles.TOUCH
+        ),
         width="100%",
         padding="0.5rem 0.75rem",
         border_bottom=styles.border,

@@ -142,9 +142,16 @@ def dialogs() -> rx.Component:
                 rx.alert_dialog.title(T["delete_title"]),
                 rx.alert_dialog.description(T["delete_body"]),
                 rx.hstack(
-                    rx.alert_dialog.cancel(rx.button(T["cancel"], variant="soft", color_scheme="gray", on_click=ChatState.close_dialogs)),
+                    rx.alert_dialog.cancel(
+                        rx.button(T["cancel"], variant="soft", color_scheme="gray", on_click=ChatState.close_dialogs)
+                    ),
                     rx.alert_dialog.action(
-                        rx.button(T["delete"], color_scheme="red", on_click=ChatState.confirm_delete, data_testid="confirm-delete")
+                        rx.button(
+                            T["delete"],
+                            color_scheme="red",
+                            on_click=ChatState.confirm_delete,
+                            data_testid="confirm-delete",
+                        )
                     ),
                     justify="end",
                     margin_top="1rem",

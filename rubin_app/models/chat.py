@@ -76,7 +76,7 @@ class Message(MessageBase, table=True):
 
     __tablename__ = "messages"
     # Never reuse the id of a deleted message: a stale Stop must not hit a newer answer.
-    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: int | None = Field(default=None, primary_key=True)
     conversation_id: str = Field(foreign_key="conversations.id", index=True, ondelete="CASCADE")

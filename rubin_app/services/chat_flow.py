@@ -62,9 +62,7 @@ def _start(rt: Runtime, conversation: Conversation, assistant: Message, history:
     )
 
 
-async def send_message(
-    rt: Runtime, *, user_id: int, conversation_id: str | None, text: str, model: str
-) -> Started:
+async def send_message(rt: Runtime, *, user_id: int, conversation_id: str | None, text: str, model: str) -> Started:
     """Save the user's message and an empty answer, then start generating it."""
     chats.check_message_text(text, rt.settings.max_message_chars)
     model = await check_model(rt, model)
@@ -135,9 +133,7 @@ async def _title_after(rt: Runtime, run: Run, question: str) -> None:
         )
 
 
-async def _last_exchange(
-    user_id: int, conversation_id: str
-) -> tuple[Conversation, list[Message]]:
+async def _last_exchange(user_id: int, conversation_id: str) -> tuple[Conversation, list[Message]]:
     async with session_scope() as session:
         conversation = await chats.get_conversation(session=session, user_id=user_id, conversation_id=conversation_id)
         if conversation is None:
@@ -185,7 +181,9 @@ async def _answer_again(
     model = await check_model(rt, model)
     async with session_scope() as session:
         if edited:
-            await chats.update_message(session=session, user_id=user_id, message_id=question.id, content=question.content)
+            await chats.update_message(
+                session=session, user_id=user_id, message_id=question.id, content=question.content
+            )
         await chats.delete_messages_after(
             session=session, user_id=user_id, conversation_id=conversation.id, message_id=question.id
         )
@@ -198,7 +196,9 @@ async def _answer_again(
             status=MessageStatus.streaming,
         )
         if conversation.model != model:
-            await chats.update_conversation(session=session, user_id=user_id, conversation_id=conversation.id, model=model)
+            await chats.update_conversation(
+                session=session, user_id=user_id, conversation_id=conversation.id, model=model
+            )
     kept = [m for m in history if m.id is not None and m.id <= question.id]
     run = _start(rt, conversation, answer, kept)
     return Started(conversation=conversation, messages=[question, answer], run=run)

@@ -16,7 +16,7 @@ _engines: dict[str, AsyncEngine] = {}
 _makers: dict[str, async_sessionmaker[AsyncSession]] = {}
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")

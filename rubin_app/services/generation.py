@@ -223,7 +223,7 @@ class GenerationManager:
             run.status = MessageStatus.interrupted if run.text else MessageStatus.error
             run.error, run.error_detail = exc.code, exc.detail
             log.warning("answer %s failed: %s", run.message_id, exc.code)
-        except Exception:  # noqa: BLE001 - any bug must still leave a saved, explained message
+        except Exception:
             log.exception("answer %s crashed", run.message_id)
             run.status = MessageStatus.interrupted if run.text else MessageStatus.error
             run.error = "internal"

@@ -97,7 +97,7 @@ def parse_chunk(payload: str) -> list[StreamEvent]:
     data = json.loads(payload)
     if not isinstance(data, dict):
         raise ValueError("frame is not a JSON object")
-    if "error" in data and data["error"]:
+    if data.get("error"):
         raise LLMError("upstream", _error_message(data))
     events: list[StreamEvent] = []
     for choice in data.get("choices") or []:

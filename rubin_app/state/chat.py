@@ -195,7 +195,9 @@ class ChatState(rx.State):
         user_id = await self._user_id()
         async with session_scope() as session:
             conversation = await chats.get_conversation(session=session, user_id=user_id, conversation_id=cid)
-            rows = await chats.list_messages(session=session, user_id=user_id, conversation_id=cid) if conversation else []
+            rows = (
+                await chats.list_messages(session=session, user_id=user_id, conversation_id=cid) if conversation else []
+            )
         if conversation is None:
             self.not_found = True
             return None
@@ -258,7 +260,10 @@ class ChatState(rx.State):
         try:
             async with session_scope() as session:
                 conversation = await chats.update_conversation(
-                    session=session, user_id=await self._user_id(), conversation_id=self.rename_id, title=self.rename_text
+                    session=session,
+                    user_id=await self._user_id(),
+                    conversation_id=self.rename_id,
+                    title=self.rename_text,
                 )
         except InputError as exc:
             return rx.toast.error(self._error_text(exc.code))
@@ -342,7 +347,7 @@ class ChatState(rx.State):
             return
         try:
             started = await task
-        except Exception as exc:  # noqa: BLE001 - any failure gives the text back with a message
+        except Exception as exc:
             if not isinstance(exc, (InputError, LLMError)):
                 log.exception("sending failed")
                 exc = LLMError("internal")

@@ -22,8 +22,23 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 FAULTS = ("none", "http500", "http503", "error_frame", "drop", "hang", "hang_before", "malformed", "fail_first_n")
-FILLER = ["lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit", "sed", "do", "eiusmod",
-          "tempor", "incididunt", "ut", "labore"]
+FILLER = [
+    "lorem",
+    "ipsum",
+    "dolor",
+    "sit",
+    "amet",
+    "consectetur",
+    "adipiscing",
+    "elit",
+    "sed",
+    "do",
+    "eiusmod",
+    "tempor",
+    "incididunt",
+    "ut",
+    "labore",
+]
 REASONING = ["Thinking", " about", " it"]
 HANG_SECONDS = 3600.0
 _MARKER = re.compile(r"\[\[(\w+)(?:=(.*?))?\]\]", re.DOTALL)
@@ -83,8 +98,13 @@ class _Plan:
 
     def chunk(self, delta: dict[str, Any] | None, reason: str | None = None) -> str:
         """Encode a chat.completion.chunk frame (``delta=None`` gives the usage frame)."""
-        obj: dict[str, Any] = {"id": self.cid, "object": "chat.completion.chunk", "created": self.created,
-                               "model": self.rec.model, "choices": []}
+        obj: dict[str, Any] = {
+            "id": self.cid,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.rec.model,
+            "choices": [],
+        }
         if delta is None:
             obj["usage"] = self.usage
         else:
@@ -165,18 +185,21 @@ class StandIn:
         self.config = config or StandInConfig()
         self.host, self.port = host, port
         self.reset()
-        self.app = Starlette(routes=[
-            Route("/v1/models", self._models, methods=["GET"]),
-            Route("/readyz", self._readyz, methods=["GET"]),
-            Route("/healthz", self._healthz, methods=["GET"]),
-            Route("/v1/chat/completions", self._chat, methods=["POST"]),
-        ])
+        self.app = Starlette(
+            routes=[
+                Route("/v1/models", self._models, methods=["GET"]),
+                Route("/readyz", self._readyz, methods=["GET"]),
+                Route("/healthz", self._healthz, methods=["GET"]),
+                Route("/v1/chat/completions", self._chat, methods=["POST"]),
+            ]
+        )
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
     def reset(self) -> None:
-        """Zero counters, records and the fail_first_n budget."""
-        self.requests = self.active_streams = self.cancelled = self.completed = self.dropped = self.errors = 0
+        """Zero counters, records and the fail_first_n budget (`active_streams` is a gauge: kept)."""
+        self.active_streams = getattr(self, "active_streams", 0)
+        self.requests = self.cancelled = self.completed = self.dropped = self.errors = 0
         self.failed_first = 0
         self.records: list[RequestRecord] = []
         self.last_request_json: dict[str, Any] | None = None
@@ -241,8 +264,13 @@ class StandIn:
         """Return a 401 response when an API key is configured and missing/wrong."""
         key = self.config.api_key
         if key and request.headers.get("authorization") != f"Bearer {key}":
-            return _error(401, "An authentication key is required", "invalid_request_error",
-                          headers={"WWW-Authenticate": "Bearer"}, code=False)
+            return _error(
+                401,
+                "An authentication key is required",
+                "invalid_request_error",
+                headers={"WWW-Authenticate": "Bearer"},
+                code=False,
+            )
         return None
 
     async def _models(self, request: Request) -> Response:
@@ -297,8 +325,17 @@ class StandIn:
         pieces, finish = build_pieces(messages, body.get("max_tokens", body.get("max_completion_tokens")), cfg.tokens)
         p_tok = prompt_tokens(messages)
         usage = {"prompt_tokens": p_tok, "completion_tokens": len(pieces), "total_tokens": p_tok + len(pieces)}
-        plan = _Plan(rec, pieces, finish, float(marks.get("ttft", cfg.ttft)), float(marks.get("rate", cfg.token_rate)),
-                     "reasoning" in marks, usage, f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time()))
+        plan = _Plan(
+            rec,
+            pieces,
+            finish,
+            float(marks.get("ttft", cfg.ttft)),
+            float(marks.get("rate", cfg.token_rate)),
+            "reasoning" in marks,
+            usage,
+            f"chatcmpl-{uuid.uuid4().hex[:24]}",
+            int(time.time()),
+        )
         if not rec.stream:
             return await self._complete(request, plan)
         if not (body.get("stream_options") or {}).get("include_usage"):
@@ -339,8 +376,14 @@ class StandIn:
         if plan.reasoning:
             message["reasoning"] = "".join(REASONING)
         choice = {"index": 0, "message": message, "finish_reason": plan.finish}
-        payload = {"id": plan.cid, "object": "chat.completion", "created": plan.created, "model": rec.model,
-                   "choices": [choice], "usage": plan.usage}
+        payload = {
+            "id": plan.cid,
+            "object": "chat.completion",
+            "created": plan.created,
+            "model": rec.model,
+            "choices": [choice],
+            "usage": plan.usage,
+        }
         if rec.fault == "drop":
             raw = json.dumps(payload).encode()
 
@@ -359,7 +402,7 @@ class StandIn:
         try:
             yield plan.chunk({"role": "assistant", "content": ""})
             if rec.fault == "hang":
-                await self._wait(request, HANG_SECONDS)
+                await asyncio.sleep(HANG_SECONDS)  # a client disconnect cancels this generator
                 return
             cut = max(1, len(pieces) // 2) if rec.fault in ("error_frame", "drop") else len(pieces)
             bad_at = min(3, max(1, len(pieces) // 2)) if rec.fault == "malformed" else None
@@ -367,8 +410,9 @@ class StandIn:
             n_reasoning = len(deltas)
             deltas += [{"content": p} for p in pieces[:cut]]
             for i, delta in enumerate(deltas):
-                if await self._wait(request, plan.ttft if i == 0 else (1.0 / plan.rate if plan.rate > 0 else 0.0)):
-                    return
+                # Inside a streaming response Starlette cancels the generator when the client leaves;
+                # polling request.is_disconnected() here races Starlette's own listener (false positives).
+                await asyncio.sleep(plan.ttft if i == 0 else (1.0 / plan.rate if plan.rate > 0 else 0.0))
                 if i - n_reasoning == bad_at:
                     yield "data: {not json\n\n"
                 yield plan.chunk(delta)
@@ -404,8 +448,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--api-key", default=None)
     ap.add_argument("--models", default="standin-model,standin-small", help="comma-separated model ids")
     a = ap.parse_args(argv)
-    cfg = StandInConfig(models=a.models.split(","), tokens=a.tokens, ttft=a.ttft, token_rate=a.rate,
-                        fault=a.fault, fail_first_n=a.fail_first_n, api_key=a.api_key)
+    cfg = StandInConfig(
+        models=a.models.split(","),
+        tokens=a.tokens,
+        ttft=a.ttft,
+        token_rate=a.rate,
+        fault=a.fault,
+        fail_first_n=a.fail_first_n,
+        api_key=a.api_key,
+    )
     StandIn(cfg, host=a.host, port=a.port).serve_forever()
 
 

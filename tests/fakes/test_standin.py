@@ -59,8 +59,10 @@ def _content(frames: list[str], key: str = "content") -> str:
 def test_endpoints_and_auth(server: StandIn) -> None:
     """Models, readiness, health, unknown model and API key checks."""
     r = httpx.get(f"{server.url}/v1/models")
-    assert r.json() == {"object": "list", "data": [
-        {"id": m, "object": "model", "owned_by": "standin"} for m in server.config.models]}
+    assert r.json() == {
+        "object": "list",
+        "data": [{"id": m, "object": "model", "owned_by": "standin"} for m in server.config.models],
+    }
     assert httpx.get(f"{server.url}/healthz").status_code == 200
     assert httpx.get(f"{server.url}/readyz").json() == {"status": "ready"}
     server.config.ready = False
@@ -73,8 +75,9 @@ def test_endpoints_and_auth(server: StandIn) -> None:
     r = httpx.get(f"{server.url}/v1/models")
     assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
     assert r.json()["error"]["message"] == "An authentication key is required"
-    r = httpx.post(f"{server.url}/v1/chat/completions", json=_body("hi", stream=False),
-                   headers={"Authorization": "Bearer sk-1"})
+    r = httpx.post(
+        f"{server.url}/v1/chat/completions", json=_body("hi", stream=False), headers={"Authorization": "Bearer sk-1"}
+    )
     assert r.status_code == 200 and server.last_headers["authorization"] == "Bearer sk-1"
 
 
@@ -91,8 +94,11 @@ def test_stream_default_and_usage(server: StandIn) -> None:
     assert len(frames) == 1 + 20 + 1 + 1 + 1
     assert json.loads(frames[-3])["choices"][0] == {"index": 0, "delta": {}, "finish_reason": "stop"}
     usage = json.loads(frames[-2])
-    assert usage["choices"] == [] and usage["usage"] == {"prompt_tokens": 3, "completion_tokens": 20,
-                                                         "total_tokens": 23}
+    assert usage["choices"] == [] and usage["usage"] == {
+        "prompt_tokens": 3,
+        "completion_tokens": 20,
+        "total_tokens": 23,
+    }
     assert server.last_request_json == body and server.completed == 1 and server.active_streams == 0
 
 
@@ -112,8 +118,10 @@ def test_markers_and_max_tokens(server: StandIn) -> None:
     assert len(frames) == 1 + 3 + 4 + 1 + 1
     r = httpx.post(f"{server.url}/v1/chat/completions", json=_body("[[reply=ok]]", stream=False))
     data = r.json()
-    assert data["object"] == "chat.completion" and data["choices"][0]["message"] == {"role": "assistant",
-                                                                                     "content": "ok"}
+    assert data["object"] == "chat.completion" and data["choices"][0]["message"] == {
+        "role": "assistant",
+        "content": "ok",
+    }
 
 
 def test_timing(server: StandIn) -> None:
@@ -161,13 +169,15 @@ def test_drop(server: StandIn) -> None:
 def test_hang_cancelled(server: StandIn) -> None:
     """Closing a hung stream is observed as a cancellation within 1 s."""
     with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=_body("[[fault=hang]]")) as r:
-        first = next(r.iter_lines())
+        lines = r.iter_lines()  # keep the iterator: a collected one closes the response
+        first = next(lines)
         assert json.loads(first[6:])["choices"][0]["delta"]["role"] == "assistant"
-        assert server.active_streams == 1
+        record = server.records[-1]
+        assert (record.fault, record.outcome) == ("hang", "pending")
     deadline = time.monotonic() + 1
-    while server.cancelled < 1 and time.monotonic() < deadline:
+    while record.outcome == "pending" and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert server.cancelled == 1 and server.active_streams == 0
+    assert record.outcome == "cancelled" and server.cancelled == 1
 
 
 def test_hang_before(server: StandIn) -> None:

@@ -58,7 +58,9 @@ def sent_messages(standin: StandIn) -> list[dict[str, str]]:
 
 async def test_send_creates_the_conversation_and_saves_the_answer(runtime: Runtime, standin: StandIn) -> None:
     user_id = await runtime.local_user_id()
-    started = await chat_flow.send_message(runtime, user_id=user_id, conversation_id=None, text="Hello, Rubin!", model=MODEL)
+    started = await chat_flow.send_message(
+        runtime, user_id=user_id, conversation_id=None, text="Hello, Rubin!", model=MODEL
+    )
 
     question, answer = started.messages
     assert (question.role, question.content) == (MessageRole.user, "Hello, Rubin!")
@@ -143,7 +145,9 @@ async def test_model_added_on_the_server_is_found_by_refreshing_the_list(runtime
     user_id = await runtime.local_user_id()
     assert await runtime.catalog.get() == ["standin-model", "standin-small"]
     standin.config.models = ["standin-model", "standin-small", "fresh-model"]
-    started = await chat_flow.send_message(runtime, user_id=user_id, conversation_id=None, text="hi", model="fresh-model")
+    started = await chat_flow.send_message(
+        runtime, user_id=user_id, conversation_id=None, text="hi", model="fresh-model"
+    )
     await finish(started)
     assert started.conversation.model == "fresh-model"
 
@@ -180,11 +184,15 @@ async def test_another_users_conversation_is_not_found(runtime: Runtime, standin
 
 async def test_regenerate_replaces_the_last_answer(runtime: Runtime, standin: StandIn) -> None:
     user_id = await runtime.local_user_id()
-    first = await chat_flow.send_message(runtime, user_id=user_id, conversation_id=None, text="Tell a joke", model=MODEL)
+    first = await chat_flow.send_message(
+        runtime, user_id=user_id, conversation_id=None, text="Tell a joke", model=MODEL
+    )
     await finish(first)
     old_answer = first.messages[1]
 
-    again = await chat_flow.regenerate(runtime, user_id=user_id, conversation_id=first.conversation.id, model="standin-small")
+    again = await chat_flow.regenerate(
+        runtime, user_id=user_id, conversation_id=first.conversation.id, model="standin-small"
+    )
     await finish(again)
     saved = await history(user_id, first.conversation.id)
     assert [m.role for m in saved] == [MessageRole.user, MessageRole.assistant]
@@ -273,7 +281,11 @@ async def test_only_the_last_question_can_be_edited(runtime: Runtime, standin: S
     assert info.value.code == "only_last_editable"
     with pytest.raises(InputError) as info:
         await chat_flow.edit_and_resend(
-            runtime, user_id=user_id, conversation_id=first.conversation.id, message_id=second.messages[0].id or 0, text=""
+            runtime,
+            user_id=user_id,
+            conversation_id=first.conversation.id,
+            message_id=second.messages[0].id or 0,
+            text="",
         )
     assert info.value.code == "empty_message"
     after = await history(user_id, first.conversation.id)
@@ -291,7 +303,9 @@ async def test_long_conversation_is_trimmed_to_the_budget(make_runtime: RuntimeF
     async with session_scope() as s:
         conv = await make_conversation(s, user_id=user_id)
         for i in range(30):
-            await make_exchange(s, conversation=conv, question=f"question {i} " + "q" * 150, answer=f"answer {i} " + "a" * 150)
+            await make_exchange(
+                s, conversation=conv, question=f"question {i} " + "q" * 150, answer=f"answer {i} " + "a" * 150
+            )
 
     started = await chat_flow.send_message(rt, user_id=user_id, conversation_id=conv.id, text="And now?", model=MODEL)
     await finish(started)
@@ -341,9 +355,9 @@ async def test_llm_title_uses_the_models_words(make_runtime: RuntimeFactory, sta
     rt = await make_runtime(title_mode="llm")
     user_id = await rt.local_user_id()
     started = await chat_flow.send_message(
-        rt, user_id=user_id, conversation_id=None, text="[[reply=Title: \"Rubies Explained.\"]] tell me", model=MODEL
+        rt, user_id=user_id, conversation_id=None, text='[[reply=Title: "Rubies Explained."]] tell me', model=MODEL
     )
-    assert started.conversation.title == title_from_text("[[reply=Title: \"Rubies Explained.\"]] tell me")
+    assert started.conversation.title == title_from_text('[[reply=Title: "Rubies Explained."]] tell me')
     await finish(started)
     conv = await conversation(user_id, started.conversation.id)
     assert conv.title == "Rubies Explained"
@@ -382,7 +396,9 @@ async def test_title_falls_back_to_the_question_when_the_model_fails(runtime: Ru
 async def test_answer_settings_reach_localai(make_runtime: RuntimeFactory, standin: StandIn) -> None:
     rt = await make_runtime(llm_max_tokens=5, llm_temperature=0.4)
     user_id = await rt.local_user_id()
-    started = await chat_flow.send_message(rt, user_id=user_id, conversation_id=None, text="[[tokens=9]] hi", model=MODEL)
+    started = await chat_flow.send_message(
+        rt, user_id=user_id, conversation_id=None, text="[[tokens=9]] hi", model=MODEL
+    )
     await finish(started)
     assert standin.last_request_json is not None
     assert standin.last_request_json["max_tokens"] == 5
@@ -455,7 +471,7 @@ async def test_a_failed_save_cancels_the_early_request_and_leaves_nothing(runtim
     """The request to LocalAI starts before the rows are written; if writing fails, it is called off."""
     standin.config.token_rate = 20  # slow: the request is still open when the save fails
     standin.config.tokens = 200
-    with pytest.raises(Exception, match="(?i)foreign key|integrity|violates"):
+    with pytest.raises(Exception, match=r"(?i)foreign key|integrity|violates"):
         # A user that does not exist: the conversation insert breaks the foreign key.
         await chat_flow.send_message(runtime, user_id=987654, conversation_id=None, text="hello", model=MODEL)
     for _ in range(50):

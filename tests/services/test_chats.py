@@ -19,7 +19,7 @@ from tests.factories import make_conversation, make_exchange, make_message, make
 
 
 @pytest.fixture
-def scope(db_url: str):  # noqa: ANN201
+def scope(db_url: str):
     """`async with scope() as session:` — a committing session on the test database."""
 
     @asynccontextmanager
@@ -31,7 +31,7 @@ def scope(db_url: str):  # noqa: ANN201
 
 
 @pytest.fixture
-async def two_users(scope) -> tuple[int, int]:  # noqa: ANN001
+async def two_users(scope) -> tuple[int, int]:
     async with scope() as s:
         a = await make_user(s, external_id="alice")
         b = await make_user(s, external_id="bob")
@@ -42,7 +42,7 @@ async def two_users(scope) -> tuple[int, int]:  # noqa: ANN001
 # --------------------------------------------------------------------------- users
 
 
-async def test_local_user_is_created_once(scope) -> None:  # noqa: ANN001
+async def test_local_user_is_created_once(scope) -> None:
     async with scope() as s:
         first = await chats.get_or_create_local_user(session=s)
     async with scope() as s:
@@ -55,7 +55,7 @@ async def test_local_user_is_created_once(scope) -> None:  # noqa: ANN001
 # --------------------------------------------------------------------------- conversations
 
 
-async def test_create_and_list_newest_first(scope, two_users) -> None:  # noqa: ANN001
+async def test_create_and_list_newest_first(scope, two_users) -> None:
     alice, _ = two_users
     ids = []
     async with scope() as s:
@@ -67,7 +67,9 @@ async def test_create_and_list_newest_first(scope, two_users) -> None:  # noqa: 
 
     # a new message moves an old conversation to the top
     async with scope() as s:
-        await chats.create_message(session=s, user_id=alice, conversation_id=ids[0], role=MessageRole.user, content="hi")
+        await chats.create_message(
+            session=s, user_id=alice, conversation_id=ids[0], role=MessageRole.user, content="hi"
+        )
     async with scope() as s:
         listed = await chats.list_conversations(session=s, user_id=alice)
     assert [c.title for c in listed] == ["first", "third", "second"]
@@ -76,7 +78,7 @@ async def test_create_and_list_newest_first(scope, two_users) -> None:  # noqa: 
         assert len(await chats.list_conversations(session=s, user_id=alice, limit=2)) == 2
 
 
-async def test_titles_are_cleaned(scope, two_users) -> None:  # noqa: ANN001
+async def test_titles_are_cleaned(scope, two_users) -> None:
     alice, _ = two_users
     async with scope() as s:
         conv = await chats.create_conversation(session=s, user_id=alice, model="m", title="  two\n lines\there  ")
@@ -86,7 +88,7 @@ async def test_titles_are_cleaned(scope, two_users) -> None:  # noqa: ANN001
     assert long.title.endswith("…")
 
 
-async def test_filter_by_title_is_case_insensitive(scope, two_users) -> None:  # noqa: ANN001
+async def test_filter_by_title_is_case_insensitive(scope, two_users) -> None:
     alice, _ = two_users
     async with scope() as s:
         for title in ("Ruby on Rails", "Python tips", "rubies and SAPPHIRES", "Рубин и сапфир", "Погода"):
@@ -104,7 +106,7 @@ async def test_filter_by_title_is_case_insensitive(scope, two_users) -> None:  #
         assert await chats.list_conversations(session=s, user_id=alice, query="nothing like this") == []
 
 
-async def test_filter_treats_like_wildcards_literally(scope, two_users) -> None:  # noqa: ANN001
+async def test_filter_treats_like_wildcards_literally(scope, two_users) -> None:
     alice, _ = two_users
     async with scope() as s:
         for title in ("100% sure", "100 percent", "snake_case names", "snakeXcase", "back\\slash", "plain"):
@@ -122,12 +124,14 @@ async def test_filter_treats_like_wildcards_literally(scope, two_users) -> None:
         assert await titles("k\\s") == {"back\\slash"}
 
 
-async def test_rename_and_change_model(scope, two_users) -> None:  # noqa: ANN001
+async def test_rename_and_change_model(scope, two_users) -> None:
     alice, _ = two_users
     async with scope() as s:
         conv = await make_conversation(s, user_id=alice, title="old")
     async with scope() as s:
-        renamed = await chats.update_conversation(session=s, user_id=alice, conversation_id=conv.id, title="  New name ")
+        renamed = await chats.update_conversation(
+            session=s, user_id=alice, conversation_id=conv.id, title="  New name "
+        )
         assert renamed is not None
     async with scope() as s:
         got = await chats.get_conversation(session=s, user_id=alice, conversation_id=conv.id)
@@ -145,22 +149,26 @@ async def test_rename_and_change_model(scope, two_users) -> None:  # noqa: ANN00
         assert (got.title, got.model) == ("New name", "standin-small")
 
 
-async def test_automatic_title_never_overwrites_a_users_title(scope, two_users) -> None:  # noqa: ANN001
+async def test_automatic_title_never_overwrites_a_users_title(scope, two_users) -> None:
     alice, _ = two_users
     async with scope() as s:
         conv = await chats.create_conversation(session=s, user_id=alice, model="m", title="first words")
-        await chats.update_conversation(session=s, user_id=alice, conversation_id=conv.id, title="Model title", auto_title=True)
+        await chats.update_conversation(
+            session=s, user_id=alice, conversation_id=conv.id, title="Model title", auto_title=True
+        )
     async with scope() as s:
         got = await chats.get_conversation(session=s, user_id=alice, conversation_id=conv.id)
         assert got is not None and got.title == "Model title" and got.title_is_auto
         await chats.update_conversation(session=s, user_id=alice, conversation_id=conv.id, title="Mine")
-        await chats.update_conversation(session=s, user_id=alice, conversation_id=conv.id, title="Auto again", auto_title=True)
+        await chats.update_conversation(
+            session=s, user_id=alice, conversation_id=conv.id, title="Auto again", auto_title=True
+        )
     async with scope() as s:
         got = await chats.get_conversation(session=s, user_id=alice, conversation_id=conv.id)
         assert got is not None and got.title == "Mine"
 
 
-async def test_delete_removes_the_conversation_and_its_messages(scope, two_users) -> None:  # noqa: ANN001
+async def test_delete_removes_the_conversation_and_its_messages(scope, two_users) -> None:
     alice, _ = two_users
     async with scope() as s:
         conv = await make_conversation(s, user_id=alice)
@@ -180,7 +188,7 @@ async def test_delete_removes_the_conversation_and_its_messages(scope, two_users
 # --------------------------------------------------------------------------- isolation between users
 
 
-async def test_another_user_cannot_see_or_touch_a_conversation(scope, two_users) -> None:  # noqa: ANN001
+async def test_another_user_cannot_see_or_touch_a_conversation(scope, two_users) -> None:
     alice, bob = two_users
     async with scope() as s:
         conv = await make_conversation(s, user_id=alice, title="Alice's secret")
@@ -196,9 +204,7 @@ async def test_another_user_cannot_see_or_touch_a_conversation(scope, two_users)
         assert await chats.list_messages(session=s, user_id=bob, conversation_id=conv.id) == []
         assert await chats.get_message(session=s, user_id=bob, message_id=question.id) is None
         assert await chats.update_message(session=s, user_id=bob, message_id=answer.id, content="pwned") is None
-        removed = await chats.delete_messages_after(
-            session=s, user_id=bob, conversation_id=conv.id, message_id=0
-        )
+        removed = await chats.delete_messages_after(session=s, user_id=bob, conversation_id=conv.id, message_id=0)
         assert removed == 0
 
     async with scope() as s:
@@ -211,7 +217,7 @@ async def test_another_user_cannot_see_or_touch_a_conversation(scope, two_users)
 # --------------------------------------------------------------------------- messages
 
 
-async def test_messages_come_oldest_first(scope, two_users) -> None:  # noqa: ANN001
+async def test_messages_come_oldest_first(scope, two_users) -> None:
     alice, _ = two_users
     async with scope() as s:
         conv = await make_conversation(s, user_id=alice)
@@ -225,27 +231,39 @@ async def test_messages_come_oldest_first(scope, two_users) -> None:  # noqa: AN
     assert all(m.status == MessageStatus.complete for m in messages)
 
 
-async def test_update_message_saves_fields(scope, two_users) -> None:  # noqa: ANN001
+async def test_update_message_saves_fields(scope, two_users) -> None:
     alice, _ = two_users
     async with scope() as s:
         conv = await make_conversation(s, user_id=alice)
-        msg = await make_message(s, conversation=conv, role=MessageRole.assistant, content="", status=MessageStatus.streaming)
+        msg = await make_message(
+            s, conversation=conv, role=MessageRole.assistant, content="", status=MessageStatus.streaming
+        )
     assert msg.id is not None
     async with scope() as s:
         await chats.update_message(
-            session=s, user_id=alice, message_id=msg.id, content="Готово ✅", status=MessageStatus.complete,
-            ttft_ms=12, duration_ms=345, completion_tokens=7,
+            session=s,
+            user_id=alice,
+            message_id=msg.id,
+            content="Готово ✅",
+            status=MessageStatus.complete,
+            ttft_ms=12,
+            duration_ms=345,
+            completion_tokens=7,
         )
     async with scope() as s:
         got = await chats.get_message(session=s, user_id=alice, message_id=msg.id)
     assert got is not None
     assert (got.content, got.status, got.ttft_ms, got.duration_ms, got.completion_tokens) == (
-        "Готово ✅", MessageStatus.complete, 12, 345, 7,
+        "Готово ✅",
+        MessageStatus.complete,
+        12,
+        345,
+        7,
     )
     assert got.updated_at > msg.updated_at
 
 
-async def test_delete_messages_after(scope, two_users) -> None:  # noqa: ANN001
+async def test_delete_messages_after(scope, two_users) -> None:
     alice, _ = two_users
     async with scope() as s:
         conv = await make_conversation(s, user_id=alice)
@@ -255,13 +273,19 @@ async def test_delete_messages_after(scope, two_users) -> None:  # noqa: ANN001
         await make_exchange(s, conversation=other, question="oq", answer="oa")
     assert q2.id is not None and q1.id is not None
     async with scope() as s:
-        assert await chats.delete_messages_after(session=s, user_id=alice, conversation_id=conv.id, message_id=q2.id) == 1
+        assert (
+            await chats.delete_messages_after(session=s, user_id=alice, conversation_id=conv.id, message_id=q2.id) == 1
+        )
     async with scope() as s:
         left = await chats.list_messages(session=s, user_id=alice, conversation_id=conv.id)
         assert [m.content for m in left] == ["q1", "a1", "q2"]
-        assert await chats.delete_messages_after(session=s, user_id=alice, conversation_id=conv.id, message_id=q1.id) == 2
+        assert (
+            await chats.delete_messages_after(session=s, user_id=alice, conversation_id=conv.id, message_id=q1.id) == 2
+        )
     async with scope() as s:
-        assert [m.content for m in await chats.list_messages(session=s, user_id=alice, conversation_id=conv.id)] == ["q1"]
+        assert [m.content for m in await chats.list_messages(session=s, user_id=alice, conversation_id=conv.id)] == [
+            "q1"
+        ]
         others = await chats.list_messages(session=s, user_id=alice, conversation_id=other.id)
         assert [m.content for m in others] == ["oq", "oa"]
 
@@ -281,18 +305,30 @@ def test_check_message_text() -> None:
 # --------------------------------------------------------------------------- orphaned answers
 
 
-async def test_interrupt_orphaned_answers(scope, two_users) -> None:  # noqa: ANN001
+async def test_interrupt_orphaned_answers(scope, two_users) -> None:
     alice, bob = two_users
     old = utcnow() - timedelta(minutes=10)
     async with scope() as s:
         conv_a = await make_conversation(s, user_id=alice)
         conv_b = await make_conversation(s, user_id=bob)
-        live = await make_message(s, conversation=conv_a, role=MessageRole.assistant, status=MessageStatus.streaming, content="li")
+        live = await make_message(
+            s, conversation=conv_a, role=MessageRole.assistant, status=MessageStatus.streaming, content="li"
+        )
         stale_a = await make_message(
-            s, conversation=conv_a, role=MessageRole.assistant, status=MessageStatus.streaming, content="sa", updated_at=old
+            s,
+            conversation=conv_a,
+            role=MessageRole.assistant,
+            status=MessageStatus.streaming,
+            content="sa",
+            updated_at=old,
         )
         stale_b = await make_message(
-            s, conversation=conv_b, role=MessageRole.assistant, status=MessageStatus.streaming, content="sb", updated_at=old
+            s,
+            conversation=conv_b,
+            role=MessageRole.assistant,
+            status=MessageStatus.streaming,
+            content="sb",
+            updated_at=old,
         )
         fresh = await make_message(s, conversation=conv_b, role=MessageRole.assistant, status=MessageStatus.streaming)
         done = await make_message(s, conversation=conv_b, role=MessageRole.assistant, content="done", updated_at=old)
@@ -316,11 +352,13 @@ async def test_interrupt_orphaned_answers(scope, two_users) -> None:  # noqa: AN
         assert await chats.interrupt_orphaned_answers(session=s) == 1
     async with scope() as s:
         assert await chats.interrupt_orphaned_answers(session=s) == 0
-        statuses = {m.status for m in (await s.exec(select(Message).where(Message.role == MessageRole.assistant))).all()}
+        statuses = {
+            m.status for m in (await s.exec(select(Message).where(Message.role == MessageRole.assistant))).all()
+        }
     assert MessageStatus.streaming not in statuses
 
 
-async def test_deleting_a_user_cascades(scope, two_users) -> None:  # noqa: ANN001
+async def test_deleting_a_user_cascades(scope, two_users) -> None:
     """The foreign keys really cascade (SQLite needs PRAGMA foreign_keys=ON for this)."""
     alice, bob = two_users
     async with scope() as s:

@@ -31,7 +31,9 @@ def test_localai_url_without_http_scheme_is_rejected(app_env: Callable[..., None
     assert "Traceback" not in message
 
 
-@pytest.mark.parametrize("url", ["http://", "http://[::1", "http:// spaced host:8080", "http://localai:99999", "http://:8080"])
+@pytest.mark.parametrize(
+    "url", ["http://", "http://[::1", "http:// spaced host:8080", "http://localai:99999", "http://:8080"]
+)
 def test_localai_url_that_cannot_be_used_is_rejected_at_start(app_env: Callable[..., None], url: str) -> None:
     app_env(localai_url=url)
     with pytest.raises(SettingsError) as info:
@@ -112,7 +114,7 @@ def test_other_invalid_settings_name_the_variable(app_env: Callable[..., None], 
     assert name in str(info.value)
 
 
-def test_dotenv_file_is_read(app_env: Callable[..., None], tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_dotenv_file_is_read(app_env: Callable[..., None], tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TITLE_MODE")
     (tmp_path / ".env").write_text("TITLE_MODE=llm\nSYSTEM_PROMPT=Be a pirate.\n", encoding="utf-8")
     get_settings.cache_clear()
@@ -122,7 +124,9 @@ def test_dotenv_file_is_read(app_env: Callable[..., None], tmp_path, monkeypatch
 
 
 @pytest.mark.parametrize(("value", "expected"), [("", None), ("  ", None), ("0", 0.0), ("0.7", 0.7)])
-def test_empty_temperature_means_the_server_default(app_env: Callable[..., None], value: str, expected: float | None) -> None:
+def test_empty_temperature_means_the_server_default(
+    app_env: Callable[..., None], value: str, expected: float | None
+) -> None:
     app_env(llm_temperature=value)
     assert get_settings().llm_temperature == expected
 

@@ -34,7 +34,9 @@ async def prepare(question: str) -> Prepared:
         assert user.id is not None
         conv = await make_conversation(s, user_id=user.id, model=MODEL)
         await make_message(s, conversation=conv, role=MessageRole.user, content=question)
-        answer = await make_message(s, conversation=conv, role=MessageRole.assistant, content="", status=MessageStatus.streaming)
+        answer = await make_message(
+            s, conversation=conv, role=MessageRole.assistant, content="", status=MessageStatus.streaming
+        )
     assert answer.id is not None
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": question}]
     return Prepared(user.id, conv.id, answer.id, messages)

@@ -45,9 +45,7 @@ async def collect(client: LLMClient, messages: list[dict[str, str]], **kw: Any) 
     return [event async for event in client.stream_chat(kw.pop("model", MODEL), messages, **kw)]
 
 
-async def collect_until_error(
-    client: LLMClient, messages: list[dict[str, str]]
-) -> tuple[str, LLMError]:
+async def collect_until_error(client: LLMClient, messages: list[dict[str, str]]) -> tuple[str, LLMError]:
     """The content streamed before the stream failed, and the failure."""
     text = ""
     with pytest.raises(LLMError) as info:
@@ -300,9 +298,7 @@ async def test_complete_maps_errors(make_client: ClientFactory, standin: StandIn
 
 
 @pytest.mark.parametrize(("fault", "code"), [("drop", "dropped"), ("hang", "timeout"), ("error_frame", "server")])
-async def test_complete_failures_are_llm_errors(
-    make_client: ClientFactory, fault: str, code: str
-) -> None:
+async def test_complete_failures_are_llm_errors(make_client: ClientFactory, fault: str, code: str) -> None:
     """Title generation relies on complete() raising LLMError only (it falls back on it)."""
     with pytest.raises(LLMError) as info:
         await make_client(read_timeout=0.5).complete(MODEL, ask(f"[[fault={fault}]] name it"))

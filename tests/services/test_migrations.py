@@ -66,7 +66,7 @@ def test_models_and_migrations_agree(empty_url: str) -> None:
     assert _diff(empty_url) == []
 
 
-def _diff(url: str) -> list:  # noqa: ANN401
+def _diff(url: str) -> list:
     engine = create_engine(url, poolclass=pool.NullPool)
     try:
         with engine.connect() as conn:
