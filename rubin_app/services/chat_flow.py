@@ -7,6 +7,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from rubin_app.models import Conversation, Message, MessageRole, MessageStatus
 from rubin_app.services import chats, titles
 from rubin_app.services.chats import InputError
@@ -49,6 +51,18 @@ def _context(rt: Runtime, history: Sequence[Message]) -> list[dict[str, str]]:
         if m.role in (MessageRole.user, MessageRole.assistant) and m.status != MessageStatus.streaming
     ]
     return build_context(rt.settings.system_prompt, turns, rt.settings.context_token_budget)
+
+
+async def _empty_answer(session: AsyncSession, user_id: int, conversation_id: str, model: str) -> Message:
+    """The assistant row an answer streams into."""
+    return await chats.create_message(
+        session=session,
+        user_id=user_id,
+        conversation_id=conversation_id,
+        role=MessageRole.assistant,
+        model=model,
+        status=MessageStatus.streaming,
+    )
 
 
 def _start(rt: Runtime, conversation: Conversation, assistant: Message, history: Sequence[Message]) -> Run:
@@ -101,14 +115,7 @@ async def send_message(rt: Runtime, *, user_id: int, conversation_id: str | None
             question = await chats.create_message(
                 session=session, user_id=user_id, conversation_id=conversation.id, role=MessageRole.user, content=text
             )
-            answer = await chats.create_message(
-                session=session,
-                user_id=user_id,
-                conversation_id=conversation.id,
-                role=MessageRole.assistant,
-                model=model,
-                status=MessageStatus.streaming,
-            )
+            answer = await _empty_answer(session, user_id, conversation.id, model)
             assert answer.id is not None
             rt.generation.bind(run, message_id=answer.id, conversation_id=conversation.id)
     except BaseException:
@@ -187,14 +194,7 @@ async def _answer_again(
         await chats.delete_messages_after(
             session=session, user_id=user_id, conversation_id=conversation.id, message_id=question.id
         )
-        answer = await chats.create_message(
-            session=session,
-            user_id=user_id,
-            conversation_id=conversation.id,
-            role=MessageRole.assistant,
-            model=model,
-            status=MessageStatus.streaming,
-        )
+        answer = await _empty_answer(session, user_id, conversation.id, model)
         if conversation.model != model:
             await chats.update_conversation(
                 session=session, user_id=user_id, conversation_id=conversation.id, model=model

@@ -462,13 +462,10 @@ class ChatState(rx.State):
         user_id = await rt.local_user_id()
         run = rt.generation.get(user_id=user_id, message_id=message_id)
         if run is not None:
-            skip_think = think_offset  # Run.follow always starts the reasoning at 0
-            async for text, think in run.follow(text_offset, rt.settings.stream_coalesce_ms / 1000):
+            interval = rt.settings.stream_coalesce_ms / 1000
+            async for text, think in run.follow(text_offset, interval, reasoning_offset=think_offset):
                 if _following.get(token) != message_id:
                     return
-                if skip_think:
-                    cut = min(skip_think, len(think))
-                    think, skip_think = think[cut:], skip_think - cut
                 if text or think:
                     yield rx.call_script(push_js(text, think))
             for task in run.after_tasks:
