@@ -2,14 +2,78 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "changethis", "your-secret-key", "xxx"}
+PROVIDER_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
+def _check_http_url(value: str, example: str) -> str:
+    value = value.strip().rstrip("/")
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"must start with http:// or https:// (e.g. {example})")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as exc:
+        raise ValueError(f"is not a valid URL ({exc})") from None
+    if not parts.hostname or any(c.isspace() for c in parts.netloc):
+        raise ValueError(f"must name a host, e.g. {example}")
+    return value
+
+
+class ProviderConfig(BaseModel):
+    """One sign-in provider: generic OpenID Connect (by issuer URL) or GitHub (OAuth2)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    kind: Literal["oidc", "github"] = "oidc"
+    name: str = ""
+    issuer: str = ""
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    scopes: str = ""
+    github_url: str = "https://github.com"
+    github_api_url: str = "https://api.github.com"
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, value: str) -> str:
+        if not PROVIDER_ID.match(value):
+            raise ValueError("must be 1-32 lowercase letters, digits, '-' or '_' (it appears in the callback URL)")
+        return value
+
+    @field_validator("github_url", "github_api_url")
+    @classmethod
+    def _check_github_urls(cls, value: str) -> str:
+        return _check_http_url(value, "https://github.com")
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> ProviderConfig:
+        if self.kind == "oidc":
+            if not self.issuer:
+                raise ValueError(f"provider {self.id!r}: an OpenID Connect provider needs an issuer URL")
+            self.issuer = _check_http_url(self.issuer, "https://keycloak.example.com/realms/main")
+            self.scopes = self.scopes or "openid email profile"
+            if "openid" not in self.scopes.split():
+                raise ValueError(f"provider {self.id!r}: scopes must include 'openid'")
+        else:
+            self.scopes = self.scopes or "read:user user:email"
+        if not self.client_secret.get_secret_value().strip():
+            raise ValueError(f"provider {self.id!r}: client_secret is empty")
+        self.name = self.name.strip() or ("GitHub" if self.kind == "github" else self.id)
+        return self
 
 
 class Settings(BaseSettings):
@@ -56,6 +120,35 @@ class Settings(BaseSettings):
     engine_port: int = Field(default=8081, ge=1, le=65535, description="Loopback port of the bundled engine.")
     engine_model_alias: str = Field(default="gemma-3-270m", description="Model name the bundled engine serves.")
 
+    # Accounts and sign-in
+    auth_providers: list[ProviderConfig] = Field(
+        default_factory=list,
+        description='Sign-in providers, a JSON list: [{"id": "kc", "name": "Keycloak", "issuer": "https://…", '
+        '"client_id": "…", "client_secret": "…"}, {"id": "github", "kind": "github", …}].',
+    )
+    local_login: bool | None = Field(
+        default=None, description="Email + password accounts; empty: on when no provider is configured."
+    )
+    local_signup: bool | None = Field(default=None, description="Local sign-up; empty: same as LOCAL_LOGIN.")
+    require_approval: bool = Field(default=False, description="New users wait for an admin's approval.")
+    admin_emails: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated emails that become admins when they sign in."
+    )
+    secret_key: SecretStr | None = Field(
+        default=None, description="Signs the sign-in flow cookie (32+ chars); empty: generated into DATA_DIR."
+    )
+    session_lifetime_hours: float = Field(default=720, gt=0, description="How long a sign-in lasts, in hours.")
+    password_min_length: int = Field(default=10, ge=8, le=128, description="Shortest password accepted.")
+    login_max_failures: int = Field(default=5, ge=1, description="Failed logins per account before a lockout.")
+    login_ip_max_failures: int = Field(default=20, ge=1, description="Failed logins per IP before a lockout.")
+    login_lockout_minutes: float = Field(default=15, gt=0, description="Lockout window in minutes.")
+    public_url: str = Field(
+        default="", description="Public base URL (for OAuth callbacks behind a proxy); empty: from the request."
+    )
+    cookie_secure: bool | None = Field(
+        default=None, description="Secure cookies; empty: when the request came over HTTPS."
+    )
+
     # Web
     frontend_port: int = Field(default=3000, ge=1, le=65535, description="Port the app serves.")
     api_url: str = Field(default="", description="Public URL of the backend when not on localhost.")
@@ -64,19 +157,40 @@ class Settings(BaseSettings):
     @field_validator("localai_url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        if value and not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https:// (e.g. http://localhost:8080)")
-        if value:
-            try:
-                parts = urlsplit(value)
-                parts.port  # noqa: B018 - raises on a bad port
-            except ValueError as exc:
-                raise ValueError(f"is not a valid URL ({exc})") from None
-            if not parts.hostname or any(c.isspace() for c in parts.netloc):
-                raise ValueError("must name a host, e.g. http://localhost:8080")
-        if value.endswith("/v1"):
-            value = value[: -len("/v1")]
+        value = _check_http_url(value, "http://localhost:8080") if value.strip() else ""
+        return value.removesuffix("/v1")
+
+    @field_validator("admin_emails", mode="before")
+    @classmethod
+    def _split_emails(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [e.strip().lower() for e in value.split(",") if e.strip()]
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str) -> str:
+        return _check_http_url(value, "https://chat.example.com") if value.strip() else ""
+
+    @field_validator("secret_key")
+    @classmethod
+    def _check_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        raw = value.get_secret_value()
+        if raw.strip().lower() in PLACEHOLDER_SECRETS or len(raw) < 32:
+            raise ValueError("must be a random string of at least 32 characters (e.g. `openssl rand -hex 32`)")
+        return value
+
+    @field_validator("auth_providers")
+    @classmethod
+    def _unique_providers(cls, value: list[ProviderConfig]) -> list[ProviderConfig]:
+        ids = [p.id for p in value]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"provider ids must be unique; repeated: {', '.join(dupes)}")
+        if "local" in ids:
+            raise ValueError("'local' is reserved for email + password accounts")
         return value
 
     @field_validator("llm_temperature", mode="before")
@@ -106,6 +220,16 @@ class Settings(BaseSettings):
         if url and not url.startswith(("sqlite", "postgresql", "postgres://")):
             raise ValueError("DATABASE_URL must be a sqlite:// or postgresql:// URL")
         return self
+
+    @property
+    def local_login_default(self) -> bool:
+        """Whether local accounts are on unless an admin says otherwise."""
+        return self.local_login if self.local_login is not None else not self.auth_providers
+
+    @property
+    def local_signup_default(self) -> bool:
+        """Whether local sign-up is on unless an admin says otherwise."""
+        return self.local_signup if self.local_signup is not None else self.local_login_default
 
     @property
     def llm_base_url(self) -> str:

@@ -14,7 +14,9 @@ def rows() -> list[tuple[str, str, str]]:
     """(ENV_NAME, default, description) for every setting."""
     out = []
     for name, field in Settings.model_fields.items():
-        default = field.default
+        default = field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]
+        if default == []:
+            default = ""
         if isinstance(default, Path):
             default = (
                 "./" + str(default.relative_to(PROJECT_DIR)) if default.is_relative_to(PROJECT_DIR) else str(default)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
+from rubin_app.api.auth import AuthApp, export
 from rubin_app.services.llm import LLMError
 from rubin_app.services.runtime import get_runtime
 
@@ -25,4 +26,10 @@ async def health(_: Request) -> JSONResponse:
 
 def build_api() -> Starlette:
     """The Starlette app Reflex mounts its own routes into."""
-    return Starlette(routes=[Route("/api/health", health)])
+    return Starlette(
+        routes=[
+            Route("/api/health", health),
+            Route("/api/account/export", export),
+            Mount("/auth", app=AuthApp()),
+        ]
+    )

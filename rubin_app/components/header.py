@@ -5,9 +5,10 @@ from __future__ import annotations
 import reflex as rx
 
 from rubin_app.components import styles
+from rubin_app.state.auth import AuthState
 from rubin_app.state.chat import ChatState
 
-T = ChatState.tr
+T = AuthState.tr
 
 
 def model_picker() -> rx.Component:
@@ -73,8 +74,8 @@ def header() -> rx.Component:
         model_picker(),
         rx.select(
             ["en", "ru"],
-            value=rx.cond(ChatState.lang != "", ChatState.lang, "en"),
-            on_change=ChatState.set_language,
+            value=rx.cond(AuthState.lang != "", AuthState.lang, "en"),
+            on_change=AuthState.set_language,
             size="2",
             custom_attrs={"aria-label": T["language"], "data-testid": "language"},
         ),

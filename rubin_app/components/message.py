@@ -6,9 +6,10 @@ import reflex as rx
 
 from rubin_app.components import styles
 from rubin_app.components.markdown import markdown
+from rubin_app.state.auth import AuthState
 from rubin_app.state.chat import ChatState, MsgView, stream_text, stream_think
 
-T = ChatState.tr
+T = AuthState.tr
 
 
 def _icon_button(icon: str, label, on_click, test_id: str) -> rx.Component:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import reflex as rx
 
 from rubin_app.components import styles
+from rubin_app.state.auth import AuthState
 from rubin_app.state.chat import ChatItem, ChatState
 
-T = ChatState.tr
+T = AuthState.tr
 
 
 def _item(chat: ChatItem) -> rx.Component:

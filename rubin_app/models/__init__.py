@@ -1,5 +1,6 @@
 """SQLModel tables and their schemas."""
 
+from rubin_app.models.auth import AppSetting, AuditEvent, AuthSession
 from rubin_app.models.chat import (
     Conversation,
     ConversationPublic,
@@ -8,14 +9,19 @@ from rubin_app.models.chat import (
     MessageRole,
     MessageStatus,
 )
-from rubin_app.models.user import User
+from rubin_app.models.user import Role, User, UserPublic
 
 __all__ = [
+    "AppSetting",
+    "AuditEvent",
+    "AuthSession",
     "Conversation",
     "ConversationPublic",
     "Message",
     "MessagePublic",
     "MessageRole",
     "MessageStatus",
+    "Role",
     "User",
+    "UserPublic",
 ]

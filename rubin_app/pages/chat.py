@@ -9,9 +9,10 @@ from rubin_app.components.composer import composer
 from rubin_app.components.header import header
 from rubin_app.components.message import message
 from rubin_app.components.sidebar import dialogs, drawer, sidebar
+from rubin_app.state.auth import AuthState
 from rubin_app.state.chat import ChatState, stream_text, stream_think
 
-T = ChatState.tr
+T = AuthState.tr
 
 
 def _welcome() -> rx.Component:

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from rubin_app.config import Settings, get_settings
-from rubin_app.services import chats
+from rubin_app.services import chats, sessions
 from rubin_app.services.db import session_scope
 from rubin_app.services.generation import GenerationManager, GenerationSettings
 from rubin_app.services.llm import LLMClient, LLMError
+from rubin_app.services.oauth import Providers
+from rubin_app.services.sessions import Principal, PrincipalCache
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +74,38 @@ class Runtime:
         )
         self._local_user_id: int | None = None
         self._local_user_lock = asyncio.Lock()
+
+        self.principals = PrincipalCache()
+
+    @cached_property
+    def providers(self) -> Providers:
+        """The sign-in providers, registered with authlib on first use."""
+        return Providers(self.settings)
+
+    @cached_property
+    def secret_key(self) -> str:
+        """SECRET_KEY, or a random key generated once into DATA_DIR (mode 0600) and reused after restarts."""
+        if self.settings.secret_key is not None:
+            return self.settings.secret_key.get_secret_value()
+        path = self.settings.data_dir / "secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
+        return path.read_text().strip()
+
+    async def principal(self, token: str | None) -> Principal | None:
+        """Who a session token belongs to (None: no live session); cached for a second or two."""
+        if not token:
+            return None
+        hit, principal = self.principals.get(token)
+        if hit:
+            return principal
+        async with session_scope() as session:
+            principal = await sessions.resolve(session=session, token=token)
+        self.principals.put(token, principal)
+        return principal
 
     async def local_user_id(self) -> int:
         """Id of the local user (created on first use)."""

@@ -24,6 +24,7 @@ from rubin_app.services.chats import InputError
 from rubin_app.services.db import session_scope
 from rubin_app.services.llm import LLMError
 from rubin_app.services.runtime import get_runtime
+from rubin_app.state.auth import AuthState
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +74,9 @@ def push_js(text: str, think: str = "", reset: bool = False) -> str:
     return f"window.rubin&&window.rubin.stream(refs,{_js(text)},{_js(think)},{'true' if reset else 'false'})"
 
 
-class ChatState(rx.State):
+class ChatState(AuthState):
     """Sidebar, conversation and composer."""
 
-    lang: str = rx.LocalStorage("", name="rubin_lang", sync=True)
     chats: list[ChatItem] = []
     chat_filter: str = ""
     conversation_id: str = ""
@@ -100,14 +100,6 @@ class ChatState(rx.State):
     drawer_open: bool = False
 
     # ---- translation -------------------------------------------------------------------------
-    @rx.var
-    def tr(self) -> dict[str, str]:
-        """The interface strings in the chosen language."""
-        return i18n.CATALOGS.get(self.lang, i18n.EN)
-
-    def _t(self, key: str, **params: object) -> str:
-        return i18n.t(key, self.lang or i18n.DEFAULT_LANGUAGE, **params)
-
     def _error_text(self, code: str, detail: str = "") -> str:
         text = self._t(f"err_{code}") if f"err_{code}" in i18n.EN else code
         return f"{text} ({detail})" if detail and code not in ("stopped",) else text
@@ -132,41 +124,24 @@ class ChatState(rx.State):
 
     # ---- loading -----------------------------------------------------------------------------
     async def _user_id(self) -> int:
-        return await get_runtime().local_user_id()
-
-    @rx.event
-    async def set_language(self, lang: str) -> None:
-        """Switch the interface language."""
-        if lang in i18n.CATALOGS:
-            self.lang = lang
-
-    @rx.event
-    def set_browser_language(self, languages: str) -> None:
-        """Follow the browser's language list (navigator.languages), until the user picks one."""
-        if isinstance(languages, str) and languages.strip():
-            self.lang = i18n.pick_language(languages)
+        """The acting user of this event (checked against the server-side session every time)."""
+        return (await self._require()).user_id
 
     @rx.event
     async def on_load(self):
-        """Open the page: language, models, sidebar, and the conversation in the URL."""
-        detect = None
-        if not self.lang:
-            self.lang = i18n.pick_language(self.router.headers.accept_language or "")
-            # The websocket's Accept-Language is not always the page's (browsers and emulators differ):
-            # ask the page itself once, it is what the user set as the browser's language.
-            detect = rx.call_script(
-                "((navigator.languages && navigator.languages.length) ? navigator.languages"
-                " : [navigator.language]).join(',')",
-                callback=ChatState.set_browser_language,
-            )
+        """Open the page: check the session, then language, models, sidebar and the URL's conversation."""
+        previous = self._shown_user
+        principal, events = await self._enter()
+        if principal is None:
+            return events
+        if previous and previous != principal.user_id:
+            self.reset()  # another account signed in on this tab: nothing of the last one may stay
         cid = self.router.page.params.get("cid", "") if hasattr(self.router.page, "params") else ""
         self.drawer_open = False
         await self._load_chats()
         await self._load_models(refresh=False)
         opened = await self._open(cid)
-        if detect is None:
-            return opened
-        return [detect, *(opened if isinstance(opened, list) else [opened] if opened is not None else [])]
+        return [*events, *(opened if isinstance(opened, list) else [opened] if opened is not None else [])]
 
     async def _load_chats(self) -> None:
         async with session_scope() as session:
@@ -459,7 +434,7 @@ class ChatState(rx.State):
         """
         rt = get_runtime()
         token = self.router.session.client_token
-        user_id = await rt.local_user_id()
+        user_id = await self._user_id()
         run = rt.generation.get(user_id=user_id, message_id=message_id)
         if run is not None:
             interval = rt.settings.stream_coalesce_ms / 1000

@@ -14,7 +14,7 @@ from sqlmodel import SQLModel
 import rubin_app.models  # noqa: F401  (registers the tables)
 from rubin_app.services.migrate import alembic_config, upgrade_head
 
-TABLES = {"users", "conversations", "messages", "alembic_version"}
+TABLES = {"users", "conversations", "messages", "auth_sessions", "audit_events", "app_settings", "alembic_version"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

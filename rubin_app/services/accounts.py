@@ -1,0 +1,442 @@
+"""Accounts: local sign-up and sign-in, provider identities, roles, profile, deletion and export.
+
+Every function that reads or changes a user's data takes the acting user's id and touches only that
+user's rows; admin functions check the actor's role here, not only in the UI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import delete, update
+from sqlmodel import col, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rubin_app.config import Settings
+from rubin_app.models import AppSetting, AuthSession, Conversation, Message, Role, User
+from rubin_app.models.user import utcnow
+from rubin_app.services import audit, sessions
+from rubin_app.services.chats import InputError
+
+LEGACY_PROVIDER = "legacy"  # the foundation's single local user, before sign-in existed
+EMAIL_MAX = 254
+NAME_MAX = 100
+PASSWORD_MAX = 256
+LANGUAGES = {"", "en", "ru"}
+THEMES = {"", "light", "dark"}
+COMMON_PASSWORDS = frozenset(
+    """123456789012 1234567890 12345678901 password123 password1234 qwertyuiop qwerty12345 1q2w3e4r5t
+    iloveyou123 administrator passw0rd123 welcome123 letmein1234 abc1234567 0987654321 1111111111
+    monkey12345 dragon12345 football123 baseball123 sunshine123 princess123 qwerty123456 password12
+    йцукенгшщз 1234567890q""".split()
+)
+
+_hasher = PasswordHasher()
+_dummy_hash: str | None = None
+_first_user_lock = asyncio.Lock()
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def normalize_email(raw: str) -> str:
+    """A syntactically valid email, lower-cased; InputError("bad_email") otherwise."""
+    raw = (raw or "").strip()
+    if not raw or len(raw) > EMAIL_MAX:
+        raise InputError("bad_email")
+    try:
+        return validate_email(raw, check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        raise InputError("bad_email") from None
+
+
+def clean_display_name(raw: str, fallback: str = "") -> str:
+    """A one-line display name of printable characters (any script), at most NAME_MAX long."""
+    name = " ".join((raw or "").split())
+    if any(unicodedata.category(c) in {"Cc", "Cf", "Co", "Cs"} for c in name):
+        raise InputError("bad_name")
+    if len(name) > NAME_MAX:
+        raise InputError("name_too_long", limit=NAME_MAX)
+    return name or fallback
+
+
+def check_password(password: str, *, email: str, min_length: int) -> None:
+    """Minimum strength: long enough, not a well-known password, not the email."""
+    if len(password) < min_length:
+        raise InputError("password_too_short", limit=min_length)
+    if len(password) > PASSWORD_MAX:
+        raise InputError("password_too_long", limit=PASSWORD_MAX)
+    lowered = password.casefold()
+    if lowered in COMMON_PASSWORDS or len(set(password)) < 4:
+        raise InputError("password_common")
+    if email and (lowered == email.casefold() or lowered == email.split("@")[0].casefold()):
+        raise InputError("password_like_email")
+
+
+def _verify(password_hash: str | None, password: str) -> bool:
+    global _dummy_hash
+    if password_hash is None:
+        # Unknown account: spend the same time as a real check, so timing does not reveal which emails exist.
+        _dummy_hash = _dummy_hash or _hasher.hash("not-a-real-password")
+        password_hash = _dummy_hash
+        _verify_hash(password_hash, password)
+        return False
+    return _verify_hash(password_hash, password)
+
+
+def _verify_hash(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+# --------------------------------------------------------------------------- policy
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Sign-in switches: the settings' defaults, overridden by what an admin saved."""
+
+    local_login: bool
+    local_signup: bool
+    require_approval: bool
+
+
+POLICY_KEYS = ("local_login", "local_signup", "require_approval")
+
+
+async def get_policy(*, session: AsyncSession, settings: Settings) -> Policy:
+    """The sign-in policy in force."""
+    saved = {s.key: s.value for s in (await session.exec(select(AppSetting))).all()}
+    values: dict[str, bool] = {
+        "local_login": settings.local_login_default,
+        "local_signup": settings.local_signup_default,
+        "require_approval": settings.require_approval,
+    }
+    for key in POLICY_KEYS:
+        if key in saved:
+            values[key] = bool(json.loads(saved[key]))
+    return Policy(**values)
+
+
+async def set_policy(
+    *, session: AsyncSession, settings: Settings, actor_id: int, key: str, value: bool, ip: str = ""
+) -> Policy:
+    """Change one switch (admins only); refuses to switch off the only way to sign in."""
+    await _require_admin(session, actor_id)
+    if key not in POLICY_KEYS:
+        raise InputError("bad_setting")
+    if key == "local_login" and not value and not settings.auth_providers:
+        raise InputError("last_login_method")
+    row = await session.get(AppSetting, key) or AppSetting(key=key)
+    row.value = json.dumps(bool(value))
+    row.updated_at = utcnow()
+    session.add(row)
+    await audit.record(
+        session=session, action=audit.POLICY_CHANGED, user_id=actor_id, actor_id=actor_id, ip=ip, detail=f"{key}={value}"
+    )
+    await session.flush()
+    return await get_policy(session=session, settings=settings)
+
+
+# --------------------------------------------------------------------------- users
+
+
+async def get_user(*, session: AsyncSession, user_id: int) -> User | None:
+    """A user by id."""
+    return await session.get(User, user_id)
+
+
+async def _require_admin(session: AsyncSession, actor_id: int) -> User:
+    actor = await session.get(User, actor_id)
+    if actor is None or actor.role != Role.admin:
+        raise InputError("admin_only")
+    return actor
+
+
+async def _count_admins(session: AsyncSession) -> int:
+    return int((await session.exec(select(func.count()).where(User.role == Role.admin))).one())
+
+
+async def _new_user_role(session: AsyncSession, settings: Settings, policy: Policy, email: str) -> Role:
+    real = select(func.count()).where(User.provider != LEGACY_PROVIDER)
+    if int((await session.exec(real)).one()) == 0 or email in settings.admin_emails:
+        return Role.admin
+    return Role.pending if policy.require_approval else Role.user
+
+
+async def _adopt_legacy_chats(session: AsyncSession, user_id: int) -> None:
+    """The first admin inherits the chats made before sign-in existed."""
+    legacy = (await session.exec(select(User).where(User.provider == LEGACY_PROVIDER))).all()
+    for old in legacy:
+        await session.exec(update(Conversation).where(col(Conversation.user_id) == old.id).values(user_id=user_id))  # type: ignore[call-overload]
+        await session.exec(update(Message).where(col(Message.user_id) == old.id).values(user_id=user_id))  # type: ignore[call-overload]
+        await session.delete(old)
+
+
+async def _create_user(
+    session: AsyncSession, settings: Settings, *, external_id: str, email: str, name: str, provider: str,
+    password_hash: str | None, ip: str,
+) -> User:  # fmt: skip
+    policy = await get_policy(session=session, settings=settings)
+    role = await _new_user_role(session, settings, policy, email)
+    user = User(
+        external_id=external_id, email=email, display_name=name, provider=provider, role=role,
+        password_hash=password_hash, last_login_at=utcnow(),
+    )  # fmt: skip
+    session.add(user)
+    await session.flush()
+    assert user.id is not None
+    if role == Role.admin and await _count_admins(session) == 1:
+        await _adopt_legacy_chats(session, user.id)
+    await audit.record(
+        session=session, action=audit.SIGN_UP, user_id=user.id, email=email, ip=ip, detail=f"{provider} role={role}"
+    )
+    return user
+
+
+async def _email_taken(session: AsyncSession, email: str) -> bool:
+    return (await session.exec(select(User.id).where(User.email == email))).first() is not None
+
+
+async def sign_up_local(
+    *, session: AsyncSession, settings: Settings, email: str, password: str, display_name: str = "", ip: str = ""
+) -> User:
+    """Create an email + password account (the first one becomes admin)."""
+    policy = await get_policy(session=session, settings=settings)
+    if not (policy.local_login and policy.local_signup):
+        raise InputError("signup_closed")
+    email = normalize_email(email)
+    name = clean_display_name(display_name, fallback=email.split("@")[0])
+    check_password(password, email=email, min_length=settings.password_min_length)
+    password_hash = await asyncio.to_thread(_hasher.hash, password)
+    async with _first_user_lock:  # two first sign-ups at once must not both become admin
+        if await _email_taken(session, email):
+            raise InputError("email_taken")
+        user = await _create_user(
+            session, settings, external_id=f"local:{email}", email=email, name=name, provider="local",
+            password_hash=password_hash, ip=ip,
+        )  # fmt: skip
+        await session.flush()
+    return user
+
+
+async def sign_in_local(
+    *, session: AsyncSession, settings: Settings, email: str, password: str, ip: str = ""
+) -> User:
+    """Check an email and password; a failure is recorded (and committed) before InputError is raised."""
+    policy = await get_policy(session=session, settings=settings)
+    if not policy.local_login:
+        raise InputError("local_login_off")
+    try:
+        email = normalize_email(email)
+    except InputError:
+        raise InputError("bad_credentials") from None
+    window = timedelta(minutes=settings.login_lockout_minutes)
+    wait = await audit.lockout_remaining(
+        session=session, email=email, ip=ip, max_per_account=settings.login_max_failures,
+        max_per_ip=settings.login_ip_max_failures, window=window,
+    )  # fmt: skip
+    if wait is not None:
+        await audit.record(session=session, action=audit.LOCKED_OUT, ok=False, email=email, ip=ip)
+        await session.commit()
+        raise InputError("locked_out", minutes=max(1, -(-int(wait.total_seconds()) // 60)))
+    user = (await session.exec(select(User).where(User.email == email, User.provider == "local"))).first()
+    ok = await asyncio.to_thread(_verify, user.password_hash if user else None, password)
+    if not ok or user is None:
+        await audit.record(
+            session=session, action=audit.SIGN_IN_FAILED, ok=False, user_id=user.id if user else None, email=email, ip=ip
+        )
+        await session.commit()
+        raise InputError("bad_credentials")
+    if user.password_hash and _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = await asyncio.to_thread(_hasher.hash, password)
+    await _signed_in(session, settings, user, ip)
+    return user
+
+
+async def _signed_in(session: AsyncSession, settings: Settings, user: User, ip: str) -> None:
+    user.last_login_at = utcnow()
+    if user.email in settings.admin_emails and user.role != Role.admin:
+        await audit.record(
+            session=session, action=audit.ROLE_CHANGED, user_id=user.id, email=user.email, ip=ip,
+            detail=f"{user.role}->admin (ADMIN_EMAILS)",
+        )  # fmt: skip
+        user.role = Role.admin
+    session.add(user)
+    await audit.record(session=session, action=audit.SIGN_IN, user_id=user.id, email=user.email, ip=ip, detail=user.provider)
+    await session.flush()
+
+
+async def sign_in_external(
+    *, session: AsyncSession, settings: Settings, provider: str, subject: str, email: str | None,
+    display_name: str = "", ip: str = "",
+) -> User:  # fmt: skip
+    """Sign in (creating the account the first time) with an identity a provider vouched for."""
+    subject = (subject or "").strip()
+    if not subject or len(subject) > 200:
+        raise InputError("login_failed")
+    external_id = f"{provider}:{subject}"
+    user = (await session.exec(select(User).where(User.external_id == external_id))).first()
+    if user is None:
+        if not email:
+            raise InputError("no_email")
+        email = normalize_email(email)
+        name = clean_display_name(display_name[:NAME_MAX] if display_name else "", fallback=email.split("@")[0])
+        async with _first_user_lock:
+            if await _email_taken(session, email):
+                raise InputError("email_taken")
+            user = await _create_user(
+                session, settings, external_id=external_id, email=email, name=name, provider=provider,
+                password_hash=None, ip=ip,
+            )  # fmt: skip
+    await _signed_in(session, settings, user, ip)
+    return user
+
+
+async def update_profile(
+    *, session: AsyncSession, user_id: int, display_name: str | None = None, language: str | None = None,
+    theme: str | None = None,
+) -> User:  # fmt: skip
+    """Change the user's own name, language or theme."""
+    user = await session.get(User, user_id)
+    if user is None:
+        raise InputError("account_not_found")
+    if display_name is not None:
+        name = clean_display_name(display_name)
+        if not name:
+            raise InputError("empty_name")
+        user.display_name = name
+    if language is not None:
+        if language not in LANGUAGES:
+            raise InputError("bad_setting")
+        user.language = language
+    if theme is not None:
+        if theme not in THEMES:
+            raise InputError("bad_setting")
+        user.theme = theme
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def change_password(
+    *, session: AsyncSession, settings: Settings, user_id: int, current: str, new: str, keep_session_id: int | None,
+    ip: str = "",
+) -> int:  # fmt: skip
+    """Change a local account's password; other devices are signed out (returns how many)."""
+    user = await session.get(User, user_id)
+    if user is None or user.provider != "local" or not user.password_hash:
+        raise InputError("not_local_account")
+    if not await asyncio.to_thread(_verify_hash, user.password_hash, current):
+        await audit.record(session=session, action=audit.PASSWORD_CHANGED, ok=False, user_id=user_id, ip=ip)
+        await session.commit()
+        raise InputError("wrong_password")
+    check_password(new, email=user.email or "", min_length=settings.password_min_length)
+    user.password_hash = await asyncio.to_thread(_hasher.hash, new)
+    session.add(user)
+    ended = await sessions.revoke_all(session=session, user_id=user_id, keep_session_id=keep_session_id)
+    await audit.record(session=session, action=audit.PASSWORD_CHANGED, user_id=user_id, ip=ip, detail=f"ended {ended}")
+    await session.flush()
+    return ended
+
+
+async def delete_account(*, session: AsyncSession, user_id: int, actor_id: int, ip: str = "") -> None:
+    """Delete a user and all their chats, messages and sessions (by themselves, or by an admin)."""
+    user = await session.get(User, user_id)
+    if user is None:
+        raise InputError("account_not_found")
+    if actor_id != user_id:
+        await _require_admin(session, actor_id)
+    if user.role == Role.admin and await _count_admins(session) <= 1:
+        raise InputError("last_admin")
+    await session.exec(delete(Message).where(col(Message.user_id) == user_id))  # type: ignore[call-overload]
+    await session.exec(delete(Conversation).where(col(Conversation.user_id) == user_id))  # type: ignore[call-overload]
+    await session.exec(delete(AuthSession).where(col(AuthSession.user_id) == user_id))  # type: ignore[call-overload]
+    await session.delete(user)
+    await audit.record(
+        session=session, action=audit.ACCOUNT_DELETED, user_id=user_id, actor_id=actor_id, email=user.email, ip=ip
+    )
+    await session.flush()
+
+
+async def export_data(*, session: AsyncSession, user_id: int) -> dict[str, Any]:
+    """Everything Rubin keeps about the user, as JSON-ready data."""
+    user = await session.get(User, user_id)
+    if user is None:
+        raise InputError("account_not_found")
+    convs = (
+        await session.exec(
+            select(Conversation).where(Conversation.user_id == user_id).order_by(col(Conversation.created_at))
+        )
+    ).all()
+    msgs = (
+        await session.exec(select(Message).where(Message.user_id == user_id).order_by(col(Message.id)))
+    ).all()
+    by_conv: dict[str, list[dict[str, Any]]] = {}
+    for m in msgs:
+        by_conv.setdefault(m.conversation_id, []).append(
+            {
+                "role": str(m.role), "content": m.content, "reasoning": m.reasoning or None, "model": m.model,
+                "status": str(m.status), "created_at": m.created_at.isoformat(),
+            }  # fmt: skip
+        )
+    return {
+        "format": "rubin-export/1",
+        "exported_at": utcnow().isoformat(),
+        "user": {
+            "email": user.email, "display_name": user.display_name, "provider": user.provider,
+            "language": user.language, "theme": user.theme, "created_at": user.created_at.isoformat(),
+        },  # fmt: skip
+        "conversations": [
+            {
+                "id": c.id, "title": c.title, "model": c.model, "created_at": c.created_at.isoformat(),
+                "updated_at": c.updated_at.isoformat(), "messages": by_conv.get(c.id, []),
+            }  # fmt: skip
+            for c in convs
+        ],
+    }
+
+
+# --------------------------------------------------------------------------- admin
+
+
+async def list_users(*, session: AsyncSession, actor_id: int) -> Sequence[User]:
+    """Every account, pending ones first (admins only)."""
+    await _require_admin(session, actor_id)
+    stmt = select(User).where(User.provider != LEGACY_PROVIDER).order_by(col(User.created_at))
+    users = (await session.exec(stmt)).all()
+    return sorted(users, key=lambda u: u.role != Role.pending)
+
+
+async def set_role(*, session: AsyncSession, actor_id: int, user_id: int, role: str, ip: str = "") -> User:
+    """Approve, promote or demote a user (admins only); the last admin stays an admin."""
+    await _require_admin(session, actor_id)
+    try:
+        new = Role(role)
+    except ValueError:
+        raise InputError("bad_setting") from None
+    user = await session.get(User, user_id)
+    if user is None or user.provider == LEGACY_PROVIDER:
+        raise InputError("account_not_found")
+    if user.role == Role.admin and new != Role.admin and await _count_admins(session) <= 1:
+        raise InputError("last_admin")
+    if user.role != new:
+        await audit.record(
+            session=session, action=audit.ROLE_CHANGED, user_id=user_id, actor_id=actor_id, email=user.email, ip=ip,
+            detail=f"{user.role}->{new}",
+        )  # fmt: skip
+        user.role = new
+        session.add(user)
+        await session.flush()
+    return user

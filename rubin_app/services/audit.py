@@ -1,0 +1,88 @@
+"""The audit trail: a table row and a structured log line per security event; lockouts read it back."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rubin_app.models import AuditEvent
+from rubin_app.models.user import utcnow
+
+log = logging.getLogger("rubin_app.audit")
+
+# Actions (the admin page translates them).
+SIGN_IN = "sign_in"
+SIGN_IN_FAILED = "sign_in_failed"
+SIGN_OUT = "sign_out"
+SIGN_OUT_ALL = "sign_out_all"
+SIGN_UP = "sign_up"
+ROLE_CHANGED = "role_changed"
+PASSWORD_CHANGED = "password_changed"
+ACCOUNT_DELETED = "account_deleted"
+POLICY_CHANGED = "policy_changed"
+LOCKED_OUT = "locked_out"
+
+
+async def record(
+    *,
+    session: AsyncSession,
+    action: str,
+    ok: bool = True,
+    user_id: int | None = None,
+    actor_id: int | None = None,
+    email: str | None = None,
+    ip: str = "",
+    detail: str = "",
+) -> AuditEvent:
+    """Write one audit event (in the caller's transaction) and log it without secrets."""
+    event = AuditEvent(
+        action=action, ok=ok, user_id=user_id, actor_id=actor_id, email=email, ip=ip[:64], detail=detail[:500]
+    )
+    session.add(event)
+    log.info(
+        "audit action=%s ok=%s user=%s actor=%s email=%s ip=%s detail=%s",
+        action, ok, user_id, actor_id, email or "-", ip or "-", detail or "-",
+    )  # fmt: skip
+    return event
+
+
+async def list_events(*, session: AsyncSession, limit: int = 200) -> Sequence[AuditEvent]:
+    """The newest audit events (admins only: the caller checks the role)."""
+    stmt = select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(limit)
+    return (await session.exec(stmt)).all()
+
+
+async def _recent_failures(session: AsyncSession, since: datetime, limit: int, column: str, value: str) -> list[datetime]:
+    """Times of the newest `limit` failed sign-ins for an email or IP since `since` (newest first)."""
+    stmt = select(AuditEvent.created_at).where(
+        AuditEvent.action == SIGN_IN_FAILED, AuditEvent.created_at >= since, getattr(AuditEvent, column) == value
+    )
+    if column == "email":
+        # A successful sign-in clears the account's count.
+        last_ok = select(func.max(AuditEvent.created_at)).where(AuditEvent.action == SIGN_IN, AuditEvent.email == value)
+        ok_at = (await session.exec(last_ok)).one()
+        if ok_at is not None and ok_at > since:
+            stmt = stmt.where(AuditEvent.created_at > ok_at)
+    stmt = stmt.order_by(col(AuditEvent.created_at).desc()).limit(limit)
+    return list((await session.exec(stmt)).all())
+
+
+async def lockout_remaining(
+    *, session: AsyncSession, email: str, ip: str, max_per_account: int, max_per_ip: int, window: timedelta
+) -> timedelta | None:
+    """How long sign-in stays locked for this account or IP (a sliding window), or None when it is not."""
+    now = utcnow()
+    waits: list[timedelta] = []
+    for column, value, limit in (("email", email, max_per_account), ("ip", ip, max_per_ip)):
+        if not value:
+            continue
+        times = await _recent_failures(session, now - window, limit, column, value)
+        if len(times) >= limit:
+            oldest = times[-1] if times[-1].tzinfo else times[-1].replace(tzinfo=now.tzinfo)
+            waits.append(oldest + window - now)
+    return max(waits) if waits else None

@@ -1,0 +1,129 @@
+"""The signed-in user, as every page's state sees it, and the interface language.
+
+The identity is never a client-settable var: each event reads the session cookie the browser sent
+when its websocket connected (HttpOnly, set by the /auth routes) and resolves it server-side through
+`Runtime.principal` (a live, unrevoked, unexpired session). Handlers that touch user data call
+`_require()`; a dead session raises `SignedOut`, which the app's exception handler turns into a
+redirect to the login page.
+"""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from rubin_app import i18n
+from rubin_app.services.runtime import get_runtime
+from rubin_app.services.sessions import Principal, token_from_cookie_header
+
+
+class SignedOut(Exception):
+    """The event's session is gone (signed out, expired, revoked) or not allowed here."""
+
+    def __init__(self, target: str = "/login?info=session_ended") -> None:
+        super().__init__(target)
+        self.target = target
+
+
+def _detect_language_script() -> str:
+    return "((navigator.languages && navigator.languages.length) ? navigator.languages : [navigator.language]).join(',')"
+
+
+class AuthState(rx.State):
+    """Language, and who is signed in (display values only: authority stays server-side)."""
+
+    lang: str = rx.LocalStorage("", name="rubin_lang", sync=True)
+    user_name: str = ""
+    user_email: str = ""
+    user_role: str = ""
+    user_provider: str = ""
+    _shown_user: int = 0
+
+    # ---- language ----------------------------------------------------------------------------
+    @rx.var
+    def tr(self) -> dict[str, str]:
+        """The interface strings in the chosen language."""
+        return i18n.CATALOGS.get(self.lang, i18n.EN)
+
+    @rx.var
+    def is_admin(self) -> bool:
+        """Whether to show admin links (the admin page checks again server-side)."""
+        return self.user_role == "admin"
+
+    def _t(self, key: str, **params: object) -> str:
+        return i18n.t(key, self.lang or i18n.DEFAULT_LANGUAGE, **params)
+
+    @rx.event
+    async def set_language(self, lang: str) -> None:
+        """Switch the interface language."""
+        if lang in i18n.CATALOGS:
+            self.lang = lang
+
+    @rx.event
+    def set_browser_language(self, languages: str) -> None:
+        """Follow the browser's language list (navigator.languages), until the user picks one."""
+        if isinstance(languages, str) and languages.strip():
+            self.lang = i18n.pick_language(languages)
+
+    def _init_language(self, principal: Principal | None = None) -> list:
+        """Pick the language: the user's saved choice, else the browser's (asked once)."""
+        if principal is not None and principal.language in i18n.CATALOGS:
+            self.lang = principal.language
+            return []
+        if self.lang:
+            return []
+        self.lang = i18n.pick_language(self.router.headers.accept_language or "")
+        # The websocket's Accept-Language is not always the page's (browsers and emulators differ).
+        return [rx.call_script(_detect_language_script(), callback=AuthState.set_browser_language)]
+
+    # ---- identity ----------------------------------------------------------------------------
+    def _client_ip(self) -> str:
+        return self.router.session.client_ip or ""
+
+    async def _principal(self) -> Principal | None:
+        """The live session behind this event's connection, or None."""
+        token = token_from_cookie_header(self.router.headers.cookie)
+        return await get_runtime().principal(token)
+
+    async def _require(self, *, admin: bool = False) -> Principal:
+        """The signed-in, approved user (an admin when `admin`); SignedOut otherwise."""
+        principal = await self._principal()
+        if principal is None:
+            raise SignedOut()
+        if not principal.is_active:
+            raise SignedOut("/pending")
+        if admin and not principal.is_admin:
+            raise SignedOut("/")
+        return principal
+
+    def _show(self, principal: Principal) -> bool:
+        """Copy display values; True when a different user than before is now signed in on this tab."""
+        changed = self._shown_user != principal.user_id
+        self._shown_user = principal.user_id
+        self.user_name = principal.display_name
+        self.user_email = principal.email
+        self.user_role = str(principal.role)
+        self.user_provider = principal.provider
+        return changed
+
+    async def _enter(self, *, admin: bool = False, allow_pending: bool = False) -> tuple[Principal | None, list]:
+        """Page guard for on_load: (principal, events); principal None means "redirected away"."""
+        principal = await self._principal()
+        path = self.router.page.raw_path or "/"
+        if principal is None:
+            target = "/login" if path in ("/", "") else f"/login?next={path}"
+            return None, [rx.redirect(target, replace=True)]
+        if not principal.is_active and not allow_pending:
+            return None, [rx.redirect("/pending", replace=True)]
+        if admin and not principal.is_admin:
+            return None, [rx.redirect("/", replace=True)]
+        self._show(principal)
+        return principal, self._init_language(principal)
+
+
+def on_backend_error(exc: Exception):
+    """App-wide handler: a dead session sends the tab to the login page; anything else is logged."""
+    if isinstance(exc, SignedOut):
+        return rx.redirect(exc.target)
+    from reflex.app import default_backend_exception_handler
+
+    return default_backend_exception_handler(exc)
