@@ -8,12 +8,17 @@ from contextlib import asynccontextmanager
 
 import reflex as rx
 
+from rubin_app.admin.page import admin_page
+from rubin_app.admin.state import AdminState
 from rubin_app.api.routes import build_api
 from rubin_app.components import styles
 from rubin_app.config import get_settings
+from rubin_app.pages.account import AccountState, account_page
 from rubin_app.pages.chat import chat_page
+from rubin_app.pages.login import LoginState, PendingState, login_page, pending_page
 from rubin_app.services.migrate import upgrade_head
 from rubin_app.services.runtime import get_runtime
+from rubin_app.state.auth import on_backend_error
 from rubin_app.state.chat import ChatState
 
 log = logging.getLogger("rubin_app")
@@ -58,7 +63,12 @@ app = rx.App(
         rx.el.script(src="/rubin.js"),
     ],
     api_transformer=build_api(),
+    backend_exception_handler=on_backend_error,
 )
 app.register_lifespan_task(runtime_lifespan)
 app.add_page(chat_page, route="/", title="Rubin AI", on_load=ChatState.on_load)
 app.add_page(chat_page, route="/c/[cid]", title="Rubin AI", on_load=ChatState.on_load)
+app.add_page(login_page, route="/login", title="Sign in · Rubin AI", on_load=LoginState.on_load)
+app.add_page(pending_page, route="/pending", title="Rubin AI", on_load=PendingState.on_load)
+app.add_page(account_page, route="/account", title="Account · Rubin AI", on_load=AccountState.on_load)
+app.add_page(admin_page, route="/admin", title="Admin · Rubin AI", on_load=AdminState.on_load)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from rubin_app.components import styles
+from rubin_app.components.auth_forms import native_form
 from rubin_app.state.auth import AuthState
 from rubin_app.state.chat import ChatState
 
@@ -46,6 +47,40 @@ def model_picker() -> rx.Component:
     )
 
 
+def user_menu() -> rx.Component:
+    """Account, admin and sign-out (a hidden POST form: the server clears the HttpOnly cookie)."""
+    return rx.fragment(
+        native_form(action="/auth/logout", method="post", id="rubin-sign-out", display="none"),
+        rx.menu.root(
+            rx.menu.trigger(
+                rx.icon_button(
+                    rx.icon("circle_user_round", size=20),
+                    variant="ghost",
+                    color_scheme="gray",
+                    aria_label=T["user_menu"],
+                    min_width=styles.TOUCH,
+                    min_height=styles.TOUCH,
+                    data_testid="user-menu",
+                ),
+            ),
+            rx.menu.content(
+                rx.box(rx.text(AuthState.user_email, size="1", color=styles.muted), padding="0.25rem 0.75rem"),
+                rx.menu.item(T["account"], on_click=rx.redirect("/account"), data_testid="menu-account"),
+                rx.cond(
+                    AuthState.is_admin,
+                    rx.menu.item(T["admin"], on_click=rx.redirect("/admin"), data_testid="menu-admin"),
+                ),
+                rx.menu.separator(),
+                rx.menu.item(
+                    T["sign_out"],
+                    on_click=rx.call_script("document.getElementById('rubin-sign-out').submit()"),
+                    data_testid="menu-sign-out",
+                ),
+            ),
+        ),
+    )
+
+
 def header() -> rx.Component:
     """The bar above the conversation."""
     return rx.hstack(
@@ -82,6 +117,7 @@ def header() -> rx.Component:
         rx.color_mode.button(
             variant="ghost", color_scheme="gray", aria_label=T["theme"], min_width=styles.TOUCH, min_height=styles.TOUCH
         ),
+        user_menu(),
         width="100%",
         padding="0.5rem 0.75rem",
         border_bottom=styles.border,

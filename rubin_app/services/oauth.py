@@ -95,9 +95,12 @@ class Providers:
     async def finish(self, provider_id: str, request: Any) -> Identity:
         """Exchange the callback's code and return the verified identity; LoginError on any failure."""
         client = self.client(provider_id)
-        if not request.query_params.get("state") or not (
-            request.query_params.get("code") or request.query_params.get("error")
-        ):
+        error = request.query_params.get("error")
+        if error:
+            # The provider refused (e.g. the user pressed "Deny"); some providers drop `state` from
+            # error answers, and no session can come of one, so the refusal is reported as such.
+            raise _classify(provider_id, OAuthError(error=error[:100], description="")) from None
+        if not request.query_params.get("state") or not request.query_params.get("code"):
             raise LoginError("login_incomplete")
         try:
             token = await client.authorize_access_token(request)

@@ -9,7 +9,11 @@ redirect to the login page.
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import reflex as rx
+from reflex.app import default_backend_exception_handler
+from reflex.event import EventSpec
 
 from rubin_app import i18n
 from rubin_app.services.runtime import get_runtime
@@ -108,9 +112,10 @@ class AuthState(rx.State):
     async def _enter(self, *, admin: bool = False, allow_pending: bool = False) -> tuple[Principal | None, list]:
         """Page guard for on_load: (principal, events); principal None means "redirected away"."""
         principal = await self._principal()
-        path = self.router.page.raw_path or "/"
+        url = self.router.url
+        path = url.path + (f"?{url.query}" if url.query else "")
         if principal is None:
-            target = "/login" if path in ("/", "") else f"/login?next={path}"
+            target = "/login" if path in ("/", "") else f"/login?next={quote(path, safe='/')}"
             return None, [rx.redirect(target, replace=True)]
         if not principal.is_active and not allow_pending:
             return None, [rx.redirect("/pending", replace=True)]
@@ -120,10 +125,8 @@ class AuthState(rx.State):
         return principal, self._init_language(principal)
 
 
-def on_backend_error(exc: Exception):
+def on_backend_error(exception: Exception) -> EventSpec:
     """App-wide handler: a dead session sends the tab to the login page; anything else is logged."""
-    if isinstance(exc, SignedOut):
-        return rx.redirect(exc.target)
-    from reflex.app import default_backend_exception_handler
-
-    return default_backend_exception_handler(exc)
+    if isinstance(exception, SignedOut):
+        return rx.redirect(exception.target)
+    return default_backend_exception_handler(exception)

@@ -136,7 +136,8 @@ class ChatState(AuthState):
             return events
         if previous and previous != principal.user_id:
             self.reset()  # another account signed in on this tab: nothing of the last one may stay
-        cid = self.router.page.params.get("cid", "") if hasattr(self.router.page, "params") else ""
+        path = self.router.url.path
+        cid = path.removeprefix("/c/").strip("/") if path.startswith("/c/") else ""
         self.drawer_open = False
         await self._load_chats()
         await self._load_models(refresh=False)

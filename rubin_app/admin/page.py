@@ -1,0 +1,181 @@
+"""The admin page (`/admin`): users and roles, sign-in policy, the audit log."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from rubin_app.admin.state import AdminState, AuditRow, UserRow
+from rubin_app.components import styles
+from rubin_app.components.auth_forms import notice
+from rubin_app.state.auth import AuthState
+
+T = AuthState.tr
+
+
+def _role_select(user: UserRow) -> rx.Component:
+    return rx.select.root(
+        rx.select.trigger(aria_label=T["role"], data_testid="role-select"),
+        rx.select.content(
+            rx.select.item(T["role_admin"], value="admin"),
+            rx.select.item(T["role_user"], value="user"),
+            rx.select.item(T["role_pending"], value="pending"),
+        ),
+        value=user.role,
+        on_change=lambda role: AdminState.set_role(user.id, role),
+        size="1",
+    )
+
+
+def _user_row(user: UserRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.vstack(rx.text(user.name, weight="medium"), rx.text(user.email, size="1", color=styles.muted),
+                                spacing="0")),  # fmt: skip
+        rx.table.cell(user.provider),
+        rx.table.cell(
+            rx.hstack(
+                _role_select(user),
+                rx.cond(
+                    user.role == "pending",
+                    rx.button(T["approve"], size="1", on_click=AdminState.set_role(user.id, "user"),
+                              data_testid="approve"),  # fmt: skip
+                ),
+                spacing="2",
+            )
+        ),
+        rx.table.cell(user.created),
+        rx.table.cell(rx.cond(user.last_login != "", user.last_login, T["never"])),
+        rx.table.cell(
+            rx.icon_button(rx.icon("trash_2", size=14), variant="ghost", color_scheme="red", aria_label=T["delete_user"],
+                           on_click=AdminState.ask_delete(user.id, user.email), data_testid="delete-user")  # fmt: skip
+        ),
+        data_testid="user-row",
+    )
+
+
+def _users() -> rx.Component:
+    return rx.vstack(
+        rx.heading(T["users"], size="4"),
+        rx.box(
+            rx.table.root(
+                rx.table.header(
+                    rx.table.row(
+                        rx.table.column_header_cell(T["user"]),
+                        rx.table.column_header_cell(T["provider"]),
+                        rx.table.column_header_cell(T["role"]),
+                        rx.table.column_header_cell(T["created"]),
+                        rx.table.column_header_cell(T["last_login"]),
+                        rx.table.column_header_cell(""),
+                    )
+                ),
+                rx.table.body(rx.foreach(AdminState.users, _user_row)),
+                size="1",
+                width="100%",
+            ),
+            overflow_x="auto",
+            width="100%",
+        ),
+        width="100%",
+    )
+
+
+def _switch(label: rx.Var, key: str, value: rx.Var) -> rx.Component:
+    return rx.el.label(
+        rx.hstack(
+            rx.switch(checked=value, on_change=lambda v: AdminState.set_policy(key, v), data_testid=f"policy-{key}"),
+            rx.text(label, size="2"),
+            align="center",
+            spacing="3",
+            min_height=styles.TOUCH,
+        )
+    )
+
+
+def _policy() -> rx.Component:
+    return rx.vstack(
+        rx.heading(T["sign_in_policy"], size="4"),
+        _switch(T["policy_local_login"], "local_login", AdminState.local_login),
+        _switch(T["policy_local_signup"], "local_signup", AdminState.local_signup),
+        _switch(T["policy_require_approval"], "require_approval", AdminState.require_approval),
+        width="100%",
+    )
+
+
+def _event_row(event: AuditRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(event.when, white_space="nowrap"),
+        rx.table.cell(rx.badge(event.action, color_scheme=rx.cond(event.ok, "gray", "red"))),
+        rx.table.cell(event.user),
+        rx.table.cell(event.ip),
+        rx.table.cell(event.detail),
+        data_testid="audit-row",
+    )
+
+
+def _audit() -> rx.Component:
+    return rx.vstack(
+        rx.heading(T["audit_log"], size="4"),
+        rx.box(
+            rx.table.root(
+                rx.table.header(
+                    rx.table.row(
+                        *[rx.table.column_header_cell(T[k]) for k in ("when", "action", "user", "ip", "detail")]
+                    )
+                ),
+                rx.table.body(rx.foreach(AdminState.events, _event_row)),
+                size="1",
+                width="100%",
+            ),
+            overflow_x="auto",
+            max_height="24rem",
+            overflow_y="auto",
+            width="100%",
+        ),
+        width="100%",
+    )
+
+
+def _delete_dialog() -> rx.Component:
+    return rx.alert_dialog.root(
+        rx.alert_dialog.content(
+            rx.alert_dialog.title(T["delete_user"]),
+            rx.alert_dialog.description(T["delete_user_body"].replace("{email}", AdminState.delete_email)),
+            rx.hstack(
+                rx.alert_dialog.cancel(rx.button(T["cancel"], variant="soft", color_scheme="gray",
+                                                 on_click=AdminState.cancel_delete)),  # fmt: skip
+                rx.alert_dialog.action(rx.button(T["delete"], color_scheme="red", on_click=AdminState.confirm_delete,
+                                                 data_testid="confirm-delete-user")),  # fmt: skip
+                justify="end",
+                padding_top="1rem",
+            ),
+        ),
+        open=AdminState.delete_id != 0,
+    )
+
+
+def admin_page() -> rx.Component:
+    """The admin page."""
+    return rx.box(
+        rx.vstack(
+            rx.hstack(
+                rx.heading(T["admin"], size="6"),
+                rx.spacer(),
+                rx.link(T["account"], href="/account", size="2"),
+                rx.link(T["back_to_chat"], href="/", size="2"),
+                width="100%",
+                align="center",
+                spacing="4",
+            ),
+            notice(AdminState.error, "red", "admin-error"),
+            _policy(),
+            _users(),
+            _audit(),
+            _delete_dialog(),
+            spacing="5",
+            width="100%",
+            max_width="64rem",
+            margin_x="auto",
+            padding="1rem",
+        ),
+        min_height="100dvh",
+        data_testid="admin-page",
+    )

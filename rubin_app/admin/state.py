@@ -1,0 +1,146 @@
+"""State of the admin page: users and roles, sign-in policy, the audit log. Every handler re-checks the role."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+
+import reflex as rx
+
+from rubin_app.services import accounts, audit
+from rubin_app.services.chats import InputError
+from rubin_app.services.db import session_scope
+from rubin_app.services.runtime import get_runtime
+from rubin_app.state.auth import AuthState
+
+
+@dataclasses.dataclass
+class UserRow:
+    """A user as the admin table shows it."""
+
+    id: int = 0
+    email: str = ""
+    name: str = ""
+    provider: str = ""
+    role: str = ""
+    created: str = ""
+    last_login: str = ""
+
+
+@dataclasses.dataclass
+class AuditRow:
+    """An audit event as the admin table shows it."""
+
+    id: int = 0
+    when: str = ""
+    action: str = ""
+    ok: bool = True
+    user: str = ""
+    ip: str = ""
+    detail: str = ""
+
+
+def _stamp(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+class AdminState(AuthState):
+    """Users, policy switches and the audit log."""
+
+    users: list[UserRow] = []
+    events: list[AuditRow] = []
+    local_login: bool = True
+    local_signup: bool = True
+    require_approval: bool = False
+    error: str = ""
+    delete_id: int = 0
+    delete_email: str = ""
+
+    @rx.event
+    async def on_load(self):
+        """Admins only: load users, policy and the audit log."""
+        principal, events = await self._enter(admin=True)
+        if principal is None:
+            return events
+        self.error = ""
+        await self._reload(principal.user_id)
+        return events
+
+    async def _reload(self, actor_id: int) -> None:
+        rt = get_runtime()
+        async with session_scope() as session:
+            users = await accounts.list_users(session=session, actor_id=actor_id)
+            policy = await accounts.get_policy(session=session, settings=rt.settings)
+            rows = await audit.list_events(session=session, limit=200)
+        self.users = [
+            UserRow(
+                id=u.id or 0, email=u.email or "", name=u.display_name, provider=u.provider, role=str(u.role),
+                created=_stamp(u.created_at), last_login=_stamp(u.last_login_at),
+            )  # fmt: skip
+            for u in users
+        ]
+        self.local_login, self.local_signup = policy.local_login, policy.local_signup
+        self.require_approval = policy.require_approval
+        self.events = [
+            AuditRow(
+                id=e.id or 0, when=_stamp(e.created_at), action=e.action, ok=e.ok,
+                user=e.email or (str(e.user_id) if e.user_id else ""), ip=e.ip, detail=e.detail,
+            )  # fmt: skip
+            for e in rows
+        ]
+
+    async def _act(self, action) -> None:
+        principal = await self._require(admin=True)
+        try:
+            async with session_scope() as session:
+                await action(session, principal.user_id)
+        except InputError as exc:
+            self.error = self._t(f"err_{exc.code}", **exc.params)
+        else:
+            self.error = ""
+        await self._reload(principal.user_id)
+
+    @rx.event
+    async def set_role(self, user_id: int, role: str):
+        """Approve, promote or demote a user."""
+
+        async def action(session, actor_id: int) -> None:
+            await accounts.set_role(session=session, actor_id=actor_id, user_id=int(user_id), role=role,
+                                    ip=self._client_ip())  # fmt: skip
+
+        await self._act(action)
+        get_runtime().principals.forget_user(int(user_id))
+
+    @rx.event
+    async def set_policy(self, key: str, value: bool):
+        """Switch local sign-in, sign-up or approval on or off."""
+
+        async def action(session, actor_id: int) -> None:
+            await accounts.set_policy(session=session, settings=get_runtime().settings, actor_id=actor_id, key=key,
+                                      value=bool(value), ip=self._client_ip())  # fmt: skip
+
+        await self._act(action)
+
+    @rx.event
+    def ask_delete(self, user_id: int, email: str) -> None:
+        """Open the confirmation for deleting a user."""
+        self.delete_id, self.delete_email = int(user_id), email
+
+    @rx.event
+    def cancel_delete(self) -> None:
+        """Close the confirmation."""
+        self.delete_id, self.delete_email = 0, ""
+
+    @rx.event
+    async def confirm_delete(self):
+        """Delete the user and all their data."""
+        target = self.delete_id
+        self.delete_id, self.delete_email = 0, ""
+        if not target:
+            return
+
+        async def action(session, actor_id: int) -> None:
+            await accounts.delete_account(session=session, user_id=target, actor_id=actor_id, ip=self._client_ip())
+
+        await self._act(action)
+        get_runtime().principals.forget_user(target)
