@@ -47,6 +47,28 @@ WS_PROBE = """
 """
 
 
+BENCH_EMAIL = "bench@example.com"
+BENCH_PASSWORD = "bench-password-1234"
+
+
+def sign_in(base: str, email: str = BENCH_EMAIL, password: str = BENCH_PASSWORD, name: str = "Bench") -> str:
+    """A fresh session token for the account, creating it first when it does not exist yet."""
+    form = {"name": name, "email": email, "password": password, "password2": password}
+    with httpx.Client(base_url=base, follow_redirects=False, timeout=30) as client:
+        response = client.post("/auth/local/signup", data=form)
+        if "rubin_session" not in response.cookies:
+            response = client.post("/auth/local/login", data={"email": email, "password": password})
+        token = response.cookies.get("rubin_session")
+    if not token:
+        raise RuntimeError(f"could not sign in as {email}: redirected to {response.headers.get('location')}")
+    return token
+
+
+def session_cookie(base: str, token: str) -> dict[str, str]:
+    """The session cookie in the shape Playwright's context.add_cookies takes."""
+    return {"name": "rubin_session", "value": token, "url": base}
+
+
 def free_port() -> int:
     """A free TCP port on loopback."""
     with socket.socket() as s:

@@ -24,6 +24,7 @@ import httpx
 from playwright.sync_api import Page, sync_playwright
 
 from bench.harness import (
+    BENCH_EMAIL,
     CHROMIUM_ARGS,
     ROOT,
     WS_PROBE,
@@ -31,6 +32,8 @@ from bench.harness import (
     backend_rss_mb,
     free_port,
     percentile,
+    session_cookie,
+    sign_in,
     start_app,
     stop_app,
 )
@@ -106,7 +109,9 @@ def seed_long_chat(db_path: Path, messages: int) -> str:
     """Write a conversation of `messages` earlier messages straight into the app's database."""
     os.environ["DATABASE_URL"] = f"sqlite:///{db_path}"
     from rubin_app.config import get_settings
-    from rubin_app.models import MessageRole
+    from sqlmodel import select
+
+    from rubin_app.models import MessageRole, User
     from rubin_app.services import chats
     from rubin_app.services.db import dispose_all, session_scope
 
@@ -114,7 +119,7 @@ def seed_long_chat(db_path: Path, messages: int) -> str:
 
     async def main() -> str:
         async with session_scope() as session:
-            user = await chats.get_or_create_local_user(session=session)
+            user = (await session.exec(select(User).where(User.email == BENCH_EMAIL))).one()
             conv = await chats.create_conversation(
                 session=session, user_id=user.id, model="standin-model", title="long chat"
             )
@@ -137,9 +142,10 @@ def answer_bytes(page: Page, text: str) -> int:
     return int(page.evaluate("() => window.__ws.bytes"))
 
 
-def concurrent_rss(browser, base: str, app, streams: int) -> tuple[float, int, float]:
+def concurrent_rss(browser, base: str, app, streams: int, token: str) -> tuple[float, int, float]:
     """Peak backend RSS while `streams` browser tabs stream at once; returns (peak MB, answers done, seconds)."""
     context = browser.new_context()
+    context.add_cookies([session_cookie(base, token)])
     context.add_init_script(WS_PROBE)
     pages = [context.new_page() for _ in range(streams)]
     for page in pages:
@@ -187,6 +193,7 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     rows: list[tuple[str, str, str, str, str]] = []
     try:
+        token = sign_in(base)
         long_id = seed_long_chat(db_path, 200)
         direct = {}
         for ttft in TTFTS:
@@ -195,6 +202,7 @@ def main() -> None:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
             context = browser.new_context()
+            context.add_cookies([session_cookie(base, token)])
             context.add_init_script(WS_PROBE)
             page = context.new_page()
             open_chat(page, base)
@@ -222,7 +230,7 @@ def main() -> None:
             context.close()
 
             idle = statistics.mean(backend_rss_mb(app) for _ in range(5))
-            peak, done, secs = concurrent_rss(browser, base, app, args.streams)
+            peak, done, secs = concurrent_rss(browser, base, app, args.streams, token)
             rows.append(("(c) backend RSS, MB", f"{peak:.0f} ({args.streams} streams, {done} done in {secs:.1f} s)",
                          f"{idle:.0f} (idle)", f"x{peak / idle:.2f}", "-"))  # fmt: skip
             browser.close()

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -274,3 +275,7 @@ def get_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         raise SettingsError(_format_error(exc)) from None
+    except SourceError as exc:  # a complex setting (a JSON list) that is not JSON at all
+        found = re.search(r'field "([a-z_]+)"', str(exc))
+        name = found.group(1).upper() if found else "settings"
+        raise SettingsError(f"Rubin AI cannot start: invalid settings\n  {name}: must be valid JSON") from None

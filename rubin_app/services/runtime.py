@@ -72,8 +72,6 @@ class Runtime:
                 temperature=settings.llm_temperature,
             ),
         )
-        self._local_user_id: int | None = None
-        self._local_user_lock = asyncio.Lock()
 
         self.principals = PrincipalCache()
 
@@ -106,16 +104,6 @@ class Runtime:
             principal = await sessions.resolve(session=session, token=token)
         self.principals.put(token, principal)
         return principal
-
-    async def local_user_id(self) -> int:
-        """Id of the local user (created on first use)."""
-        # Locked: tabs opening together would otherwise both insert the user (unique violation).
-        async with self._local_user_lock:
-            if self._local_user_id is None:
-                async with session_scope() as session:
-                    self._local_user_id = (await chats.get_or_create_local_user(session=session)).id
-        assert self._local_user_id is not None
-        return self._local_user_id
 
     async def reap_orphans(self, older_than: float | None = None) -> int:
         """Mark answers whose process died as interrupted."""

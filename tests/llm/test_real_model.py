@@ -14,7 +14,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, expect
 
-from bench.harness import app_env, free_port, isolated_copy, start_app, stop_app
+from bench.harness import app_env, free_port, isolated_copy, session_cookie, sign_in, start_app, stop_app
 from rubin_app.engine import start as start_engine
 
 pytestmark = pytest.mark.llm
@@ -54,7 +54,9 @@ def test_engine_speaks_openai(engine: str) -> None:
 
 
 def test_chat_with_the_real_model(real_app: str, browser: Browser) -> None:
-    page = browser.new_page()
+    context = browser.new_context()
+    context.add_cookies([session_cookie(real_app, sign_in(real_app))])
+    page = context.new_page()
     page.goto(real_app + "/")
     expect(page.get_by_test_id("model-select")).to_contain_text("gemma-3-270m", timeout=60_000)
     page.get_by_test_id("composer").fill("What is the capital of France? Answer in one sentence.")
@@ -69,4 +71,4 @@ def test_chat_with_the_real_model(real_app: str, browser: Browser) -> None:
     page.reload()
     expect(page.get_by_test_id("assistant-message").last).to_have_attribute("data-status", "complete")
     assert page.get_by_test_id("assistant-message").last.inner_text().strip()[:20] == text[:20]
-    page.close()
+    context.close()

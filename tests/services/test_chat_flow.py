@@ -22,6 +22,14 @@ MODEL = "standin-model"
 RuntimeFactory = Callable[..., Awaitable[Runtime]]
 
 
+async def new_user() -> int:
+    """A fresh signed-up user's id (each test acts as its own user)."""
+    async with session_scope() as session:
+        user = await make_user(session)
+    assert user.id is not None
+    return user.id
+
+
 async def counts() -> tuple[int, int]:
     async with session_scope() as s:
         conversations = (await s.exec(select(func.count()).select_from(Conversation))).one()
@@ -57,7 +65,7 @@ def sent_messages(standin: StandIn) -> list[dict[str, str]]:
 
 
 async def test_send_creates_the_conversation_and_saves_the_answer(runtime: Runtime, standin: StandIn) -> None:
-    user_id = await runtime.local_user_id()
+    user_id = await new_user()
     started = await chat_flow.send_message(
         runtime, user_id=user_id, conversation_id=None, text="Hello, Rubin!", model=MODEL
     )
@@ -80,7 +88,7 @@ async def test_send_creates_the_conversation_and_saves_the_answer(runtime: Runti
 
 
 async def test_second_message_continues_the_conversation(runtime: Runtime, standin: StandIn) -> None:
-    user_id = await runtime.local_user_id()
+    user_id = await new_user()
     first = await chat_flow.send_message(runtime, user_id=user_id, conversation_id=None, text="one", model=MODEL)
     await finish(first)
     second = await chat_flow.send_message(
@@ -100,7 +108,7 @@ async def test_second_message_continues_the_conversation(runtime: Runtime, stand
 
 async def test_empty_model_picks_the_configured_default(make_runtime: RuntimeFactory, standin: StandIn) -> None:
     rt = await make_runtime(default_model="standin-small")
-    user_id = await rt.local_user_id()
+    user_id = await new_user()
     started = await chat_flow.send_message(rt, user_id=user_id, conversation_id=None, text="hi", model="")
     await finish(started)
     assert started.conversation.model == "standin-small"
@@ -115,7 +123,7 @@ async def test_invalid_message_saves_nothing(
     make_runtime: RuntimeFactory, standin: StandIn, text: str, code: str
 ) -> None:
     rt = await make_runtime(max_message_chars=100)
-    user_id = await rt.local_user_id()
+    user_id = await new_user()
     with pytest.raises(InputError) as info:
         await chat_flow.send_message(rt, user_id=user_id, conversation_id=None, text=text, model=MODEL)
     assert info.value.code == code
@@ -125,14 +133,14 @@ async def test_invalid_message_saves_nothing(
 
 async def test_message_at_the_limit_is_accepted(make_runtime: RuntimeFactory) -> None:
     rt = await make_runtime(max_message_chars=100)
-    user_id = await rt.local_user_id()
+    user_id = await new_user()
     started = await chat_flow.send_message(rt, user_id=user_id, conversation_id=None, text="y" * 100, model=MODEL)
     await finish(started)
     assert await counts() == (1, 2)
 
 
 async def test_unknown_model_saves_nothing(runtime: Runtime, standin: StandIn) -> None:
-    user_id = await runtime.local_user_id()
+    user_id = await new_user()
     with pytest.raises(InputError) as info:
         await chat_flow.send_message(runtime, user_id=user_id, conversation_id=None, text="hi", model="gpt-17")
     assert info.value.code == "unknown_model"
@@ -142,7 +150,7 @@ async def test_unknown_model_saves_nothing(runtime: Runtime, standin: StandIn) -
 
 
 async def test_model_added_on_the_server_is_found_by_refreshing_the_list(runtime: Runtime, standin: StandIn) -> None:
-    user_id = await runtime.local_user_id()
+    user_id = await new_user()
     assert await runtime.catalog.get() == ["standin-model", "standin-small"]
     standin.config.models = ["standin-model", "standin-small", "fresh-model"]
     started = await chat_flow.send_message(
@@ -154,7 +162,7 @@ async def test_model_added_on_the_server_is_found_by_refreshing_the_list(runtime
 
 async def test_no_models_on_the_server(runtime: Runtime, standin: StandIn) -> None:
     standin.config.models = []
-    user_id = await runtime.local_user_id()
+    user_id = await new_user()
     with pytest.raises(InputError) as info:
         await chat_flow.send_message(runtime, user_id=user_id, conversation_id=None, text="hi", model="")
     assert info.value.code == "no_model"
@@ -167,7 +175,7 @@ async def test_another_users_conversation_is_not_found(runtime: Runtime, standin
         assert other.id is not None
         theirs = await make_conversation(s, user_id=other.id)
         await make_exchange(s, conversation=theirs)
-    me = await runtime.local_user_id()
+    me = await new_user()
     for call in (
         chat_flow.send_message(runtime, user_id=me, conversation_id=theirs.id, text="let me in", model=MODEL),
         chat_flow.regenerate(runtime, user_id=me, conversation_id=theirs.id),
@@ -183,7 +191,7 @@ async def test_another_users_conversation_is_not_found(runtime: Runtime, standin
 
 
 async def test_regenerate_replaces_the_last_answer(runtime: Runtime, standin: StandIn) -> None:
-    user_id = await runtime.local_user_id()
+    user_id = await new_user()
     first = await chat_flow.send_message(
         runtime, user_id=user_id, conversation_id=None, text="Tell a joke", model=MODEL
     )
@@ -208,7 +216,7 @@ async def test_regenerate_replaces_the_last_answer(runtime: Runtime, standin: St
 async def test_regenerate_while_streaming_stops_the_old_answer(runtime: Runtime, standin: StandIn) -> None:
     standin.config.token_rate = 30
     standin.config.tokens = 200
-    user_id = await runtime.local_user_id()
+    user_id = await new_user()
     first = await chat_flow.send_message(runtime, user_id=user_id, conversation_id=None, text="slow one", model=MODEL)
     while not first.run.text:
         await asyncio.sleep(0.01)
@@ -224,7 +232,7 @@ async def test_regenerate_while_streaming_stops_the_old_answer(runtime: Runtime,
 
 async def test_retry_after_a_failed_answer(runtime: Runtime, standin: StandIn) -> None:
     standin.config.fault = "http500"
-    user_id = await runtime.local_user_id()
+    user_id = await new_user()
     first = await chat_flow.send_message(runtime, user_id=user_id, conversation_id=None, text="hi", model=MODEL)
     await finish(first)
     assert (await history(user_id, first.conversation.id))[1].status == MessageStatus.error
@@ -238,7 +246,7 @@ async def test_retry_after_a_failed_answer(runtime: Runtime, standin: StandIn) -
 
 
 async def test_edit_and_resend_changes_the_question_and_replaces_the_answer(runtime: Runtime, standin: StandIn) -> None:
-    user_id = await runtime.local_user_id()
+    user_id = await new_user()
     first = await chat_flow.send_message(runtime, user_id=user_id, conversation_id=None, text="first", model=MODEL)
     await finish(first)
     second = await chat_flow.send_message(
@@ -263,7 +271,7 @@ async def test_edit_and_resend_changes_the_question_and_replaces_the_answer(runt
 
 
 async def test_only_the_last_question_can_be_edited(runtime: Runtime, standin: StandIn) -> None:
-    user_id = await runtime.local_user_id()
+    user_id = await new_user()
     first = await chat_flow.send_message(runtime, user_id=user_id, conversation_id=None, text="first", model=MODEL)
     await finish(first)
     second = await chat_flow.send_message(
@@ -299,7 +307,7 @@ async def test_only_the_last_question_can_be_edited(runtime: Runtime, standin: S
 async def test_long_conversation_is_trimmed_to_the_budget(make_runtime: RuntimeFactory, standin: StandIn) -> None:
     budget = 300
     rt = await make_runtime(context_token_budget=budget, system_prompt="You are a careful test assistant.")
-    user_id = await rt.local_user_id()
+    user_id = await new_user()
     async with session_scope() as s:
         conv = await make_conversation(s, user_id=user_id)
         for i in range(30):
@@ -326,7 +334,7 @@ async def test_long_conversation_is_trimmed_to_the_budget(make_runtime: RuntimeF
 
 
 async def test_first_message_title(runtime: Runtime, standin: StandIn) -> None:
-    user_id = await runtime.local_user_id()
+    user_id = await new_user()
     text = "How do I **cook** rice in a pressure cooker quickly and safely at home?"
     started = await chat_flow.send_message(runtime, user_id=user_id, conversation_id=None, text=text, model=MODEL)
     await finish(started)
@@ -338,7 +346,7 @@ async def test_first_message_title(runtime: Runtime, standin: StandIn) -> None:
 
 async def test_llm_title_after_the_first_answer(make_runtime: RuntimeFactory, standin: StandIn) -> None:
     rt = await make_runtime(title_mode="llm")
-    user_id = await rt.local_user_id()
+    user_id = await new_user()
     started = await chat_flow.send_message(
         rt, user_id=user_id, conversation_id=None, text="Explain how rubies get their red colour", model=MODEL
     )
@@ -353,7 +361,7 @@ async def test_llm_title_after_the_first_answer(make_runtime: RuntimeFactory, st
 
 async def test_llm_title_uses_the_models_words(make_runtime: RuntimeFactory, standin: StandIn) -> None:
     rt = await make_runtime(title_mode="llm")
-    user_id = await rt.local_user_id()
+    user_id = await new_user()
     started = await chat_flow.send_message(
         rt, user_id=user_id, conversation_id=None, text='[[reply=Title: "Rubies Explained."]] tell me', model=MODEL
     )
@@ -374,7 +382,7 @@ async def test_llm_title_uses_the_models_words(make_runtime: RuntimeFactory, sta
 async def test_no_llm_title_when_the_answer_failed(make_runtime: RuntimeFactory, standin: StandIn) -> None:
     rt = await make_runtime(title_mode="llm")
     standin.config.fault = "http500"
-    user_id = await rt.local_user_id()
+    user_id = await new_user()
     text = "Why is the sky blue"
     started = await chat_flow.send_message(rt, user_id=user_id, conversation_id=None, text=text, model=MODEL)
     await finish(started)
@@ -395,7 +403,7 @@ async def test_title_falls_back_to_the_question_when_the_model_fails(runtime: Ru
 
 async def test_answer_settings_reach_localai(make_runtime: RuntimeFactory, standin: StandIn) -> None:
     rt = await make_runtime(llm_max_tokens=5, llm_temperature=0.4)
-    user_id = await rt.local_user_id()
+    user_id = await new_user()
     started = await chat_flow.send_message(
         rt, user_id=user_id, conversation_id=None, text="[[tokens=9]] hi", model=MODEL
     )
@@ -409,7 +417,7 @@ async def test_answer_settings_reach_localai(make_runtime: RuntimeFactory, stand
 
 
 async def test_server_defaults_are_left_to_localai(runtime: Runtime, standin: StandIn) -> None:
-    user_id = await runtime.local_user_id()
+    user_id = await new_user()
     await finish(await chat_flow.send_message(runtime, user_id=user_id, conversation_id=None, text="hi", model=MODEL))
     assert standin.last_request_json is not None
     assert "max_tokens" not in standin.last_request_json
@@ -419,7 +427,7 @@ async def test_server_defaults_are_left_to_localai(runtime: Runtime, standin: St
 async def test_api_key_reaches_localai(make_runtime: RuntimeFactory, standin: StandIn) -> None:
     standin.config.api_key = "sk-rubin"
     rt = await make_runtime(localai_api_key="sk-rubin")
-    user_id = await rt.local_user_id()
+    user_id = await new_user()
     started = await chat_flow.send_message(rt, user_id=user_id, conversation_id=None, text="hi", model=MODEL)
     await finish(started)
     assert (await history(user_id, started.conversation.id))[1].status == MessageStatus.complete
@@ -429,7 +437,7 @@ async def test_localai_down_saves_the_question_and_an_explained_error(make_runti
     from tests.conftest import free_port
 
     rt = await make_runtime(localai_url=f"http://127.0.0.1:{free_port()}")
-    user_id = await rt.local_user_id()
+    user_id = await new_user()
     started = await chat_flow.send_message(rt, user_id=user_id, conversation_id=None, text="anyone there?", model=MODEL)
     await finish(started)
     question, answer = await history(user_id, started.conversation.id)
@@ -441,11 +449,23 @@ async def test_localai_down_saves_the_question_and_an_explained_error(make_runti
 # --------------------------------------------------------------------------- runtime pieces
 
 
-async def test_local_user_is_created_once_even_by_tabs_opening_together(runtime: Runtime) -> None:
-    ids = await asyncio.gather(*(runtime.local_user_id() for _ in range(5)))
-    assert len(set(ids)) == 1
+async def test_a_signed_out_session_stops_resolving_at_once(runtime: Runtime) -> None:
+    """The runtime caches resolved sessions, but sign-out (forget) takes effect on the next event."""
+    from datetime import timedelta
+
+    from rubin_app.services import sessions
+
+    user_id = await new_user()
     async with session_scope() as s:
-        assert (await chats.get_or_create_local_user(session=s)).id == ids[0]
+        token = await sessions.create(session=s, user_id=user_id, lifetime=timedelta(hours=1))
+    first = await runtime.principal(token)
+    assert first is not None and first.user_id == user_id
+    async with session_scope() as s:
+        assert await sessions.revoke(session=s, token=token) == user_id
+    runtime.principals.forget_token(token)
+    assert await runtime.principal(token) is None
+    assert await runtime.principal("not-a-token-but-long-enough-to-look-up") is None
+    assert await runtime.principal(None) is None
 
 
 async def test_model_list_is_cached_and_refreshable(runtime: Runtime, standin: StandIn) -> None:

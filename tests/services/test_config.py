@@ -137,3 +137,71 @@ def test_api_key_is_secret(app_env: Callable[..., None]) -> None:
     assert settings.localai_api_key is not None
     assert settings.localai_api_key.get_secret_value() == "sk-very-secret"
     assert "sk-very-secret" not in repr(settings)
+
+
+# --------------------------------------------------------------------------- sign-in settings
+
+KC = {"id": "kc", "name": "Keycloak", "issuer": "https://sso.example.com/realms/main/", "client_id": "rubin",
+      "client_secret": "a-real-secret"}  # fmt: skip
+
+
+def test_providers_are_read_from_json_and_normalised(app_env: Callable[..., None]) -> None:
+    import json
+
+    app_env(auth_providers=json.dumps([KC, {"id": "github", "kind": "github", "client_id": "x", "client_secret": "y"}]))
+    settings = get_settings()
+    kc, gh = settings.auth_providers
+    assert kc.issuer == "https://sso.example.com/realms/main"  # trailing slash dropped for discovery
+    assert kc.scopes == "openid email profile"
+    assert gh.name == "GitHub" and gh.scopes == "read:user user:email"
+    assert kc.client_secret.get_secret_value() == "a-real-secret"
+    assert "a-real-secret" not in repr(settings)  # secrets never show up in logs or tracebacks
+    # With a provider configured, local accounts are off unless switched on explicitly.
+    assert settings.local_login_default is False and settings.local_signup_default is False
+
+
+def test_local_accounts_are_the_default_without_providers(app_env: Callable[..., None]) -> None:
+    app_env(auth_providers=None, local_login=None, local_signup=None)
+    settings = get_settings()
+    assert settings.local_login_default and settings.local_signup_default
+
+
+@pytest.mark.parametrize(
+    ("providers", "needle"),
+    [
+        ('[{"id": "kc", "client_id": "x", "client_secret": "y"}]', "issuer"),
+        ('[{"id": "Bad Id", "issuer": "https://a.example", "client_id": "x", "client_secret": "y"}]', "lowercase"),
+        ('[{"id": "kc", "issuer": "sso.example.com", "client_id": "x", "client_secret": "y"}]', "http"),
+        ('[{"id": "kc", "issuer": "https://a.example", "client_id": "", "client_secret": "y"}]', "CLIENT_ID"),
+        ('[{"id": "kc", "issuer": "https://a.example", "client_id": "x", "client_secret": " "}]', "client_secret"),
+        ('[{"id": "kc", "issuer": "https://a.example", "client_id": "x", "client_secret": "y", "scopes": "email"}]',
+         "openid"),
+        ('[{"id": "local", "issuer": "https://a.example", "client_id": "x", "client_secret": "y"}]', "reserved"),
+        ('[{"id": "a", "kind": "github", "client_id": "x", "client_secret": "y"},'
+         ' {"id": "a", "kind": "github", "client_id": "x", "client_secret": "y"}]', "unique"),
+        ('[{"id": "kc", "kind": "saml", "client_id": "x", "client_secret": "y"}]', "AUTH_PROVIDERS"),
+        ("not json", "AUTH_PROVIDERS"),
+    ],
+)
+def test_invalid_provider_configuration_stops_the_start(
+    app_env: Callable[..., None], providers: str, needle: str
+) -> None:
+    app_env(auth_providers=providers)
+    with pytest.raises(SettingsError) as info:
+        get_settings()
+    message = str(info.value)
+    assert needle.lower() in message.lower(), message
+    assert "Traceback" not in message
+
+
+@pytest.mark.parametrize("secret", ["changeme", "short-but-random", "x" * 10])
+def test_weak_or_placeholder_secret_key_is_rejected(app_env: Callable[..., None], secret: str) -> None:
+    app_env(secret_key=secret)
+    with pytest.raises(SettingsError) as info:
+        get_settings()
+    assert "SECRET_KEY" in str(info.value)
+
+
+def test_admin_emails_are_a_comma_separated_list(app_env: Callable[..., None]) -> None:
+    app_env(admin_emails=" Boss@Example.com, ops@example.com ,")
+    assert get_settings().admin_emails == ["boss@example.com", "ops@example.com"]
