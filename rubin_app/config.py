@@ -121,6 +121,22 @@ class Settings(BaseSettings):
     engine_port: int = Field(default=8081, ge=1, le=65535, description="Loopback port of the bundled engine.")
     engine_model_alias: str = Field(default="gemma-3-270m", description="Model name the bundled engine serves.")
 
+    # Redis, cache and limits
+    redis_url: str = Field(
+        default="", description="redis://host:6379/0 — shared state for several workers, cache and limits; empty: none."
+    )
+    redis_timeout: float = Field(default=0.5, gt=0, le=10, description="Seconds a Redis call may take.")
+    workers: int = Field(default=0, ge=0, le=64, description="Backend workers with Redis; 0: Reflex's default.")
+    rate_limit_rpm: int = Field(default=20, ge=0, description="Chat requests per minute per user; 0: no limit.")
+    rate_limit_ip_rpm: int = Field(default=60, ge=0, description="Chat requests per minute per IP; 0: no limit.")
+    tokens_per_day: int = Field(default=0, ge=0, description="Answer tokens per user per UTC day; 0: no quota.")
+    max_concurrent_answers: int = Field(default=3, ge=0, description="Answers one user may run at once; 0: no limit.")
+    cache_ttl: float = Field(default=3600, ge=0, description="Seconds a cached answer lives; 0: no response cache.")
+    cache_max_bytes: int = Field(default=256_000, ge=1024, description="Largest answer the cache keeps, in bytes.")
+    cache_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated models cached at any temperature (else only temperature 0)."
+    )
+
     # Accounts and sign-in
     auth_providers: list[ProviderConfig] = Field(
         default_factory=list,
@@ -166,6 +182,21 @@ class Settings(BaseSettings):
     def _split_emails(cls, value: object) -> object:
         if isinstance(value, str):
             return [e.strip().lower() for e in value.split(",") if e.strip()]
+        return value
+
+    @field_validator("cache_models", mode="before")
+    @classmethod
+    def _split_models(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [m.strip() for m in value.split(",") if m.strip()]
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL (e.g. redis://localhost:6379/0)")
         return value
 
     @field_validator("public_url")

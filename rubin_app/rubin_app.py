@@ -49,7 +49,7 @@ async def runtime_lifespan():
         yield
     finally:
         task.cancel()
-        await rt.generation.shutdown()
+        await rt.close()
 
 
 app = rx.App(

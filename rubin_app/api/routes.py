@@ -8,20 +8,20 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
 from rubin_app.api.auth import AuthApp, export
-from rubin_app.services.llm import LLMError
 from rubin_app.services.runtime import get_runtime
 
 
 async def health(_: Request) -> JSONResponse:
-    """Liveness plus whether LocalAI answers: {"status": "ok"|"degraded", "localai": ...}."""
+    """Liveness plus LocalAI and Redis: {"status": "ok"|"degraded", "localai": ..., "redis": ..., "cache": ...}.
+
+    Redis away is "degraded", not down: the app keeps serving with in-process fallbacks.
+    """
     rt = get_runtime()
-    try:
-        models = await rt.client.list_models()
-        localai = {"ok": True, "models": len(models)}
-    except LLMError as exc:
-        localai = {"ok": False, "error": exc.code}
-    status = "ok" if localai["ok"] else "degraded"
-    return JSONResponse({"status": status, "localai": localai})
+    localai = await rt.localai_health()
+    redis = await rt.redis_health()
+    cache = await rt.cache.stats() if redis.get("ok") else {"hits": rt.cache.hits, "misses": rt.cache.misses}
+    ok = localai["ok"] and redis.get("ok", True)
+    return JSONResponse({"status": "ok" if ok else "degraded", "localai": localai, "redis": redis, "cache": cache})
 
 
 def build_api() -> Starlette:

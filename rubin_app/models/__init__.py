@@ -1,6 +1,6 @@
 """SQLModel tables and their schemas."""
 
-from rubin_app.models.auth import AppSetting, AuditEvent, AuthSession
+from rubin_app.models.auth import AppSetting, AuditEvent, AuthSession, UserLimit
 from rubin_app.models.chat import (
     Conversation,
     ConversationPublic,
@@ -23,5 +23,6 @@ __all__ = [
     "MessageStatus",
     "Role",
     "User",
+    "UserLimit",
     "UserPublic",
 ]

@@ -48,3 +48,15 @@ class AppSetting(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=64)
     value: str = Field(default="", max_length=2000)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class UserLimit(SQLModel, table=True):
+    """An admin's per-user override of the default limits (None: the default from settings)."""
+
+    __tablename__ = "user_limits"
+
+    user_id: int = Field(foreign_key="users.id", primary_key=True, ondelete="CASCADE")
+    requests_per_minute: int | None = Field(default=None, ge=0)
+    tokens_per_day: int | None = Field(default=None, ge=0)
+    concurrent: int | None = Field(default=None, ge=0)
+    updated_at: datetime = Field(default_factory=utcnow)

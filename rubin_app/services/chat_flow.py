@@ -65,21 +65,34 @@ async def _empty_answer(session: AsyncSession, user_id: int, conversation_id: st
     )
 
 
-def _start(rt: Runtime, conversation: Conversation, assistant: Message, history: Sequence[Message]) -> Run:
+async def _start(
+    rt: Runtime, conversation: Conversation, assistant: Message, history: Sequence[Message], slot: str | None,
+    *, use_cache: bool,
+) -> Run:  # fmt: skip
     assert assistant.id is not None
-    return rt.generation.start(
+    messages = _context(rt, history)
+    key, replay = await rt.cached_answer(assistant.model, messages)
+    run = rt.generation.start(
         user_id=conversation.user_id,
         conversation_id=conversation.id,
         message_id=assistant.id,
         model=assistant.model,
-        messages=_context(rt, history),
+        messages=messages,
+        cache_key=key,
+        replay=replay if use_cache else None,
+        slot=slot,
     )
+    rt.relay.publish(run)
+    return run
 
 
-async def send_message(rt: Runtime, *, user_id: int, conversation_id: str | None, text: str, model: str) -> Started:
-    """Save the user's message and an empty answer, then start generating it."""
+async def send_message(
+    rt: Runtime, *, user_id: int, conversation_id: str | None, text: str, model: str, ip: str = ""
+) -> Started:
+    """Save the user's message and an empty answer, then start generating it (within the user's limits)."""
     chats.check_message_text(text, rt.settings.max_message_chars)
     model = await check_model(rt, model)
+    slot = await rt.admit(user_id, ip)
     persisted = asyncio.Event()
     run: Run | None = None
     try:
@@ -96,13 +109,18 @@ async def send_message(rt: Runtime, *, user_id: int, conversation_id: str | None
                 )
             # Ask LocalAI first, save while it thinks: the rows are written during its time to first token.
             pending_question = Message(role=MessageRole.user, content=text, user_id=user_id, conversation_id="")
+            messages = _context(rt, [*history, pending_question])
+            key, replay = await rt.cached_answer(model, messages)
             run = rt.generation.start(
                 user_id=user_id,
                 conversation_id=conversation_id or "",
                 message_id=None,
                 model=model,
-                messages=_context(rt, [*history, pending_question]),
+                messages=messages,
                 persisted=persisted,
+                cache_key=key,
+                replay=replay,
+                slot=slot,
             )
             first = conversation is None
             if conversation is None:
@@ -120,9 +138,12 @@ async def send_message(rt: Runtime, *, user_id: int, conversation_id: str | None
             rt.generation.bind(run, message_id=answer.id, conversation_id=conversation.id)
     except BaseException:
         if run is not None:
-            rt.generation.discard(run)
+            rt.generation.discard(run)  # its finish hook frees the slot
+        elif slot:
+            await rt.limiter.release(user_id, slot)
         raise
     persisted.set()
+    rt.relay.publish(run)
     if first and rt.settings.title_mode == "llm":
         run.after_tasks.append(asyncio.create_task(_title_after(rt, run, text)))
     return Started(conversation=conversation, messages=[question, answer], run=run)
@@ -149,17 +170,18 @@ async def _last_exchange(user_id: int, conversation_id: str) -> tuple[Conversati
     return conversation, history
 
 
-async def regenerate(rt: Runtime, *, user_id: int, conversation_id: str, model: str = "") -> Started:
+async def regenerate(rt: Runtime, *, user_id: int, conversation_id: str, model: str = "", ip: str = "") -> Started:
     """Answer the last user message again (also Retry after a failure)."""
     conversation, history = await _last_exchange(user_id, conversation_id)
     last_user = next((m for m in reversed(history) if m.role == MessageRole.user), None)
     if last_user is None or last_user.id is None:
         raise InputError("nothing_to_regenerate")
-    return await _answer_again(rt, conversation, history, last_user, model or conversation.model)
+    # A new answer is wanted: never replayed from the cache (the fresh one is stored, though).
+    return await _answer_again(rt, conversation, history, last_user, model or conversation.model, ip=ip)
 
 
 async def edit_and_resend(
-    rt: Runtime, *, user_id: int, conversation_id: str, message_id: int, text: str, model: str = ""
+    rt: Runtime, *, user_id: int, conversation_id: str, message_id: int, text: str, model: str = "", ip: str = ""
 ) -> Started:
     """Replace the last user message's text and answer it anew."""
     chats.check_message_text(text, rt.settings.max_message_chars)
@@ -168,7 +190,9 @@ async def edit_and_resend(
     if last_user is None or last_user.id != message_id:
         raise InputError("only_last_editable")
     last_user.content = text
-    return await _answer_again(rt, conversation, history, last_user, model or conversation.model, edited=True)
+    return await _answer_again(
+        rt, conversation, history, last_user, model or conversation.model, edited=True, ip=ip
+    )
 
 
 async def _answer_again(
@@ -179,6 +203,7 @@ async def _answer_again(
     model: str,
     *,
     edited: bool = False,
+    ip: str = "",
 ) -> Started:
     assert question.id is not None
     user_id = conversation.user_id
@@ -186,6 +211,23 @@ async def _answer_again(
         if message.id is not None and message.id > question.id and message.status == MessageStatus.streaming:
             await rt.generation.stop(user_id=user_id, message_id=message.id)
     model = await check_model(rt, model)
+    slot = await rt.admit(user_id, ip)
+    try:
+        answer = await _replace_answer(user_id, conversation, question, model, edited=edited)
+    except BaseException:
+        if slot:
+            await rt.limiter.release(user_id, slot)
+        raise
+    kept = [m for m in history if m.id is not None and m.id <= question.id]
+    run = await _start(rt, conversation, answer, kept, slot, use_cache=edited)
+    return Started(conversation=conversation, messages=[question, answer], run=run)
+
+
+async def _replace_answer(
+    user_id: int, conversation: Conversation, question: Message, model: str, *, edited: bool
+) -> Message:
+    """Save the (edited) question, drop what followed it, and add an empty answer."""
+    assert question.id is not None
     async with session_scope() as session:
         if edited:
             await chats.update_message(
@@ -199,6 +241,4 @@ async def _answer_again(
             await chats.update_conversation(
                 session=session, user_id=user_id, conversation_id=conversation.id, model=model
             )
-    kept = [m for m in history if m.id is not None and m.id <= question.id]
-    run = _start(rt, conversation, answer, kept)
-    return Started(conversation=conversation, messages=[question, answer], run=run)
+    return answer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import secrets
@@ -11,22 +12,28 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from rubin_app.config import Settings, get_settings
-from rubin_app.services import chats, sessions
+from rubin_app.services import chats, limits, sessions
+from rubin_app.services.cache import CachedAnswer, ResponseCache, request_key
 from rubin_app.services.db import session_scope
-from rubin_app.services.generation import GenerationManager, GenerationSettings
+from rubin_app.services.generation import GenerationManager, GenerationSettings, Run
+from rubin_app.services.limits import LimitExceeded, Limiter, Limits
 from rubin_app.services.llm import LLMClient, LLMError
+from rubin_app.services.redis_store import RedisStore
+from rubin_app.services.relay import Relay
 from rubin_app.services.oauth import Providers
 from rubin_app.services.sessions import Principal, PrincipalCache
 
 log = logging.getLogger(__name__)
+HEALTH_TTL = 5
 
 
 @dataclass
 class ModelCatalog:
-    """The model list of the server, cached for `ttl` seconds."""
+    """The model list of the server, cached for `ttl` seconds (in Redis too, shared by the workers)."""
 
     client: LLMClient
     ttl: float
+    store: RedisStore | None = None
     models: list[str] = field(default_factory=list)
     fetched_at: float = 0.0
     error: LLMError | None = None
@@ -38,14 +45,39 @@ class ModelCatalog:
             fresh = self.models and time.monotonic() - self.fetched_at < self.ttl
             if fresh and not refresh:
                 return self.models
+            if not refresh and (shared := await self._shared()):
+                self.models, self.fetched_at, self.error = shared, time.monotonic(), None
+                return self.models
             try:
                 self.models = await self.client.list_models()
                 self.error = None
                 self.fetched_at = time.monotonic()
+                await self._share(self.models)
             except LLMError as exc:
                 self.error = exc
                 log.warning("model list unavailable: %s", exc.code)
             return self.models
+
+    async def _shared(self) -> list[str] | None:
+        store = self.store
+        if store is None or self.ttl <= 0:
+            return None
+
+        async def action(client) -> list[str] | None:
+            raw = await client.get(store.key("models"))
+            return json.loads(raw) if raw else None
+
+        return await store.run(action, lambda: None)
+
+    async def _share(self, models: list[str]) -> None:
+        store = self.store
+        if store is None or self.ttl <= 0 or not models:
+            return
+
+        async def action(client) -> None:
+            await client.set(store.key("models"), json.dumps(models), ex=max(1, int(self.ttl)))
+
+        await store.run(action, lambda: None)
 
 
 class Runtime:
@@ -62,7 +94,14 @@ class Runtime:
             retries=settings.llm_retries,
             backoff=settings.llm_retry_backoff,
         )
-        self.catalog = ModelCatalog(self.client, settings.models_cache_ttl)
+        self.redis = RedisStore(settings.redis_url, timeout=settings.redis_timeout) if settings.redis_url else None
+        self.catalog = ModelCatalog(self.client, settings.models_cache_ttl, self.redis)
+        self.limiter = Limiter(self.redis)
+        self.cache = ResponseCache(
+            self.redis, ttl=settings.cache_ttl, max_bytes=settings.cache_max_bytes,
+            cacheable_models=set(settings.cache_models),
+        )  # fmt: skip
+        self.relay = Relay(self.redis, interval=settings.stream_coalesce_ms / 1000)
         self.generation = GenerationManager(
             self.client,
             session_scope,
@@ -71,7 +110,9 @@ class Runtime:
                 max_tokens=settings.llm_max_tokens or None,
                 temperature=settings.llm_temperature,
             ),
+            cache=self.cache,
         )
+        self.generation.on_finish.append(self._account)
 
         self.principals = PrincipalCache()
 
@@ -104,6 +145,72 @@ class Runtime:
             principal = await sessions.resolve(session=session, token=token)
         self.principals.put(token, principal)
         return principal
+
+    async def localai_health(self) -> dict[str, object]:
+        """Whether LocalAI answers, cached a few seconds (in Redis when there is one) so probes stay cheap."""
+        store = self.redis
+
+        async def cached(client) -> dict[str, object] | None:
+            raw = await client.get(store.key("health", "localai")) if store else None
+            return json.loads(raw) if raw else None
+
+        if store is not None and (hit := await store.run(cached, lambda: None)) is not None:
+            return hit
+        try:
+            models = await self.client.list_models()
+            result: dict[str, object] = {"ok": True, "models": len(models)}
+        except LLMError as exc:
+            result = {"ok": False, "error": exc.code}
+        if store is not None:
+
+            async def share(client) -> None:
+                await client.set(store.key("health", "localai"), json.dumps(result), ex=HEALTH_TTL)
+
+            await store.run(share, lambda: None)
+        return result
+
+    async def redis_health(self) -> dict[str, object]:
+        """Redis as health reports it: not configured, up, or away (with the fallbacks in use)."""
+        if self.redis is None:
+            return {"configured": False}
+        ok = await self.redis.ping()
+        return {"configured": True, "ok": ok, **({} if ok else {"error": self.redis.last_error or "unreachable"})}
+
+    async def close(self) -> None:
+        """Stop answers (saving them), flush the relay, close Redis."""
+        await self.generation.shutdown()
+        await self.relay.close()
+        if self.redis is not None:
+            await self.redis.close()
+
+    async def limits_for(self, user_id: int) -> Limits:
+        """The user's limits (defaults from settings, per-user overrides from the database)."""
+        async with session_scope() as session:
+            return await limits.get_limits(session=session, settings=self.settings, user_id=user_id)
+
+    async def admit(self, user_id: int, ip: str = "") -> str | None:
+        """Check a new chat request against the user's limits and take an answer slot; LimitExceeded if over."""
+        user_limits = await self.limits_for(user_id)
+        await self.limiter.check_request(user_id=user_id, ip=ip, limits=user_limits)
+        slot = await self.limiter.acquire(user_id, user_limits.concurrent)
+        if slot is None:
+            raise LimitExceeded("concurrency", user_limits.concurrent, 5)
+        return slot
+
+    async def cached_answer(self, model: str, messages: list[dict[str, str]]) -> tuple[str | None, CachedAnswer | None]:
+        """(cache key, cached answer) for a request: (None, None) when the request is not cacheable."""
+        if not self.cache.applies(model, self.settings.llm_temperature):
+            return None, None
+        params = {"max_tokens": self.settings.llm_max_tokens or None, "temperature": self.settings.llm_temperature}
+        key = request_key(model, messages, params)
+        return key, await self.cache.get(key)
+
+    async def _account(self, run: Run) -> None:
+        """After an answer: count its tokens against the quota (not for cache hits), free its slot."""
+        if run.replay is None:
+            await self.limiter.add_tokens(run.user_id, (run.prompt_tokens or 0) + (run.completion_tokens or 0))
+        if run.slot:
+            await self.limiter.release(run.user_id, run.slot)
 
     async def reap_orphans(self, older_than: float | None = None) -> int:
         """Mark answers whose process died as interrupted."""

@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect, pool
-from sqlmodel import SQLModel
+from sqlalchemy import create_engine, inspect, pool, text
+from sqlmodel import SQLModel, col, select
 
 import rubin_app.models  # noqa: F401  (registers the tables)
+from alembic import command
+from rubin_app.models import Role, User
+from rubin_app.services import accounts, chats
+from rubin_app.services import db as db_module
+from rubin_app.services.db import session_scope
 from rubin_app.services.migrate import alembic_config, upgrade_head
+from tests.conftest import async_url
 
-TABLES = {"users", "conversations", "messages", "auth_sessions", "audit_events", "app_settings", "alembic_version"}
+PW = "correct horse battery"
+TABLES = {
+    "users", "conversations", "messages", "auth_sessions", "audit_events", "app_settings", "user_limits",
+    "alembic_version",
+}  # fmt: skip
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -79,3 +90,69 @@ def _diff(url: str) -> list:
 def test_single_head() -> None:
     heads = ScriptDirectory.from_config(alembic_config()).get_heads()
     assert len(heads) == 1, f"migrations have several heads: {heads}"
+
+
+FOUNDATION = "03b5fe225d83"
+
+
+def _foundation_database_with_chats(url: str) -> None:
+    """The schema and data of the foundation release: one "local" user owning a conversation."""
+    command.upgrade(alembic_config(url), FOUNDATION)
+    engine = create_engine(url, poolclass=pool.NullPool)
+    now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text("INSERT INTO users (external_id, display_name, created_at) VALUES ('local', '', :t)"), {"t": now}
+            )
+            user_id = conn.execute(text("SELECT id FROM users WHERE external_id = 'local'")).scalar_one()
+            conn.execute(
+                text(
+                    "INSERT INTO conversations (id, user_id, title, model, title_is_auto, created_at, updated_at) "
+                    "VALUES ('c0ffee', :u, 'Before accounts', 'm', false, :t, :t)"
+                ),
+                {"t": now, "u": user_id},
+            )
+            for role, content in [("user", "old question"), ("assistant", "old answer")]:
+                conn.execute(
+                    text(
+                        "INSERT INTO messages (conversation_id, user_id, role, content, reasoning, model, status, "
+                        "error, error_detail, created_at, updated_at) "
+                        "VALUES ('c0ffee', :u, :role, :content, '', 'm', 'complete', '', '', :t, :t)"
+                    ),
+                    {"u": user_id, "role": role, "content": content, "t": now},
+                )
+    finally:
+        engine.dispose()
+
+
+async def test_first_admin_inherits_the_chats_made_before_accounts(empty_url: str, make_settings) -> None:
+    """Upgrading keeps the old chats: the first person to sign up (the admin) finds them; the next one does not."""
+    _foundation_database_with_chats(empty_url)
+    upgrade_head(empty_url)
+    url = async_url(empty_url)
+    settings = make_settings()
+    try:
+        async with session_scope(url) as s:
+            legacy = (await s.exec(select(User))).all()
+            assert [(u.external_id, u.provider) for u in legacy] == [("local", "legacy")]
+        async with session_scope(url) as s:
+            admin = await accounts.sign_up_local(session=s, settings=settings, email="admin@example.com", password=PW)
+        async with session_scope(url) as s:
+            second = await accounts.sign_up_local(session=s, settings=settings, email="next@example.com", password=PW)
+        assert (admin.role, second.role) == (Role.admin, Role.user)
+        assert admin.id is not None and second.id is not None
+
+        async with session_scope(url) as s:
+            assert [u.email for u in (await s.exec(select(User).order_by(col(User.id)))).all()] == [
+                "admin@example.com", "next@example.com",
+            ]  # fmt: skip
+            mine = await chats.list_conversations(session=s, user_id=admin.id)
+            assert [c.title for c in mine] == ["Before accounts"]
+            messages = await chats.list_messages(session=s, user_id=admin.id, conversation_id="c0ffee")
+            assert [m.content for m in messages] == ["old question", "old answer"]
+            assert await chats.list_conversations(session=s, user_id=second.id) == []
+            exported = await accounts.export_data(session=s, user_id=second.id)
+            assert exported["conversations"] == []
+    finally:
+        await db_module.dispose_all()

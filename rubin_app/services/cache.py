@@ -1,0 +1,119 @@
+"""Response cache: an identical request (model, messages, parameters) is answered from Redis.
+
+Only deterministic requests are cached (temperature 0) unless a model's "cacheable" switch is on.
+Keys are the SHA-256 of the request's canonical JSON (nothing readable, nothing per-user in the key);
+values are bounded in size and expire after the TTL. Without Redis, or while it is away, the cache
+is simply off (a miss) — answers are never cached in-process, where they would grow without bound.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from rubin_app.services.redis_store import RedisStore
+
+KEY_VERSION = "v1"
+
+
+@dataclass
+class CachedAnswer:
+    """What a cache hit replays."""
+
+    text: str
+    reasoning: str = ""
+    completion_tokens: int | None = None
+
+
+def request_key(model: str, messages: list[dict[str, str]], params: dict[str, Any]) -> str:
+    """The canonical hash of a chat request."""
+    canonical = json.dumps(
+        {"model": model, "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
+         "params": {k: v for k, v in sorted(params.items()) if v is not None}},
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+    )  # fmt: skip
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass
+class ResponseCache:
+    """Redis-backed answers with a TTL, a size bound and hit/miss counters."""
+
+    store: RedisStore | None
+    ttl: float = 3600.0
+    max_bytes: int = 256_000
+    hits: int = 0
+    misses: int = 0
+    skipped: int = 0
+    cacheable_models: set[str] = field(default_factory=set)
+
+    def applies(self, model: str, temperature: float | None) -> bool:
+        """Whether a request may come from the cache (deterministic, or the model is switched on)."""
+        return self.store is not None and self.ttl > 0 and (temperature == 0 or model in self.cacheable_models)
+
+    async def get(self, key: str) -> CachedAnswer | None:
+        """The cached answer, or None (a miss; also while Redis is away)."""
+        store = self.store
+        if store is None:
+            return None
+
+        async def action(client) -> bytes | None:
+            return await client.get(store.key("cache", KEY_VERSION, key))
+
+        raw = await store.run(action, lambda: None)
+        if raw is None:
+            self.misses += 1
+            await self._count("misses")
+            return None
+        try:
+            data = json.loads(raw)
+            answer = CachedAnswer(str(data["text"]), str(data.get("reasoning", "")), data.get("completion_tokens"))
+        except (ValueError, KeyError, TypeError):
+            self.misses += 1
+            return None
+        self.hits += 1
+        await self._count("hits")
+        return answer
+
+    async def put(self, key: str, answer: CachedAnswer) -> bool:
+        """Store a complete answer; False when it is too big or Redis is away."""
+        store = self.store
+        if store is None or not answer.text:
+            return False
+        raw = json.dumps(
+            {"text": answer.text, "reasoning": answer.reasoning, "completion_tokens": answer.completion_tokens},
+            ensure_ascii=False,
+        ).encode()
+        if len(raw) > self.max_bytes:
+            self.skipped += 1
+            return False
+
+        async def action(client) -> bool:
+            return bool(await client.set(store.key("cache", KEY_VERSION, key), raw, ex=max(1, int(self.ttl))))
+
+        return await store.run(action, lambda: False)
+
+    async def _count(self, name: str) -> None:
+        store = self.store
+        if store is None:
+            return
+
+        async def action(client) -> None:
+            await client.incr(store.key("cache", "stats", name))
+
+        await store.run(action, lambda: None)
+
+    async def stats(self) -> dict[str, int]:
+        """Hits and misses of all workers (Redis counters), or of this process while Redis is away."""
+        store = self.store
+        local = {"hits": self.hits, "misses": self.misses}
+        if store is None:
+            return local
+
+        async def action(client) -> dict[str, int]:
+            hits, misses = await client.mget(store.key("cache", "stats", "hits"), store.key("cache", "stats", "misses"))
+            return {"hits": int(hits or 0), "misses": int(misses or 0)}
+
+        return await store.run(action, lambda: local)
