@@ -1,11 +1,19 @@
-"""Schema migrations through alembic."""
+"""Schema migrations through alembic, safe when several workers start at once."""
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 from alembic.config import Config
+from sqlalchemy import create_engine, pool, text
 
 from alembic import command
-from rubin_app.config import PROJECT_DIR
+from rubin_app.config import PROJECT_DIR, get_settings
+
+LOCK_ID = 72_657_101  # any constant: the PostgreSQL advisory lock guarding migrations
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -21,6 +29,35 @@ def alembic_config(url: str | None = None) -> Config:
     return cfg
 
 
+@contextmanager
+def _exclusive(url: str) -> Iterator[None]:
+    """One migrator at a time: a file lock next to a SQLite database, an advisory lock on PostgreSQL."""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///") + ".migrate.lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+        return
+    if url.startswith("postgresql"):
+        engine = create_engine(url, poolclass=pool.NullPool)
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": LOCK_ID})
+                try:
+                    yield
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": LOCK_ID})
+        finally:
+            engine.dispose()
+        return
+    yield
+
+
 def upgrade_head(url: str | None = None) -> None:
-    """Bring the database to the newest schema."""
-    command.upgrade(alembic_config(url), "head")
+    """Bring the database to the newest schema (workers starting together wait for each other)."""
+    with _exclusive(url or get_settings().sync_database_url):
+        command.upgrade(alembic_config(url), "head")
