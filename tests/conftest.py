@@ -303,3 +303,31 @@ async def make_runtime(
 async def runtime(make_runtime: Callable[..., Awaitable[runtime_module.Runtime]]) -> runtime_module.Runtime:
     """A fresh Runtime with the default test settings."""
     return await make_runtime()
+
+
+# --------------------------------------------------------------------------- accounts, sessions, audit (appended)
+
+
+@pytest.fixture
+def db_scope(db_url: str) -> Callable[[], Any]:
+    """`async with db_scope() as session:` — a session on the test database that commits on success."""
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def open_scope() -> AsyncIterator[Any]:
+        async with db_module.session_scope(db_url) as session:
+            yield session
+
+    return open_scope
+
+
+@pytest.fixture
+def make_settings(monkeypatch: pytest.MonkeyPatch) -> Callable[..., config_module.Settings]:
+    """Factory: Settings from keyword arguments only (no environment variables, no .env file)."""
+    for name in config_module.Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+
+    def make(**values: Any) -> config_module.Settings:
+        return config_module.Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    return make

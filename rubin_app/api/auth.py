@@ -110,7 +110,7 @@ async def _new_session(rt: Runtime, request: Request, user_id: int) -> str:
 async def _record_failure(request: Request, detail: str, email: str | None = None) -> None:
     async with session_scope() as session:
         await audit.record(
-            session=session, action=audit.SIGN_IN_FAILED, ok=False, email=email, ip=client_ip(request), detail=detail
+            session=session, action=audit.PROVIDER_FAILED, ok=False, email=email, ip=client_ip(request), detail=detail
         )
 
 
@@ -261,7 +261,10 @@ async def export(request: Request) -> Response:
     return Response(
         json.dumps(data, ensure_ascii=False, indent=1),
         media_type="application/json",
-        headers={"Content-Disposition": f'attachment; filename="rubin-export-{stamp}.json"', "Cache-Control": "no-store"},
+        headers={
+            "Content-Disposition": f'attachment; filename="rubin-export-{stamp}.json"',
+            "Cache-Control": "no-store",
+        },
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import delete, update
+from sqlalchemy import delete, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -33,12 +35,17 @@ NAME_MAX = 100
 PASSWORD_MAX = 256
 LANGUAGES = {"", "en", "ru"}
 THEMES = {"", "light", "dark"}
+JOINERS = {"\u200c", "\u200d"}  # zero-width non-joiner and joiner
 COMMON_PASSWORDS = frozenset(
-    """123456789012 1234567890 12345678901 password123 password1234 qwertyuiop qwerty12345 1q2w3e4r5t
-    iloveyou123 administrator passw0rd123 welcome123 letmein1234 abc1234567 0987654321 1111111111
-    monkey12345 dragon12345 football123 baseball123 sunshine123 princess123 qwerty123456 password12
-    йцукенгшщз 1234567890q""".split()
+    [
+        "123456789012", "1234567890", "12345678901", "password123", "password1234", "qwertyuiop", "qwerty12345",
+        "1q2w3e4r5t", "iloveyou123", "administrator", "passw0rd123", "welcome123", "letmein1234", "abc1234567",
+        "0987654321", "1111111111", "monkey12345", "dragon12345", "football123", "baseball123", "sunshine123",
+        "princess123", "qwerty123456", "password12", "йцукенгшщз", "1234567890q",
+    ]
 )
+
+INTERNAL_DOMAIN = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$", re.I)
 
 _hasher = PasswordHasher()
 _dummy_hash: str | None = None
@@ -56,13 +63,25 @@ def normalize_email(raw: str) -> str:
     try:
         return validate_email(raw, check_deliverability=False).normalized.lower()
     except EmailNotValidError:
-        raise InputError("bad_email") from None
+        pass
+    # Company directories hand out addresses on internal names (user@corp.local, admin@intranet.lan) that
+    # the validator rejects as special-use domains: accept them when the address is otherwise valid.
+    local, _, domain = raw.rpartition("@")
+    if local and INTERNAL_DOMAIN.match(domain):
+        try:
+            checked = validate_email(f"{local}@example.com", check_deliverability=False)
+        except EmailNotValidError:
+            raise InputError("bad_email") from None
+        return f"{checked.local_part}@{domain}".lower()
+    raise InputError("bad_email")
 
 
 def clean_display_name(raw: str, fallback: str = "") -> str:
     """A one-line display name of printable characters (any script), at most NAME_MAX long."""
     name = " ".join((raw or "").split())
-    if any(unicodedata.category(c) in {"Cc", "Cf", "Co", "Cs"} for c in name):
+    # Format characters are refused (bidi overrides, zero-width spaces) except the two joiners that
+    # emoji sequences (U+200D) and Persian or Indic scripts (U+200C) need.
+    if any(unicodedata.category(c) in {"Cc", "Cf", "Co", "Cs"} and c not in JOINERS for c in name):
         raise InputError("bad_name")
     if len(name) > NAME_MAX:
         raise InputError("name_too_long", limit=NAME_MAX)
@@ -143,7 +162,8 @@ async def set_policy(
     row.updated_at = utcnow()
     session.add(row)
     await audit.record(
-        session=session, action=audit.POLICY_CHANGED, user_id=actor_id, actor_id=actor_id, ip=ip, detail=f"{key}={value}"
+        session=session, action=audit.POLICY_CHANGED, user_id=actor_id, actor_id=actor_id, ip=ip,
+        detail=f"{key}={value}",
     )
     await session.flush()
     return await get_policy(session=session, settings=settings)
@@ -188,6 +208,9 @@ async def _create_user(
     session: AsyncSession, settings: Settings, *, external_id: str, email: str, name: str, provider: str,
     password_hash: str | None, ip: str,
 ) -> User:  # fmt: skip
+    if session.bind.dialect.name == "postgresql":
+        # Workers in other processes: serialise account creation in the database (the first becomes admin).
+        await session.exec(text("SELECT pg_advisory_xact_lock(72657102)"))  # type: ignore[call-overload]
     policy = await get_policy(session=session, settings=settings)
     role = await _new_user_role(session, settings, policy, email)
     user = User(
@@ -195,7 +218,11 @@ async def _create_user(
         password_hash=password_hash, last_login_at=utcnow(),
     )  # fmt: skip
     session.add(user)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError:  # the same email signed up at the same moment on another worker
+        await session.rollback()
+        raise InputError("email_taken") from None
     assert user.id is not None
     if role == Role.admin and await _count_admins(session) == 1:
         await _adopt_legacy_chats(session, user.id)
@@ -212,7 +239,7 @@ async def _email_taken(session: AsyncSession, email: str) -> bool:
 async def sign_up_local(
     *, session: AsyncSession, settings: Settings, email: str, password: str, display_name: str = "", ip: str = ""
 ) -> User:
-    """Create an email + password account (the first one becomes admin)."""
+    """Create an email + password account (the first one becomes admin); commits the session."""
     policy = await get_policy(session=session, settings=settings)
     if not (policy.local_login and policy.local_signup):
         raise InputError("signup_closed")
@@ -227,7 +254,8 @@ async def sign_up_local(
             session, settings, external_id=f"local:{email}", email=email, name=name, provider="local",
             password_hash=password_hash, ip=ip,
         )  # fmt: skip
-        await session.flush()
+        # Committed before the lock is released: the next sign-up must see this user when it counts.
+        await session.commit()
     return user
 
 
@@ -255,7 +283,8 @@ async def sign_in_local(
     ok = await asyncio.to_thread(_verify, user.password_hash if user else None, password)
     if not ok or user is None:
         await audit.record(
-            session=session, action=audit.SIGN_IN_FAILED, ok=False, user_id=user.id if user else None, email=email, ip=ip
+            session=session, action=audit.SIGN_IN_FAILED, ok=False, user_id=user.id if user else None, email=email,
+            ip=ip,
         )
         await session.commit()
         raise InputError("bad_credentials")
@@ -274,7 +303,9 @@ async def _signed_in(session: AsyncSession, settings: Settings, user: User, ip: 
         )  # fmt: skip
         user.role = Role.admin
     session.add(user)
-    await audit.record(session=session, action=audit.SIGN_IN, user_id=user.id, email=user.email, ip=ip, detail=user.provider)
+    await audit.record(
+        session=session, action=audit.SIGN_IN, user_id=user.id, email=user.email, ip=ip, detail=user.provider
+    )
     await session.flush()
 
 
@@ -292,7 +323,10 @@ async def sign_in_external(
         if not email:
             raise InputError("no_email")
         email = normalize_email(email)
-        name = clean_display_name(display_name[:NAME_MAX] if display_name else "", fallback=email.split("@")[0])
+        try:
+            name = clean_display_name(display_name[:NAME_MAX] if display_name else "", fallback=email.split("@")[0])
+        except InputError:  # the provider's name is not the user's to fix here: show the email's local part
+            name = email.split("@")[0]
         async with _first_user_lock:
             if await _email_taken(session, email):
                 raise InputError("email_taken")
@@ -300,6 +334,7 @@ async def sign_in_external(
                 session, settings, external_id=external_id, email=email, name=name, provider=provider,
                 password_hash=None, ip=ip,
             )  # fmt: skip
+            await session.commit()  # before the lock is released (see sign_up_local)
     await _signed_in(session, settings, user, ip)
     return user
 
@@ -383,28 +418,29 @@ async def export_data(*, session: AsyncSession, user_id: int) -> dict[str, Any]:
     msgs = (
         await session.exec(select(Message).where(Message.user_id == user_id).order_by(col(Message.id)))
     ).all()
+    user_data = dict(
+        email=user.email, display_name=user.display_name, provider=user.provider, language=user.language,
+        theme=user.theme, created_at=user.created_at.isoformat(),
+    )  # fmt: skip
     by_conv: dict[str, list[dict[str, Any]]] = {}
     for m in msgs:
-        by_conv.setdefault(m.conversation_id, []).append(
-            {
-                "role": str(m.role), "content": m.content, "reasoning": m.reasoning or None, "model": m.model,
-                "status": str(m.status), "created_at": m.created_at.isoformat(),
-            }  # fmt: skip
-        )
+        message = dict(
+            role=str(m.role), content=m.content, reasoning=m.reasoning or None, model=m.model,
+            status=str(m.status), created_at=m.created_at.isoformat(),
+        )  # fmt: skip
+        by_conv.setdefault(m.conversation_id, []).append(message)
+    conversations: list[dict[str, Any]] = []
+    for c in convs:
+        conversation = dict(
+            id=c.id, title=c.title, model=c.model, created_at=c.created_at.isoformat(),
+            updated_at=c.updated_at.isoformat(), messages=by_conv.get(c.id, []),
+        )  # fmt: skip
+        conversations.append(conversation)
     return {
         "format": "rubin-export/1",
         "exported_at": utcnow().isoformat(),
-        "user": {
-            "email": user.email, "display_name": user.display_name, "provider": user.provider,
-            "language": user.language, "theme": user.theme, "created_at": user.created_at.isoformat(),
-        },  # fmt: skip
-        "conversations": [
-            {
-                "id": c.id, "title": c.title, "model": c.model, "created_at": c.created_at.isoformat(),
-                "updated_at": c.updated_at.isoformat(), "messages": by_conv.get(c.id, []),
-            }  # fmt: skip
-            for c in convs
-        ],
+        "user": user_data,
+        "conversations": conversations,
     }
 
 

@@ -17,7 +17,8 @@ log = logging.getLogger("rubin_app.audit")
 
 # Actions (the admin page translates them).
 SIGN_IN = "sign_in"
-SIGN_IN_FAILED = "sign_in_failed"
+SIGN_IN_FAILED = "sign_in_failed"  # a wrong password: counts towards lockouts
+PROVIDER_FAILED = "provider_failed"  # a provider sign-in that failed: audited, not a password guess
 SIGN_OUT = "sign_out"
 SIGN_OUT_ALL = "sign_out_all"
 SIGN_UP = "sign_up"
@@ -57,7 +58,9 @@ async def list_events(*, session: AsyncSession, limit: int = 200) -> Sequence[Au
     return (await session.exec(stmt)).all()
 
 
-async def _recent_failures(session: AsyncSession, since: datetime, limit: int, column: str, value: str) -> list[datetime]:
+async def _recent_failures(
+    session: AsyncSession, since: datetime, limit: int, column: str, value: str
+) -> list[datetime]:
     """Times of the newest `limit` failed sign-ins for an email or IP since `since` (newest first)."""
     stmt = select(AuditEvent.created_at).where(
         AuditEvent.action == SIGN_IN_FAILED, AuditEvent.created_at >= since, getattr(AuditEvent, column) == value

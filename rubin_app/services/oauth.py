@@ -12,9 +12,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+import authlib.deprecate  # noqa: F401 - sets its own "always" filter first, so ours below wins
 import httpx
-
-import authlib.deprecate  # noqa: E402,F401 - sets its own "always" filter first, so ours below wins
 
 # authlib 1.9 nudges towards the `httpx2` fork; Rubin uses httpx everywhere (authlib supports both).
 warnings.filterwarnings("ignore", message="The httpx module is deprecated")
@@ -22,7 +21,7 @@ from authlib.common.errors import AuthlibBaseError  # noqa: E402
 from authlib.integrations.starlette_client import OAuth, OAuthError  # noqa: E402
 from joserfc.errors import JoseError  # noqa: E402
 
-from rubin_app.config import ProviderConfig, Settings
+from rubin_app.config import ProviderConfig, Settings  # noqa: E402
 
 log = logging.getLogger(__name__)
 TIMEOUT = 10.0

@@ -1,0 +1,1 @@
+"""HTTP tests of the sign-in routes on a real loopback server."""
