@@ -32,6 +32,7 @@ from bench.harness import (
     backend_rss_mb,
     free_port,
     percentile,
+    print_table,
     session_cookie,
     sign_in,
     start_app,
@@ -108,9 +109,9 @@ def rubin_ttft(page: Page, runs: int) -> list[float]:
 def seed_long_chat(db_path: Path, messages: int) -> str:
     """Write a conversation of `messages` earlier messages straight into the app's database."""
     os.environ["DATABASE_URL"] = f"sqlite:///{db_path}"
-    from rubin_app.config import get_settings
     from sqlmodel import select
 
+    from rubin_app.config import get_settings
     from rubin_app.models import MessageRole, User
     from rubin_app.services import chats
     from rubin_app.services.db import dispose_all, session_scope
@@ -238,14 +239,7 @@ def main() -> None:
         stop_app(app)
         standin.stop()
 
-    header = ("metric", "Rubin", "baseline (same run)", "delta / ratio", "target")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
-    line = "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |"
-    print(f"\nStreaming benchmark — stand-in at {TOKEN_RATE:.0f} tokens/s, prod build, Chromium\n")
-    print(line)
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in rows:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+    print_table(f"Streaming benchmark — stand-in at {TOKEN_RATE:.0f} tokens/s, prod build, Chromium", rows)
 
 
 if __name__ == "__main__":

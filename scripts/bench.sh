@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# Run the streaming benchmark (bench/stream_bench.py) and print its table.
+# Run a benchmark and print its table:
+#   scripts/bench.sh [args]        streaming (bench/stream_bench.py; needs Chromium)
+#   scripts/bench.sh redis [args]  Redis: cache/limit cost, cache-hit TTFT, many streams on several workers
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$RUBIN_ROOT"
 "$RUBIN_ROOT/scripts/bootstrap.sh" requirements-dev.txt
+if [ "${1:-}" = "redis" ]; then
+  shift
+  command -v redis-server >/dev/null || { echo "redis-server is needed: run scripts/test.sh once, or apt-get install redis-server" >&2; exit 1; }
+  exec python -m bench.redis_bench "$@"
+fi
 command -v chromium >/dev/null || { echo "Debian chromium is needed: run scripts/test.sh once, or apt-get install chromium" >&2; exit 1; }
-python -m bench.stream_bench "$@"
+exec python -m bench.stream_bench "$@"

@@ -28,16 +28,20 @@ def _role_select(user: UserRow) -> rx.Component:
 
 def _user_row(user: UserRow) -> rx.Component:
     return rx.table.row(
-        rx.table.cell(rx.vstack(rx.text(user.name, weight="medium"), rx.text(user.email, size="1", color=styles.muted),
-                                spacing="0")),  # fmt: skip
+        rx.table.cell(
+            rx.vstack(
+                rx.text(user.name, weight="medium"), rx.text(user.email, size="1", color=styles.muted), spacing="0"
+            )
+        ),
         rx.table.cell(user.provider),
         rx.table.cell(
             rx.hstack(
                 _role_select(user),
                 rx.cond(
                     user.role == "pending",
-                    rx.button(T["approve"], size="1", on_click=AdminState.set_role(user.id, "user"),
-                              data_testid="approve"),  # fmt: skip
+                    rx.button(
+                        T["approve"], size="1", on_click=AdminState.set_role(user.id, "user"), data_testid="approve"
+                    ),
                 ),
                 spacing="2",
             )
@@ -45,8 +49,14 @@ def _user_row(user: UserRow) -> rx.Component:
         rx.table.cell(user.created),
         rx.table.cell(rx.cond(user.last_login != "", user.last_login, T["never"])),
         rx.table.cell(
-            rx.icon_button(rx.icon("trash_2", size=14), variant="ghost", color_scheme="red", aria_label=T["delete_user"],
-                           on_click=AdminState.ask_delete(user.id, user.email), data_testid="delete-user")  # fmt: skip
+            rx.icon_button(
+                rx.icon("trash_2", size=14),
+                variant="ghost",
+                color_scheme="red",
+                aria_label=T["delete_user"],
+                on_click=AdminState.ask_delete(user.id, user.email),
+                data_testid="delete-user",
+            )
         ),
         data_testid="user-row",
     )
@@ -140,10 +150,17 @@ def _delete_dialog() -> rx.Component:
             rx.alert_dialog.title(T["delete_user"]),
             rx.alert_dialog.description(T["delete_user_body"].replace("{email}", AdminState.delete_email)),
             rx.hstack(
-                rx.alert_dialog.cancel(rx.button(T["cancel"], variant="soft", color_scheme="gray",
-                                                 on_click=AdminState.cancel_delete)),  # fmt: skip
-                rx.alert_dialog.action(rx.button(T["delete"], color_scheme="red", on_click=AdminState.confirm_delete,
-                                                 data_testid="confirm-delete-user")),  # fmt: skip
+                rx.alert_dialog.cancel(
+                    rx.button(T["cancel"], variant="soft", color_scheme="gray", on_click=AdminState.cancel_delete)
+                ),
+                rx.alert_dialog.action(
+                    rx.button(
+                        T["delete"],
+                        color_scheme="red",
+                        on_click=AdminState.confirm_delete,
+                        data_testid="confirm-delete-user",
+                    )
+                ),
                 justify="end",
                 padding_top="1rem",
             ),

@@ -74,18 +74,28 @@ class AdminState(AuthState):
             rows = await audit.list_events(session=session, limit=200)
         self.users = [
             UserRow(
-                id=u.id or 0, email=u.email or "", name=u.display_name, provider=u.provider, role=str(u.role),
-                created=_stamp(u.created_at), last_login=_stamp(u.last_login_at),
-            )  # fmt: skip
+                id=u.id or 0,
+                email=u.email or "",
+                name=u.display_name,
+                provider=u.provider,
+                role=str(u.role),
+                created=_stamp(u.created_at),
+                last_login=_stamp(u.last_login_at),
+            )
             for u in users
         ]
         self.local_login, self.local_signup = policy.local_login, policy.local_signup
         self.require_approval = policy.require_approval
         self.events = [
             AuditRow(
-                id=e.id or 0, when=_stamp(e.created_at), action=e.action, ok=e.ok,
-                user=e.email or (str(e.user_id) if e.user_id else ""), ip=e.ip, detail=e.detail,
-            )  # fmt: skip
+                id=e.id or 0,
+                when=_stamp(e.created_at),
+                action=e.action,
+                ok=e.ok,
+                user=e.email or (str(e.user_id) if e.user_id else ""),
+                ip=e.ip,
+                detail=e.detail,
+            )
             for e in rows
         ]
 
@@ -105,8 +115,9 @@ class AdminState(AuthState):
         """Approve, promote or demote a user."""
 
         async def action(session, actor_id: int) -> None:
-            await accounts.set_role(session=session, actor_id=actor_id, user_id=int(user_id), role=role,
-                                    ip=self._client_ip())  # fmt: skip
+            await accounts.set_role(
+                session=session, actor_id=actor_id, user_id=int(user_id), role=role, ip=self._client_ip()
+            )
 
         await self._act(action)
         get_runtime().principals.forget_user(int(user_id))
@@ -116,8 +127,14 @@ class AdminState(AuthState):
         """Switch local sign-in, sign-up or approval on or off."""
 
         async def action(session, actor_id: int) -> None:
-            await accounts.set_policy(session=session, settings=get_runtime().settings, actor_id=actor_id, key=key,
-                                      value=bool(value), ip=self._client_ip())  # fmt: skip
+            await accounts.set_policy(
+                session=session,
+                settings=get_runtime().settings,
+                actor_id=actor_id,
+                key=key,
+                value=bool(value),
+                ip=self._client_ip(),
+            )
 
         await self._act(action)
 

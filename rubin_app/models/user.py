@@ -39,8 +39,12 @@ class User(UserBase, table=True):
     password_hash: str | None = Field(default=None, max_length=255)  # local accounts only
     provider: str = Field(default="local", max_length=32, sa_column_kwargs={"server_default": "local"})
     role: Role = Field(default=Role.user, sa_column_kwargs={"server_default": "user"})
-    language: str = Field(default="", max_length=8, sa_column_kwargs={"server_default": text("''")})  # "": the browser's
-    theme: str = Field(default="", max_length=8, sa_column_kwargs={"server_default": text("''")})  # "", "light", "dark" ("": follow the system)
+    language: str = Field(
+        default="", max_length=8, sa_column_kwargs={"server_default": text("''")}
+    )  # "": the browser's
+    theme: str = Field(
+        default="", max_length=8, sa_column_kwargs={"server_default": text("''")}
+    )  # "", "light", "dark" ("": follow the system)
     created_at: datetime = Field(default_factory=utcnow)
     last_login_at: datetime | None = Field(default=None)
 

@@ -38,10 +38,32 @@ THEMES = {"", "light", "dark"}
 JOINERS = {"\u200c", "\u200d"}  # zero-width non-joiner and joiner
 COMMON_PASSWORDS = frozenset(
     [
-        "123456789012", "1234567890", "12345678901", "password123", "password1234", "qwertyuiop", "qwerty12345",
-        "1q2w3e4r5t", "iloveyou123", "administrator", "passw0rd123", "welcome123", "letmein1234", "abc1234567",
-        "0987654321", "1111111111", "monkey12345", "dragon12345", "football123", "baseball123", "sunshine123",
-        "princess123", "qwerty123456", "password12", "йцукенгшщз", "1234567890q",
+        "123456789012",
+        "1234567890",
+        "12345678901",
+        "password123",
+        "password1234",
+        "qwertyuiop",
+        "qwerty12345",
+        "1q2w3e4r5t",
+        "iloveyou123",
+        "administrator",
+        "passw0rd123",
+        "welcome123",
+        "letmein1234",
+        "abc1234567",
+        "0987654321",
+        "1111111111",
+        "monkey12345",
+        "dragon12345",
+        "football123",
+        "baseball123",
+        "sunshine123",
+        "princess123",
+        "qwerty123456",
+        "password12",
+        "йцукенгшщз",
+        "1234567890q",
     ]
 )
 
@@ -162,7 +184,11 @@ async def set_policy(
     row.updated_at = utcnow()
     session.add(row)
     await audit.record(
-        session=session, action=audit.POLICY_CHANGED, user_id=actor_id, actor_id=actor_id, ip=ip,
+        session=session,
+        action=audit.POLICY_CHANGED,
+        user_id=actor_id,
+        actor_id=actor_id,
+        ip=ip,
         detail=f"{key}={value}",
     )
     await session.flush()
@@ -259,9 +285,7 @@ async def sign_up_local(
     return user
 
 
-async def sign_in_local(
-    *, session: AsyncSession, settings: Settings, email: str, password: str, ip: str = ""
-) -> User:
+async def sign_in_local(*, session: AsyncSession, settings: Settings, email: str, password: str, ip: str = "") -> User:
     """Check an email and password; a failure is recorded (and committed) before InputError is raised."""
     policy = await get_policy(session=session, settings=settings)
     if not policy.local_login:
@@ -283,7 +307,11 @@ async def sign_in_local(
     ok = await asyncio.to_thread(_verify, user.password_hash if user else None, password)
     if not ok or user is None:
         await audit.record(
-            session=session, action=audit.SIGN_IN_FAILED, ok=False, user_id=user.id if user else None, email=email,
+            session=session,
+            action=audit.SIGN_IN_FAILED,
+            ok=False,
+            user_id=user.id if user else None,
+            email=email,
             ip=ip,
         )
         await session.commit()
@@ -415,9 +443,7 @@ async def export_data(*, session: AsyncSession, user_id: int) -> dict[str, Any]:
             select(Conversation).where(Conversation.user_id == user_id).order_by(col(Conversation.created_at))
         )
     ).all()
-    msgs = (
-        await session.exec(select(Message).where(Message.user_id == user_id).order_by(col(Message.id)))
-    ).all()
+    msgs = (await session.exec(select(Message).where(Message.user_id == user_id).order_by(col(Message.id)))).all()
     user_data = dict(
         email=user.email, display_name=user.display_name, provider=user.provider, language=user.language,
         theme=user.theme, created_at=user.created_at.isoformat(),

@@ -190,9 +190,7 @@ async def edit_and_resend(
     if last_user is None or last_user.id != message_id:
         raise InputError("only_last_editable")
     last_user.content = text
-    return await _answer_again(
-        rt, conversation, history, last_user, model or conversation.model, edited=True, ip=ip
-    )
+    return await _answer_again(rt, conversation, history, last_user, model or conversation.model, edited=True, ip=ip)
 
 
 async def _answer_again(

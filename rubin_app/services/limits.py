@@ -198,7 +198,9 @@ class Limiter:
             store = self.store
 
             async def action(client) -> str | None:
-                ok = await client.eval(ACQUIRE_SLOT, 1, store.key("slots", user_id), int(self.slot_ttl * 1000), limit, slot)
+                ok = await client.eval(
+                    ACQUIRE_SLOT, 1, store.key("slots", user_id), int(self.slot_ttl * 1000), limit, slot
+                )
                 return slot if ok else None
 
             return await store.run(action, lambda: self._acquire_local(user_id, limit, slot))

@@ -49,7 +49,9 @@ class RedisStore:
         """A namespaced key."""
         return self.prefix + ":".join(str(p) for p in parts)
 
-    async def run(self, action: Callable[[aioredis.Redis], Awaitable[T]], fallback: Callable[[], Awaitable[T] | T]) -> T:
+    async def run(
+        self, action: Callable[[aioredis.Redis], Awaitable[T]], fallback: Callable[[], Awaitable[T] | T]
+    ) -> T:
         """`action(client)`, or the fallback while Redis is away (the breaker re-probes now and then)."""
         if self.down_since is not None and time.monotonic() - self.down_since < self.retry_after:
             return await _maybe_await(fallback())

@@ -16,11 +16,11 @@ from rubin_app.services import chats, limits, sessions
 from rubin_app.services.cache import CachedAnswer, ResponseCache, request_key
 from rubin_app.services.db import session_scope
 from rubin_app.services.generation import GenerationManager, GenerationSettings, Run
-from rubin_app.services.limits import LimitExceeded, Limiter, Limits
+from rubin_app.services.limits import Limiter, LimitExceeded, Limits
 from rubin_app.services.llm import LLMClient, LLMError
+from rubin_app.services.oauth import Providers
 from rubin_app.services.redis_store import RedisStore
 from rubin_app.services.relay import Relay
-from rubin_app.services.oauth import Providers
 from rubin_app.services.sessions import Principal, PrincipalCache
 
 log = logging.getLogger(__name__)

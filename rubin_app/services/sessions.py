@@ -124,9 +124,7 @@ async def revoke(*, session: AsyncSession, token: str) -> int | None:
 
 async def revoke_all(*, session: AsyncSession, user_id: int, keep_session_id: int | None = None) -> int:
     """End every live session of the user (but `keep_session_id`); return how many."""
-    stmt = update(AuthSession).where(
-        col(AuthSession.user_id) == user_id, col(AuthSession.revoked_at).is_(None)
-    )
+    stmt = update(AuthSession).where(col(AuthSession.user_id) == user_id, col(AuthSession.revoked_at).is_(None))
     if keep_session_id is not None:
         stmt = stmt.where(col(AuthSession.id) != keep_session_id)
     result = await session.exec(stmt.values(revoked_at=utcnow()))  # type: ignore[call-overload]

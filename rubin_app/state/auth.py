@@ -29,7 +29,9 @@ class SignedOut(Exception):
 
 
 def _detect_language_script() -> str:
-    return "((navigator.languages && navigator.languages.length) ? navigator.languages : [navigator.language]).join(',')"
+    return (
+        "((navigator.languages && navigator.languages.length) ? navigator.languages : [navigator.language]).join(',')"
+    )
 
 
 class AuthState(rx.State):

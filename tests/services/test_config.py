@@ -174,11 +174,16 @@ def test_local_accounts_are_the_default_without_providers(app_env: Callable[...,
         ('[{"id": "kc", "issuer": "sso.example.com", "client_id": "x", "client_secret": "y"}]', "http"),
         ('[{"id": "kc", "issuer": "https://a.example", "client_id": "", "client_secret": "y"}]', "CLIENT_ID"),
         ('[{"id": "kc", "issuer": "https://a.example", "client_id": "x", "client_secret": " "}]', "client_secret"),
-        ('[{"id": "kc", "issuer": "https://a.example", "client_id": "x", "client_secret": "y", "scopes": "email"}]',
-         "openid"),
+        (
+            '[{"id": "kc", "issuer": "https://a.example", "client_id": "x", "client_secret": "y", "scopes": "email"}]',
+            "openid",
+        ),
         ('[{"id": "local", "issuer": "https://a.example", "client_id": "x", "client_secret": "y"}]', "reserved"),
-        ('[{"id": "a", "kind": "github", "client_id": "x", "client_secret": "y"},'
-         ' {"id": "a", "kind": "github", "client_id": "x", "client_secret": "y"}]', "unique"),
+        (
+            '[{"id": "a", "kind": "github", "client_id": "x", "client_secret": "y"},'
+            ' {"id": "a", "kind": "github", "client_id": "x", "client_secret": "y"}]',
+            "unique",
+        ),
         ('[{"id": "kc", "kind": "saml", "client_id": "x", "client_secret": "y"}]', "AUTH_PROVIDERS"),
         ("not json", "AUTH_PROVIDERS"),
     ],

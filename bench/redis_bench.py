@@ -1,0 +1,191 @@
+"""Redis benchmark (issue #4): per-request cost of the cache lookup + rate-limit check, a cache hit's
+time to first token vs a miss's, and concurrent streams held by several workers sharing Redis.
+
+Everything in one run, against a real redis-server and the LocalAI stand-in:
+  (d) cache lookup + rate-limit check per chat request, p50/p95, real Redis vs the in-process fallback;
+  (e) time to first token of a cache hit vs a miss (headless tab: send -> first streamed text);
+  (f) N simultaneous streams (default 200) on W workers (default 4) with Redis: streams stalled over
+      1 s, answers saved complete; RSS of the whole stack (app processes + redis-server) idle vs loaded.
+Usage: scripts/bench.sh redis  (or: .venv/bin/python -m bench.redis_bench [--streams 200 --workers 4])
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+from bench.harness import (
+    ROOT,
+    app_env,
+    backend_rss_mb,
+    free_port,
+    percentile,
+    print_table,
+    sign_in,
+    start_app,
+    stop_app,
+)
+from bench.ws_client import Tab
+from tests.fakes.localai_standin import StandIn, StandInConfig
+from tests.fakes.redis_server import RedisServer
+
+STALL_S = 1.0
+
+
+def lookup_cost(redis_url: str | None, runs: int) -> list[float]:
+    """Milliseconds per (cache lookup + rate-limit check), as chat_flow does them per request."""
+    from rubin_app.services.cache import ResponseCache, request_key
+    from rubin_app.services.limits import Limiter, Limits
+    from rubin_app.services.redis_store import RedisStore
+
+    async def main() -> list[float]:
+        store = RedisStore(redis_url) if redis_url else None
+        cache, limiter = ResponseCache(store), Limiter(store)
+        limits = Limits(requests_per_minute=10**9, ip_requests_per_minute=10**9, tokens_per_day=10**12)
+        messages = [{"role": "system", "content": "You are Rubin."}, {"role": "user", "content": "Hello " * 50}]
+        out = []
+        for i in range(runs + 50):
+            t0 = time.perf_counter()
+            await cache.get(request_key("standin-model", messages, {"temperature": 0, "n": i % 7}))
+            await limiter.check_request(user_id=1, ip="127.0.0.1", limits=limits)
+            if i >= 50:  # warm-up: pool connections, script cache
+                out.append((time.perf_counter() - t0) * 1000)
+        if store is not None:
+            await store.close()
+        return out
+
+    return asyncio.run(main())
+
+
+def stack_rss_mb(app, redis: RedisServer) -> float:
+    """RSS of the app's process tree plus redis-server."""
+    total = backend_rss_mb(app)
+    if redis.proc is not None:
+        total += psutil.Process(redis.proc.pid).memory_info().rss / 1e6
+    return total
+
+
+async def first_piece_ms(base: str, cookie: str, text: str) -> float:
+    """Send in a fresh headless tab; ms until the first streamed text arrives."""
+    tab = Tab(base, cookie)
+    await tab.open("/")
+    await asyncio.sleep(0.3)
+    t0 = await tab.send(text)
+    await tab.wait_done(60)
+    await tab.close()
+    return (tab.pieces[0][0] - t0) * 1000 if tab.pieces else float("nan")
+
+
+async def many_streams(base: str, cookie: str, streams: int, tokens: int, rate: float, app, redis) -> dict:
+    """N tabs stream at once; max gap between pieces per tab, answers done, peak stack RSS."""
+    tabs = [Tab(base, cookie) for _ in range(streams)]
+    for i in range(0, streams, 25):
+        await asyncio.gather(*(t.open("/") for t in tabs[i : i + 25]))
+    await asyncio.sleep(1.0)
+    peak, running = [0.0], [True]
+
+    async def sample() -> None:
+        while running[0]:
+            peak[0] = max(peak[0], stack_rss_mb(app, redis))
+            await asyncio.sleep(0.5)
+
+    sampler = asyncio.create_task(sample())
+    t0 = time.perf_counter()
+    await asyncio.gather(*(t.send(f"load {i} [[tokens={tokens}]] [[rate={rate}]]") for i, t in enumerate(tabs)))
+    done = await asyncio.gather(*(t.wait_done(300) for t in tabs))
+    elapsed = time.perf_counter() - t0
+    running[0] = False
+    await sampler
+    gaps = []
+    for tab in tabs:
+        times = [t for t, _ in tab.pieces]
+        gaps.append(max((b - a for a, b in itertools.pairwise(times)), default=float("inf")))
+    await asyncio.gather(*(t.close() for t in tabs))
+    return {"done": sum(done), "stalled": sum(g > STALL_S for g in gaps), "max_gap": max(gaps), "peak": peak[0],
+            "elapsed": elapsed}  # fmt: skip
+
+
+def saved_complete(db_path: Path, prefix: str) -> int:
+    """Complete answers in the chats whose first message (the title) starts with `prefix`."""
+    with sqlite3.connect(db_path) as db:
+        return int(db.execute(
+            "SELECT count(*) FROM messages a JOIN conversations c ON c.id = a.conversation_id "
+            "WHERE a.role = 'assistant' AND a.status = 'complete' AND c.title LIKE ?", (prefix + "%",),
+        ).fetchone()[0])  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=2000, help="samples for the lookup cost")
+    parser.add_argument("--streams", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--tokens", type=int, default=100, help="tokens per answer in the load test")
+    parser.add_argument("--rate", type=float, default=20.0, help="stand-in tokens/s per answer")
+    args = parser.parse_args()
+
+    redis = RedisServer().start()
+    standin = StandIn(StandInConfig(tokens=20, token_rate=200)).start()
+    tmp = Path(tempfile.mkdtemp(prefix="rubin-redis-bench-"))
+    rows: list[tuple[str, str, str, str, str]] = []
+    app = None
+    try:
+        with_redis, local = lookup_cost(redis.url, args.runs), lookup_cost(None, args.runs)
+        for q in (50, 95):
+            rows.append((f"(d) cache lookup + rate limit, ms p{q}", f"{percentile(with_redis, q):.3f} (Redis)",
+                         f"{percentile(local, q):.3f} (in-process)", f"x{percentile(with_redis, q) / max(percentile(local, q), 1e-6):.1f}",
+                         "p50 < 1 ms" if q == 50 else "-"))  # fmt: skip
+
+        port = free_port()
+        env = app_env(
+            standin.url, tmp / "bench.db", port, DATA_DIR=str(tmp), REDIS_URL=redis.url, WORKERS=str(args.workers),
+            LLM_TEMPERATURE="0", RATE_LIMIT_RPM="0", RATE_LIMIT_IP_RPM="0", MAX_CONCURRENT_ANSWERS="0",
+            TITLE_MODE="first_message",
+        )  # fmt: skip
+        os.environ.pop("GRANIAN_WORKERS", None)
+        (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
+        app = start_app(env, ROOT / "bench" / "results" / "redis-app.log")
+        base = f"http://127.0.0.1:{port}"
+        cookie = sign_in(base)
+        time.sleep(2)
+        idle = stack_rss_mb(app, redis)
+
+        standin.config.ttft = 0.2
+        misses, hits = [], []
+        for i in range(10):
+            text = f"cache probe {i}: what is Redis? [[tokens=40]]"
+            misses.append(asyncio.run(first_piece_ms(base, cookie, text)))
+            hits.append(asyncio.run(first_piece_ms(base, cookie, text)))
+        standin.config.ttft = 0.0
+        rows.append(("(e) TTFT p50, ms, cache hit vs miss", f"{percentile(hits, 50):.1f} (hit)",
+                     f"{percentile(misses, 50):.1f} (miss, stand-in TTFT 200 ms)",
+                     f"x{percentile(hits, 50) / percentile(misses, 50):.2f}", "hit << miss"))  # fmt: skip
+
+        load = asyncio.run(many_streams(base, cookie, args.streams, args.tokens, args.rate, app, redis))
+        saved = saved_complete(tmp / "bench.db", "load ")
+        rows.append((f"(f) {args.streams} streams on {args.workers} workers + Redis",
+                     f"{load['done']} finished, {saved} saved, {load['stalled']} stalled > 1 s",
+                     f"{args.streams} expected", f"max gap {load['max_gap']:.2f} s, {load['elapsed']:.1f} s total",
+                     "0 stalled, all saved"))  # fmt: skip
+        rows.append(("(f) RSS of the whole stack, MB", f"{load['peak']:.0f} (at load)", f"{idle:.0f} (idle)",
+                     f"x{load['peak'] / idle:.2f}", "-"))  # fmt: skip
+    finally:
+        if app is not None:
+            stop_app(app)
+        standin.stop()
+        redis.close()
+    print_table(
+        f"Redis benchmark — real redis-server, stand-in at {args.rate:.0f} tokens/s per answer, "
+        f"{args.workers} workers, headless websocket clients", rows,
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
