@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from rubin_app.config import Settings, get_settings
-from rubin_app.services import chats, limits, sessions
+from rubin_app.services import chats, limits, model_settings, sessions
 from rubin_app.services.cache import CachedAnswer, ResponseCache, request_key
 from rubin_app.services.db import session_scope
 from rubin_app.services.generation import GenerationManager, GenerationSettings, Run
@@ -25,6 +25,7 @@ from rubin_app.services.sessions import Principal, PrincipalCache
 
 log = logging.getLogger(__name__)
 HEALTH_TTL = 5
+CACHEABLE_TTL = 10.0
 
 
 @dataclass
@@ -113,6 +114,7 @@ class Runtime:
             cache=self.cache,
         )
         self.generation.on_finish.append(self._account)
+        self._cacheable_at = 0.0
 
         self.principals = PrincipalCache()
 
@@ -197,8 +199,20 @@ class Runtime:
             raise LimitExceeded("concurrency", user_limits.concurrent, 5)
         return slot
 
+    async def refresh_cacheable(self, *, force: bool = False) -> set[str]:
+        """The models cached at any temperature (admin switches), re-read from the database every 10 s."""
+        if force or time.monotonic() - self._cacheable_at > CACHEABLE_TTL:
+            async with session_scope() as session:
+                self.cache.cacheable_models = await model_settings.cacheable_models(
+                    session=session, settings=self.settings
+                )
+            self._cacheable_at = time.monotonic()
+        return self.cache.cacheable_models
+
     async def cached_answer(self, model: str, messages: list[dict[str, str]]) -> tuple[str | None, CachedAnswer | None]:
         """(cache key, cached answer) for a request: (None, None) when the request is not cacheable."""
+        if self.cache.store is not None:
+            await self.refresh_cacheable()
         if not self.cache.applies(model, self.settings.llm_temperature):
             return None, None
         params = {"max_tokens": self.settings.llm_max_tokens or None, "temperature": self.settings.llm_temperature}
