@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from rubin_app.admin.resources import limits_button, limits_dialog, models_section
 from rubin_app.admin.state import AdminState, AuditRow, UserRow
 from rubin_app.components import styles
 from rubin_app.components.auth_forms import notice
@@ -49,13 +50,17 @@ def _user_row(user: UserRow) -> rx.Component:
         rx.table.cell(user.created),
         rx.table.cell(rx.cond(user.last_login != "", user.last_login, T["never"])),
         rx.table.cell(
-            rx.icon_button(
-                rx.icon("trash_2", size=14),
-                variant="ghost",
-                color_scheme="red",
-                aria_label=T["delete_user"],
-                on_click=AdminState.ask_delete(user.id, user.email),
-                data_testid="delete-user",
+            rx.hstack(
+                limits_button(user.id, user.email),
+                rx.icon_button(
+                    rx.icon("trash_2", size=14),
+                    variant="ghost",
+                    color_scheme="red",
+                    aria_label=T["delete_user"],
+                    on_click=AdminState.ask_delete(user.id, user.email),
+                    data_testid="delete-user",
+                ),
+                spacing="2",
             )
         ),
         data_testid="user-row",
@@ -166,6 +171,7 @@ def _delete_dialog() -> rx.Component:
             ),
         ),
         open=AdminState.delete_id != 0,
+        on_open_change=AdminState.delete_open_changed,
     )
 
 
@@ -185,8 +191,10 @@ def admin_page() -> rx.Component:
             notice(AdminState.error, "red", "admin-error"),
             _policy(),
             _users(),
+            models_section(),
             _audit(),
             _delete_dialog(),
+            limits_dialog(),
             spacing="5",
             width="100%",
             max_width="64rem",

@@ -144,6 +144,12 @@ class AdminState(AuthState):
         self.delete_id, self.delete_email = int(user_id), email
 
     @rx.event
+    def delete_open_changed(self, is_open: bool) -> None:
+        """Escape or a click outside closes the confirmation."""
+        if not is_open:
+            self.delete_id, self.delete_email = 0, ""
+
+    @rx.event
     def cancel_delete(self) -> None:
         """Close the confirmation."""
         self.delete_id, self.delete_email = 0, ""

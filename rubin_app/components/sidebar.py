@@ -159,6 +159,7 @@ def dialogs() -> rx.Component:
                 ),
             ),
             open=ChatState.delete_id != "",
+            on_open_change=ChatState.dialog_open_changed,
         ),
         rx.dialog.root(
             rx.dialog.content(

@@ -95,10 +95,14 @@ class AccountState(AuthState):
         try:
             async with session_scope() as session:
                 ended = await accounts.change_password(
-                    session=session, settings=get_runtime().settings, user_id=principal.user_id,
-                    current=str(form.get("current", "")), new=str(form.get("new", "")),
-                    keep_session_id=principal.session_id, ip=self._client_ip(),
-                )  # fmt: skip
+                    session=session,
+                    settings=get_runtime().settings,
+                    user_id=principal.user_id,
+                    current=str(form.get("current", "")),
+                    new=str(form.get("new", "")),
+                    keep_session_id=principal.session_id,
+                    ip=self._client_ip(),
+                )
         except InputError as exc:
             self.password_error, self.password_notice = self._error(exc), ""
             return None
@@ -142,8 +146,10 @@ def _profile() -> rx.Component:
         T["profile"],
         rx.form(
             rx.hstack(
-                rx.box(field(T["display_name"], name="name", default_value=AccountState.name_edit, max_length=100),
-                       flex="1"),  # fmt: skip
+                rx.box(
+                    field(T["display_name"], name="name", default_value=AccountState.name_edit, max_length=100),
+                    flex="1",
+                ),
                 rx.button(T["save"], type="submit", size="3", min_height=styles.TOUCH, data_testid="save-name"),
                 align="end",
                 width="100%",
@@ -193,10 +199,18 @@ def _password() -> rx.Component:
             T["change_password"],
             rx.form(
                 rx.vstack(
-                    field(T["current_password"], name="current", type="password", id="current-password",
-                          auto_complete="current-password", required=True),  # fmt: skip
+                    field(
+                        T["current_password"],
+                        name="current",
+                        type="password",
+                        id="current-password",
+                        auto_complete="current-password",
+                        required=True,
+                    ),
                     field(T["new_password"], name="new", type="password", auto_complete="new-password", required=True),
-                    field(T["password_again"], name="new2", type="password", auto_complete="new-password", required=True),
+                    field(
+                        T["password_again"], name="new2", type="password", auto_complete="new-password", required=True
+                    ),
                     touch_button(T["change_password"], type="submit", variant="soft", data_testid="change-password"),
                     width="100%",
                 ),
@@ -213,36 +227,61 @@ def _password() -> rx.Component:
 def _sessions_and_data() -> rx.Component:
     return _section(
         T["sign_out"],
-        rx.text(T["active_sessions"].replace("{count}", AccountState.session_count.to_string()), size="2",
-                color=styles.muted, data_testid="session-count"),  # fmt: skip
-        post_form(touch_button(T["sign_out"], type="submit", variant="soft", data_testid="sign-out"),
-                  action="/auth/logout", testid="sign-out-form"),  # fmt: skip
-        post_form(touch_button(T["sign_out_all"], type="submit", variant="outline", data_testid="sign-out-all"),
-                  action="/auth/logout-all", testid="sign-out-all-form"),  # fmt: skip
+        rx.text(
+            T["active_sessions"].replace("{count}", AccountState.session_count.to_string()),
+            size="2",
+            color=styles.muted,
+            data_testid="session-count",
+        ),
+        post_form(
+            touch_button(T["sign_out"], type="submit", variant="soft", data_testid="sign-out"),
+            action="/auth/logout",
+            testid="sign-out-form",
+        ),
+        post_form(
+            touch_button(T["sign_out_all"], type="submit", variant="outline", data_testid="sign-out-all"),
+            action="/auth/logout-all",
+            testid="sign-out-all-form",
+        ),
         rx.heading(T["export"], size="4", padding_top="0.5rem"),
         rx.text(T["export_body"], size="2", color=styles.muted),
-        touch_button(rx.el.a(T["export"], href="/api/account/export", download=True, data_testid="export"),
-                     variant="soft", as_child=True),  # fmt: skip
+        # A real download from the server: React Router's Link (rx.el.a) would route it inside the app.
+        touch_button(
+            rx.el.a(T["export"], href="/api/account/export", download=True, reload_document=True, data_testid="export"),
+            variant="soft",
+            as_child=True,
+        ),
     )
 
 
 def _delete() -> rx.Component:
     return _section(
         T["danger_zone"],
-        touch_button(T["delete_account"], color_scheme="red", variant="soft",
-                     on_click=AccountState.set_delete_open(True), data_testid="delete-account"),  # fmt: skip
+        touch_button(
+            T["delete_account"],
+            color_scheme="red",
+            variant="soft",
+            on_click=AccountState.set_delete_open(True),
+            data_testid="delete-account",
+        ),
         rx.alert_dialog.root(
             rx.alert_dialog.content(
                 rx.alert_dialog.title(T["delete_account"]),
                 rx.alert_dialog.description(T["delete_account_body"]),
                 rx.form(
                     rx.vstack(
-                        field(T["email"], name="confirm", type="email", auto_complete="off", data_testid="confirm-email"),
+                        field(
+                            T["email"], name="confirm", type="email", auto_complete="off", data_testid="confirm-email"
+                        ),
                         notice(AccountState.delete_error, "red", "delete-error"),
                         rx.hstack(
                             rx.alert_dialog.cancel(rx.button(T["cancel"], variant="soft", color_scheme="gray")),
-                            rx.button(T["delete_account_confirm"], type="submit", color_scheme="red",
-                                      data_testid="confirm-delete-account"),  # fmt: skip
+                            rx.button(
+                                T["delete_account_confirm"],
+                                type="submit",
+                                color_scheme="red",
+                                data_testid="confirm-delete-account",
+                            ),
                             justify="end",
                             width="100%",
                         ),

@@ -97,7 +97,14 @@ def _providers() -> rx.Component:
         rx.foreach(
             LoginState.providers,
             lambda p: touch_button(
-                rx.el.a(T["sign_in_with"].replace("{name}", p.name), href=p.href, data_testid="provider-" + p.id),
+                # rx.el.a is React Router's Link: without reload_document the click stays in the single-page
+                # app (its "404" page) instead of reaching the server's /auth/login/<provider> redirect.
+                rx.el.a(
+                    T["sign_in_with"].replace("{name}", p.name),
+                    href=p.href,
+                    reload_document=True,
+                    data_testid="provider-" + p.id,
+                ),
                 variant="outline",
                 as_child=True,
             ),
@@ -109,15 +116,28 @@ def _providers() -> rx.Component:
 
 def _signin_form() -> rx.Component:
     return post_form(
-        field(T["email"], name="email", type="email", default_value=LoginState.email, required=True,
-              auto_complete="username", max_length=254),  # fmt: skip
+        field(
+            T["email"],
+            name="email",
+            type="email",
+            default_value=LoginState.email,
+            required=True,
+            auto_complete="username",
+            max_length=254,
+        ),
         field(T["password"], name="password", type="password", required=True, auto_complete="current-password"),
         rx.el.input(type="hidden", name="next", value=LoginState.next_path),
         touch_button(T["sign_in"], type="submit", data_testid="sign-in"),
         rx.cond(
             LoginState.local_signup,
-            rx.button(T["no_account"], on_click=LoginState.show("signup"), type="button", variant="ghost", size="2",
-                      data_testid="to-signup"),
+            rx.button(
+                T["no_account"],
+                on_click=LoginState.show("signup"),
+                type="button",
+                variant="ghost",
+                size="2",
+                data_testid="to-signup",
+            ),
         ),
         action="/auth/local/login",
         testid="signin-form",
@@ -127,14 +147,27 @@ def _signin_form() -> rx.Component:
 def _signup_form() -> rx.Component:
     return post_form(
         field(T["display_name"], name="name", default_value=LoginState.name, max_length=100, auto_complete="name"),
-        field(T["email"], name="email", type="email", default_value=LoginState.email, required=True,
-              auto_complete="username", max_length=254),  # fmt: skip
+        field(
+            T["email"],
+            name="email",
+            type="email",
+            default_value=LoginState.email,
+            required=True,
+            auto_complete="username",
+            max_length=254,
+        ),
         field(T["password"], name="password", type="password", required=True, auto_complete="new-password"),
         rx.text(T["password_hint"].replace("{limit}", LoginState.min_length.to_string()), size="1", color=styles.muted),
         field(T["password_again"], name="password2", type="password", required=True, auto_complete="new-password"),
         touch_button(T["sign_up"], type="submit", data_testid="sign-up"),
-        rx.button(T["have_account"], on_click=LoginState.show("signin"), type="button", variant="ghost", size="2",
-                  data_testid="to-signin"),
+        rx.button(
+            T["have_account"],
+            on_click=LoginState.show("signin"),
+            type="button",
+            variant="ghost",
+            size="2",
+            data_testid="to-signin",
+        ),
         action="/auth/local/signup",
         testid="signup-form",
     )
@@ -188,11 +221,13 @@ class PendingState(AuthState):
 
 
 def pending_page() -> rx.Component:
-    """"Your account waits for an admin"."""
+    """ "Your account waits for an admin"."""
     return page_card(
         rx.heading(T["pending_title"], size="6"),
         rx.text(T["pending_body"].replace("{email}", AuthState.user_email), data_testid="pending-body"),
         touch_button(T["check_again"], on_click=PendingState.on_load, variant="soft"),
-        post_form(touch_button(T["sign_out"], type="submit", variant="outline"), action="/auth/logout", testid="sign-out"),
+        post_form(
+            touch_button(T["sign_out"], type="submit", variant="outline"), action="/auth/logout", testid="sign-out"
+        ),
         testid="pending-page",
     )

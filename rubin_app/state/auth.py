@@ -108,7 +108,8 @@ class AuthState(rx.State):
         self.user_name = principal.display_name
         self.user_email = principal.email
         self.user_role = str(principal.role)
-        self.user_provider = principal.provider
+        config = get_runtime().settings.auth_providers
+        self.user_provider = next((p.name for p in config if p.id == principal.provider), principal.provider)
         return changed
 
     async def _enter(self, *, admin: bool = False, allow_pending: bool = False) -> tuple[Principal | None, list]:

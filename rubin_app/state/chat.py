@@ -226,6 +226,12 @@ class ChatState(AuthState):
         self.rename_text = value
 
     @rx.event
+    def dialog_open_changed(self, is_open: bool) -> None:
+        """Escape or a click outside closes a dialog."""
+        if not is_open:
+            self.close_dialogs()
+
+    @rx.event
     def close_dialogs(self) -> None:
         """Close rename/delete/edit dialogs."""
         self.rename_id, self.delete_id, self.edit_id = "", "", 0

@@ -1,14 +1,20 @@
-"""End-to-end fixtures: the production build of Rubin AI, a LocalAI stand-in and Debian Chromium.
+"""End-to-end fixtures: the production build of Rubin AI, a LocalAI stand-in, an OIDC provider and Debian Chromium.
 
-Self-contained on purpose (it does not use the root conftest's fixtures): one stand-in and one
-`reflex run --env prod` for the whole session, one browser, a fresh browser context per test.
+Self-contained on purpose (it does not use the root conftest's fixtures): one stand-in, one OpenID
+Connect provider (oidc-provider-mock) and one `reflex run --env prod` for the whole session, one
+browser, a fresh browser context per test. Every page but /login needs a signed-in user: the session
+creates an admin (the first account) and a plain e2e user through the sign-up form's POST, and each
+browser context `open_page` makes gets its own fresh session cookie (POST /auth/local/login), so a test
+that signs out never ends another context's session.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -26,8 +32,22 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.fakes.localai_standin import StandIn, StandInConfig
+from tests.fakes.oidc_provider import OIDCProvider, run_oidc_provider
 
-from .helpers import DEFAULT_RATE, DEFAULT_TOKENS, MAX_MESSAGE_CHARS, wait_until
+from .helpers import (
+    DEFAULT_RATE,
+    DEFAULT_TOKENS,
+    LOGIN_MAX_FAILURES,
+    MAX_MESSAGE_CHARS,
+    PROVIDER_ID,
+    PROVIDER_NAME,
+    Account,
+    add_session,
+    new_account,
+    session_token,
+    sign_up,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
@@ -66,9 +86,27 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def app_environment(standin_url: str, db_path: Path, port: int) -> dict[str, str]:
+AUTH_SETTINGS = (
+    "AUTH_PROVIDERS", "LOCAL_LOGIN", "LOCAL_SIGNUP", "REQUIRE_APPROVAL", "ADMIN_EMAILS", "SECRET_KEY",
+    "SESSION_LIFETIME_HOURS", "PASSWORD_MIN_LENGTH", "LOGIN_MAX_FAILURES", "LOGIN_IP_MAX_FAILURES",
+    "LOGIN_LOCKOUT_MINUTES", "PUBLIC_URL", "COOKIE_SECURE", "REDIS_URL", "REFLEX_REDIS_URL", "WORKERS",
+)  # fmt: skip
+
+
+def app_environment(standin_url: str, db_path: Path, port: int, issuer: str) -> dict[str, str]:
     """Everything scripts/env.sh exports, plus the app's settings for the e2e run."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "LOCALAI_", "LLM_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTEST_", "LOCALAI_", "LLM_")) and k.upper() not in AUTH_SETTINGS
+    }
+    provider = {
+        "id": PROVIDER_ID,
+        "name": PROVIDER_NAME,
+        "issuer": issuer,
+        "client_id": "rubin",
+        "client_secret": "s3cret-value",
+    }
     env.update(
         RUBIN_ROOT=str(ROOT),
         PATH=f"{ROOT}/.venv/bin:{ROOT}/.tools/bun/node_modules/.bin:{os.environ.get('PATH', '')}",
@@ -90,6 +128,22 @@ def app_environment(standin_url: str, db_path: Path, port: int) -> dict[str, str
         MODELS_CACHE_TTL="60",
         FRONTEND_PORT=str(port),
         LOG_LEVEL="INFO",
+        # Sign-in: the OIDC provider and local accounts side by side (a provider turns local sign-in off
+        # unless LOCAL_LOGIN says otherwise). Every browser comes from 127.0.0.1, so the per-IP lockout is
+        # out of reach; the per-account one is what test_10 exercises.
+        AUTH_PROVIDERS=json.dumps([provider]),
+        LOCAL_LOGIN="true",
+        REQUIRE_APPROVAL="false",
+        SECRET_KEY=secrets.token_hex(32),
+        PASSWORD_MIN_LENGTH="10",
+        LOGIN_MAX_FAILURES=str(LOGIN_MAX_FAILURES),
+        LOGIN_IP_MAX_FAILURES="1000",
+        # One e2e user sends far more chat requests per minute than a person: no per-user limits here.
+        RATE_LIMIT_RPM="0",
+        RATE_LIMIT_IP_RPM="0",
+        TOKENS_PER_DAY="0",
+        MAX_CONCURRENT_ANSWERS="0",
+        CACHE_TTL="0",
     )
     for name in ("API_URL", "DEFAULT_MODEL", "LOCALAI_API_KEY", "DATA_DIR", "SYSTEM_PROMPT", "LLM_MAX_TOKENS"):
         env.pop(name, None)
@@ -218,7 +272,14 @@ def _fresh_standin() -> None:
 
 
 @pytest.fixture(scope="session")
-def app_server(e2e_standin: StandIn) -> Iterator[AppServer]:
+def oidc_provider() -> Iterator[OIDCProvider]:
+    """The session's OpenID Connect provider (oidc-provider-mock on a free loopback port)."""
+    with run_oidc_provider() as provider:
+        yield provider
+
+
+@pytest.fixture(scope="session")
+def app_server(e2e_standin: StandIn, oidc_provider: OIDCProvider) -> Iterator[AppServer]:
     """The production build on one free port, on a fresh SQLite database."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for old in ARTIFACTS.glob("*.png"):  # screenshots of an earlier run would mislead
@@ -227,7 +288,9 @@ def app_server(e2e_standin: StandIn) -> Iterator[AppServer]:
     port = free_port()
     log_path = ARTIFACTS / "app-server.log"
     log_path.write_bytes(b"")
-    server = AppServer(env=app_environment(e2e_standin.url, tmp / "e2e.db", port), port=port, log_path=log_path)
+    env = app_environment(e2e_standin.url, tmp / "e2e.db", port, oidc_provider.issuer)
+    env["DATA_DIR"] = str(tmp)
+    server = AppServer(env=env, port=port, log_path=log_path)
     try:
         try:
             server.start()
@@ -237,6 +300,35 @@ def app_server(e2e_standin: StandIn) -> Iterator[AppServer]:
     finally:
         server.close()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- accounts
+
+
+@pytest.fixture(scope="session")
+def admin_account(app_server: AppServer) -> Account:
+    """The first account of the fresh database, hence its admin (created before anyone else)."""
+    account = Account(email="admin@e2e.example", password="admin-pass-e2e-1", name="E2E Admin")
+    sign_up(app_server.url, account)
+    return account
+
+
+@pytest.fixture(scope="session")
+def e2e_user(app_server: AppServer, admin_account: Account) -> Account:
+    """The plain user the chat tests sign in as (each browser context with a session of its own)."""
+    account = Account(email="user@e2e.example", password="user-pass-e2e-1", name="E2E User")
+    sign_up(app_server.url, account)
+    return account
+
+
+@pytest.fixture
+def make_account(app_server: AppServer, admin_account: Account) -> Callable[..., Account]:
+    """Factory: a fresh local account (for tests that sign out everywhere, change a password, delete...)."""
+
+    def make(prefix: str = "user", name: str = "") -> Account:
+        return new_account(app_server.url, prefix, name=name)
+
+    return make
 
 
 # --------------------------------------------------------------------------- browser
@@ -269,19 +361,25 @@ def _safe(name: str) -> str:
 
 @pytest.fixture
 def open_page(
-    new_context: Callable[..., BrowserContext], request: pytest.FixtureRequest
+    new_context: Callable[..., BrowserContext], request: pytest.FixtureRequest, base_url: str, e2e_user: Account
 ) -> Iterator[Callable[..., Page]]:
     """Factory: a page in a new browser context (English desktop unless kwargs say otherwise).
 
-    Every page it made is screenshotted into test-artifacts/e2e/ when the test fails.
+    `signed_in=True` (the default) signs the context in as the e2e user with a session of its own;
+    an `Account` signs in as that account; `False` gives an anonymous context. Other keyword arguments
+    go to the browser context (locale, viewport, ...). Every page it made is screenshotted into
+    test-artifacts/e2e/ when the test fails.
     """
     pages: list[Page] = []
     js_errors: list[str] = []
 
-    def make(**context_args: Any) -> Page:
+    def make(signed_in: bool | Account = True, **context_args: Any) -> Page:
         context = new_context(**{**DESKTOP, **context_args})
         context.set_default_timeout(15_000)
         context.on("weberror", lambda error: js_errors.append(str(error.error)))
+        account = e2e_user if signed_in is True else signed_in or None
+        if account is not None:
+            add_session(context, base_url, session_token(base_url, account))
         page = context.new_page()
         pages.append(page)
         return page

@@ -6,9 +6,11 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from playwright.sync_api import Locator, Page, expect
+import httpx
+from playwright.sync_api import BrowserContext, Locator, Page, expect
 
 from tests.fakes.localai_standin import build_pieces, expected_reply
 
@@ -16,6 +18,12 @@ MAX_MESSAGE_CHARS = 2000  # the e2e app's MAX_MESSAGE_CHARS
 DEFAULT_RATE = 40.0  # stand-in pieces per second unless a message says [[rate=R]]
 DEFAULT_TOKENS = 20  # stand-in answer length unless a message says [[tokens=N]]
 CHAT_URL = re.compile(r"/c/([0-9a-f]+)$")
+HOME = re.compile(r"^http://[^/]+/$")
+LOGIN_URL = re.compile(r"^http://[^/]+/login/?(\?.*)?$")
+SESSION_COOKIE = "rubin_session"
+PROVIDER_ID = "mock"  # the e2e app's one OpenID Connect provider (AUTH_PROVIDERS)
+PROVIDER_NAME = "Mock ID"
+LOGIN_MAX_FAILURES = 5  # the e2e app's per-account lockout threshold
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05, what: str = "") -> Any:
@@ -151,3 +159,80 @@ def no_horizontal_overflow(page: Page) -> None:
     """The page never scrolls sideways."""
     sizes = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth, document.body.scrollWidth]")
     assert sizes[0] <= sizes[1] and sizes[2] <= sizes[1], f"horizontal overflow: scrollWidth/innerWidth = {sizes}"
+
+
+# --------------------------------------------------------------------------- accounts
+
+
+@dataclass(frozen=True)
+class Account:
+    """A local account of the e2e app."""
+
+    email: str
+    password: str
+    name: str = ""
+
+
+def _auth_post(base_url: str, path: str, form: dict[str, str]) -> httpx.Response:
+    with httpx.Client(base_url=base_url, follow_redirects=False, timeout=30) as client:
+        return client.post(path, data=form)
+
+
+def sign_up(base_url: str, account: Account) -> str:
+    """Create a local account through the sign-up form's POST; returns its first session token."""
+    form = {"name": account.name, "email": account.email, "password": account.password, "password2": account.password}
+    response = _auth_post(base_url, "/auth/local/signup", form)
+    token = response.cookies.get(SESSION_COOKIE)
+    assert response.status_code == 303 and token, (
+        f"sign-up of {account.email} failed: {response.status_code} -> {response.headers.get('location')}"
+    )
+    return token
+
+
+def session_token(base_url: str, account: Account) -> str:
+    """A fresh session of the account (POST /auth/local/login), as the browser would get it."""
+    form = {"email": account.email, "password": account.password}
+    response = _auth_post(base_url, "/auth/local/login", form)
+    token = response.cookies.get(SESSION_COOKIE)
+    assert response.status_code == 303 and token, (
+        f"sign-in of {account.email} failed: {response.status_code} -> {response.headers.get('location')}"
+    )
+    return token
+
+
+def add_session(context: BrowserContext, base_url: str, token: str) -> None:
+    """Give a browser context a session cookie, as the sign-in response would have set it."""
+    context.add_cookies(
+        [{"name": SESSION_COOKIE, "value": token, "url": base_url, "httpOnly": True, "sameSite": "Lax"}]
+    )
+
+
+def new_account(base_url: str, prefix: str = "user", name: str = "", password: str = "") -> Account:
+    """A fresh local account with a unique email (signed up through the form's POST)."""
+    tag = unique(prefix)
+    account = Account(email=f"{tag}@e2e.example", password=password or f"pw-{tag}-long", name=name or tag)
+    sign_up(base_url, account)
+    return account
+
+
+def wait_login(page: Page) -> Page:
+    """Wait until the login page is live (its on_load ran: the provider button comes from the server)."""
+    expect(page).to_have_url(LOGIN_URL)
+    expect(page.get_by_test_id(f"provider-{PROVIDER_ID}")).to_be_visible(timeout=20_000)
+    return page
+
+
+def fill_sign_in(page: Page, email: str, password: str) -> None:
+    """Type an email and password into the login page's sign-in form and submit it."""
+    form = page.get_by_test_id("signin-form")
+    form.locator('input[name="email"]').fill(email)  # by name: the labels follow the interface language
+    form.locator('input[name="password"]').fill(password)
+    form.get_by_test_id("sign-in").click()
+
+
+def open_user_menu(page: Page) -> Locator:
+    """Open the header's account menu; returns the menu."""
+    page.get_by_test_id("user-menu").click()
+    menu = page.get_by_role("menu")
+    expect(menu).to_be_visible()
+    return menu
