@@ -101,6 +101,7 @@ class ResourcesState(AdminState):
         except InputError as exc:
             self.limits_error = self._t(f"err_{exc.code}", **exc.params)
             return
+        get_runtime().forget_limits(self.limits_user)
         self.limits_user = 0
 
 

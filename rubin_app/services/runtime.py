@@ -26,6 +26,7 @@ from rubin_app.services.sessions import Principal, PrincipalCache
 log = logging.getLogger(__name__)
 HEALTH_TTL = 5
 CACHEABLE_TTL = 10.0
+LIMITS_TTL = 10.0
 
 
 @dataclass
@@ -115,6 +116,7 @@ class Runtime:
         )
         self.generation.on_finish.append(self._account)
         self._cacheable_at = 0.0
+        self._limits: dict[int, tuple[float, Limits]] = {}
 
         self.principals = PrincipalCache()
 
@@ -186,9 +188,20 @@ class Runtime:
             await self.redis.close()
 
     async def limits_for(self, user_id: int) -> Limits:
-        """The user's limits (defaults from settings, per-user overrides from the database)."""
+        """The user's limits (defaults from settings, per-user overrides from the database, re-read every 10 s)."""
+        cached = self._limits.get(user_id)
+        if cached is not None and time.monotonic() - cached[0] < LIMITS_TTL:
+            return cached[1]
         async with session_scope() as session:
-            return await limits.get_limits(session=session, settings=self.settings, user_id=user_id)
+            found = await limits.get_limits(session=session, settings=self.settings, user_id=user_id)
+        if len(self._limits) > 10_000:
+            self._limits.clear()
+        self._limits[user_id] = (time.monotonic(), found)
+        return found
+
+    def forget_limits(self, user_id: int) -> None:
+        """An admin changed the user's limits: use the new ones at once in this worker."""
+        self._limits.pop(user_id, None)
 
     async def admit(self, user_id: int, ip: str = "") -> str | None:
         """Check a new chat request against the user's limits and take an answer slot; LimitExceeded if over."""
