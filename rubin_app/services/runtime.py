@@ -240,7 +240,13 @@ class Runtime:
             await self.limiter.release(run.user_id, run.slot)
 
     async def reap_orphans(self, older_than: float | None = None) -> int:
-        """Mark answers whose process died as interrupted."""
+        """Mark answers whose process died as interrupted.
+
+        With several workers (Redis) the others' answers are alive and saved every DB_FLUSH_SECONDS, so
+        only answers not saved for a while count as orphaned, even at start.
+        """
+        if older_than is None and self.redis is not None:
+            older_than = max(15.0, 5 * self.settings.db_flush_seconds)
         async with session_scope() as session:
             count = await chats.interrupt_orphaned_answers(
                 session=session, exclude=self.generation.active_ids(), older_than=older_than
