@@ -91,6 +91,10 @@ def app_env(localai_url: str, db_path: Path, port: int, **extra: str) -> dict[st
         FRONTEND_PORT=str(port),
         TITLE_MODE="first_message",
         LOG_LEVEL="WARNING",
+        # Limits stay on (their checks are part of the measured path) but high enough for a benchmark.
+        RATE_LIMIT_RPM="1000000",
+        RATE_LIMIT_IP_RPM="1000000",
+        MAX_CONCURRENT_ANSWERS="1000",
     )
     env.update(extra)
     return env
