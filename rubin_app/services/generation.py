@@ -259,21 +259,24 @@ class GenerationManager:
             await self._save(run)
         except Exception:
             log.exception("could not save answer %s", run.message_id)
+        try:
+            if self.cache is not None and run.cache_key and run.replay is None and run.status == MessageStatus.complete:
+                answer = CachedAnswer(run.text, run.reasoning, run.completion_tokens)
+                try:
+                    await self.cache.put(run.cache_key, answer)
+                except Exception:
+                    log.exception("could not cache answer %s", run.message_id)
+            for hook in self.on_finish:
+                try:
+                    await hook(run)
+                except Exception:
+                    log.exception("finish hook failed for answer %s", run.message_id)
         finally:
+            # Finished only once accounted for: whoever waits for the run (Stop, Regenerate, shutdown, a test)
+            # then finds its concurrency slot free and its tokens counted.
             self._runs.pop(run.message_id, None)
             run._done.set()
             run.notify()
-        if self.cache is not None and run.cache_key and run.replay is None and run.status == MessageStatus.complete:
-            answer = CachedAnswer(run.text, run.reasoning, run.completion_tokens)
-            try:
-                await self.cache.put(run.cache_key, answer)
-            except Exception:
-                log.exception("could not cache answer %s", run.message_id)
-        for hook in self.on_finish:
-            try:
-                await hook(run)
-            except Exception:
-                log.exception("finish hook failed for answer %s", run.message_id)
 
     async def _save(self, run: Run) -> None:
         if run.persisted is not None:

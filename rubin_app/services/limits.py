@@ -70,7 +70,8 @@ class LimitExceeded(InputError):
 
     def __init__(self, code: str, limit: int, retry_after: float) -> None:
         wait = max(1, int(retry_after + 0.999))
-        super().__init__(code, limit=limit, seconds=wait, minutes=max(1, -(-wait // 60)), hours=wait // 3600)
+        # Rounded up like the seconds: 7 h 1 min is "in 8 h", and the last hour before midnight is "in 1 h", not 0.
+        super().__init__(code, limit=limit, seconds=wait, minutes=-(-wait // 60), hours=-(-wait // 3600))
         self.limit = limit
         self.retry_after = float(wait)
 

@@ -26,6 +26,7 @@ class RedisStore:
 
     def __init__(self, url: str, *, timeout: float = 0.5, retry_after: float = 3.0, prefix: str = "rubin:") -> None:
         self.url = url
+        self.timeout = timeout
         self.prefix = prefix
         self.retry_after = retry_after
         self.client: aioredis.Redis = aioredis.Redis.from_url(

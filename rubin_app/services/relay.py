@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 from redis.exceptions import RedisError
 
@@ -43,22 +45,34 @@ class Relay:
         store = self.store
         assert store is not None
         key = store.key("run", run.message_id)
-        try:
-            async for text, think in run.follow(0, self.interval, reasoning_offset=0):
-                if store.up:
-                    await store.client.xadd(key, {"t": text, "r": think}, maxlen=MAXLEN, approximate=True)
-            await store.client.xadd(key, {"done": "1"}, maxlen=MAXLEN, approximate=True)
-            await store.client.expire(key, KEEP_SECONDS)
-        except (RedisError, OSError) as exc:
-            log.warning("live relay of answer %s stopped: %s", run.message_id, type(exc).__name__)
+
+        async def add(fields: dict[str, str]) -> bool:
+            async def action(client) -> bool:
+                # The TTL is renewed with every entry: a stream whose run never writes `done` still expires.
+                async with client.pipeline(transaction=False) as pipe:
+                    await pipe.xadd(key, fields, maxlen=MAXLEN, approximate=True).expire(key, KEEP_SECONDS).execute()
+                return True
+
+            return await store.run(action, lambda: False)
+
+        text_at = think_at = 0
+        async with aclosing(run.follow(0, self.interval, reasoning_offset=0)) as deltas:
+            async for text, think in deltas:
+                # "o"/"ro": where the piece starts, so a follower notices entries lost in a Redis restart.
+                if not await add({"t": text, "r": think, "o": str(text_at), "ro": str(think_at)}):
+                    # Redis went away (the breaker logged it): a stream with a gap would garble the followers'
+                    # text, so stop here; they end on their idle timeout and show the saved answer.
+                    return
+                text_at, think_at = text_at + len(text), think_at + len(think)
+        await add({"done": "1"})
 
     async def follow(
         self, message_id: int, text_offset: int = 0, think_offset: int = 0, idle_timeout: float = 5.0
     ) -> AsyncIterator[tuple[str, str]]:
         """(new text, new reasoning) of another worker's run until its `done` entry.
 
-        Ends quietly when Redis is away or nothing arrives for `idle_timeout` seconds (the caller then
-        falls back to the saved message).
+        Ends quietly when Redis is away, when entries are missing (Redis restarted mid-answer) or when
+        nothing arrives for `idle_timeout` seconds (the caller then falls back to the saved message).
         """
         store = self.store
         if store is None:
@@ -66,15 +80,25 @@ class Relay:
         key = store.key("run", message_id)
         seen_text = seen_think = 0
         last_id = "0-0"
+        # XREAD BLOCK in slices shorter than the client's read timeout (a longer block would end in a
+        # TimeoutError after REDIS_TIMEOUT, i.e. a model slow to start would lose its live followers).
+        block = max(0.01, min(idle_timeout, store.timeout / 2))
+        idle_since = time.monotonic()
         try:
             while True:
-                answer = await store.client.xread({key: last_id}, count=500, block=int(idle_timeout * 1000))
+                answer = await store.client.xread({key: last_id}, count=500, block=int(block * 1000))
                 if not answer:
-                    return
+                    if time.monotonic() - idle_since >= idle_timeout:
+                        return
+                    continue
+                idle_since = time.monotonic()
                 for entry_id, fields in answer[0][1]:
                     last_id = entry_id
                     if fields.get(b"done"):
                         return
+                    starts = int(fields.get(b"o", seen_text)), int(fields.get(b"ro", seen_think))
+                    if starts != (seen_text, seen_think):
+                        return  # entries were lost (Redis restarted mid-answer): the caller shows the saved answer
                     text = fields.get(b"t", b"").decode()
                     think = fields.get(b"r", b"").decode()
                     new_text, new_think = _skip(text, seen_text, text_offset), _skip(think, seen_think, think_offset)

@@ -1,0 +1,104 @@
+"""Live answers across workers: worker A generates, worker B (another Runtime on the same Redis and
+database) follows the answer through the Redis stream, as a tab served by B would."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from rubin_app.models import MessageStatus
+from rubin_app.services import chat_flow
+from rubin_app.services.db import session_scope
+from rubin_app.services.relay import KEEP_SECONDS
+from rubin_app.services.runtime import Runtime
+from tests.factories import make_user
+
+MODEL = "standin-model"
+RuntimeFactory = Callable[..., Awaitable[Runtime]]
+
+
+async def new_user() -> int:
+    async with session_scope() as session:
+        user = await make_user(session)
+    assert user.id is not None
+    return user.id
+
+
+async def collect(rt: Runtime, message_id: int, text_offset: int = 0, think_offset: int = 0, idle: float = 10.0):
+    """Everything a follower on `rt` receives: [(new text, new reasoning)]."""
+    pieces = []
+    async for text, think in rt.relay.follow(message_id, text_offset, think_offset, idle_timeout=idle):
+        pieces.append((text, think))
+    return pieces
+
+
+async def test_another_worker_follows_a_live_answer_from_an_offset(make_redis_runtime: RuntimeFactory) -> None:
+    worker_a, worker_b = await make_redis_runtime(), await make_redis_runtime()
+    user_id = await new_user()
+    started = await chat_flow.send_message(
+        worker_a, user_id=user_id, conversation_id=None, text="[[tokens=60]] [[rate=60]] [[reasoning]] Tell me",
+        model=MODEL,
+    )  # fmt: skip
+    run = started.run
+    message_id = started.messages[1].id
+    assert worker_b.generation.get(user_id=user_id, message_id=message_id) is None  # not B's own run
+    while len(run.text) < 40:  # the tab on B already shows the beginning (e.g. from the saved message)
+        await asyncio.sleep(0.02)
+    offset = len(run.text)
+
+    seen_live: list[bool] = []
+    received_text, received_think = "", ""
+    began = time.monotonic()
+    async with asyncio.timeout(10):
+        async for text, think in worker_b.relay.follow(message_id, offset, 0, idle_timeout=10):
+            seen_live.append(not run.finished)
+            received_text += text
+            received_think += think
+    ended_after_done = time.monotonic() - began
+
+    assert run.status == MessageStatus.complete
+    assert received_text == run.text[offset:]  # all of the rest, in order, nothing twice
+    assert received_think == run.reasoning == "Thinking about it"
+    assert len(seen_live) > 3 and seen_live[0]  # pieces arrived while A was still generating
+    assert ended_after_done < 5  # ended on the done entry, not on the 10 s idle timeout
+
+
+async def test_a_follower_arriving_after_the_end_gets_the_whole_answer(
+    make_redis_runtime: RuntimeFactory, redis_client
+) -> None:
+    worker_a, worker_b = await make_redis_runtime(), await make_redis_runtime()
+    user_id = await new_user()
+    started = await chat_flow.send_message(
+        worker_a, user_id=user_id, conversation_id=None, text="[[tokens=30]] Hello", model=MODEL
+    )
+    assert await started.run.wait_done(5)
+    message_id = started.messages[1].id
+    await worker_a.relay.close()  # the publisher has written its done entry
+
+    began = time.monotonic()
+    pieces = await collect(worker_b, message_id, idle=10)
+    assert time.monotonic() - began < 2
+    assert "".join(t for t, _ in pieces) == started.run.text
+    assert await collect(worker_b, message_id, text_offset=len(started.run.text), idle=10) == []
+    assert 0 < await redis_client.ttl(f"rubin:run:{message_id}") <= KEEP_SECONDS  # the stream does not stay forever
+
+
+async def test_a_follower_of_an_unknown_answer_ends_after_the_idle_timeout(make_redis_runtime: RuntimeFactory) -> None:
+    worker_b = await make_redis_runtime()
+    began = time.monotonic()
+    assert await collect(worker_b, 987654, idle=2.0) == []
+    waited = time.monotonic() - began
+    # Not earlier: the other worker's model may just be slow to start (its time to first token).
+    assert 2.0 <= waited < 3.5
+
+
+async def test_a_slow_first_token_is_still_followed_live(make_redis_runtime: RuntimeFactory) -> None:
+    worker_a, worker_b = await make_redis_runtime(), await make_redis_runtime()
+    user_id = await new_user()
+    started = await chat_flow.send_message(
+        worker_a, user_id=user_id, conversation_id=None, text="[[ttft=1.5]] [[tokens=10]] Think first", model=MODEL
+    )
+    pieces = await collect(worker_b, started.messages[1].id, idle=5.0)
+    assert started.run.status == MessageStatus.complete
+    assert "".join(t for t, _ in pieces) == started.run.text
