@@ -20,6 +20,7 @@ from rubin_app.services.migrate import upgrade_head
 from rubin_app.services.runtime import get_runtime
 from rubin_app.state.auth import on_backend_error
 from rubin_app.state.chat import ChatState
+from rubin_app.state.resilient import install as install_resilient_state
 
 log = logging.getLogger("rubin_app")
 REAP_INTERVAL = 60.0
@@ -66,6 +67,8 @@ app = rx.App(
     backend_exception_handler=on_backend_error,
 )
 app.register_lifespan_task(runtime_lifespan)
+if get_settings().redis_url:  # Reflex keeps tab state in Redis: ride out Redis outages (state/resilient.py)
+    install_resilient_state(app, connect_timeout=get_settings().redis_timeout)
 app.add_page(chat_page, route="/", title="Rubin AI", on_load=ChatState.on_load)
 app.add_page(chat_page, route="/c/[cid]", title="Rubin AI", on_load=ChatState.on_load)
 app.add_page(login_page, route="/login", title="Sign in · Rubin AI", on_load=LoginState.on_load)
