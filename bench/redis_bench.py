@@ -18,6 +18,7 @@ import os
 import sqlite3
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
@@ -84,9 +85,11 @@ async def first_piece_ms(base: str, cookie: str, text: str) -> float:
     return (tab.pieces[0][0] - t0) * 1000 if tab.pieces else float("nan")
 
 
-async def many_streams(base: str, cookie: str, streams: int, tokens: int, rate: float, app, redis) -> dict:
+async def many_streams(
+    base: str, cookies: list[str], streams: int, tokens: int, rate: float, ramp: float, app, redis
+) -> dict:
     """N tabs stream at once; max gap between pieces per tab, answers done, peak stack RSS."""
-    tabs = [Tab(base, cookie) for _ in range(streams)]
+    tabs = [Tab(base, cookies[i % len(cookies)]) for i in range(streams)]
     for i in range(0, streams, 25):
         await asyncio.gather(*(t.open("/") for t in tabs[i : i + 25]))
     await asyncio.sleep(1.0)
@@ -99,18 +102,31 @@ async def many_streams(base: str, cookie: str, streams: int, tokens: int, rate: 
 
     sampler = asyncio.create_task(sample())
     t0 = time.perf_counter()
-    await asyncio.gather(*(t.send(f"load {i} [[tokens={tokens}]] [[rate={rate}]]") for i, t in enumerate(tabs)))
+
+    async def send(i: int, tab: Tab) -> float:  # users press Enter over `ramp` seconds, not in one instant
+        await asyncio.sleep(ramp * i / streams)
+        return await tab.send(f"load {i} [[tokens={tokens}]] [[rate={rate}]]")
+
+    sent = await asyncio.gather(*(send(i, t) for i, t in enumerate(tabs)))
     done = await asyncio.gather(*(t.wait_done(300) for t in tabs))
     elapsed = time.perf_counter() - t0
     running[0] = False
     await sampler
-    gaps = []
-    for tab in tabs:
+    # Per tab: the wait from its send to the first text, and the longest gap between pieces after that
+    # (a stall mid-answer). A tab that got no text at all stalled for the whole run.
+    gaps, first, empty = [], [], 0
+    for tab, s in zip(tabs, sent, strict=True):
         times = [t for t, _ in tab.pieces]
-        gaps.append(max((b - a for a, b in itertools.pairwise(times)), default=float("inf")))
+        if not times:
+            empty += 1
+            gaps.append(elapsed)
+            continue
+        first.append(times[0] - s)
+        gaps.append(max((b - a for a, b in itertools.pairwise(times)), default=0.0))
     await asyncio.gather(*(t.close() for t in tabs))
     return {"done": sum(done), "stalled": sum(g > STALL_S for g in gaps), "max_gap": max(gaps), "peak": peak[0],
-            "elapsed": elapsed}  # fmt: skip
+            "elapsed": elapsed, "empty": empty, "first_p50": percentile(first, 50) if first else float("nan"),
+            "first_p95": percentile(first, 95) if first else float("nan"), "first_max": max(first, default=float("nan"))}  # fmt: skip
 
 
 def saved_complete(db_path: Path, prefix: str) -> int:
@@ -129,6 +145,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--tokens", type=int, default=100, help="tokens per answer in the load test")
     parser.add_argument("--rate", type=float, default=20.0, help="stand-in tokens/s per answer")
+    parser.add_argument("--ramp", type=float, default=1.0, help="the N messages are sent over this many seconds")
     args = parser.parse_args()
 
     redis = RedisServer().start()
@@ -168,11 +185,19 @@ def main() -> None:
                      f"{percentile(misses, 50):.1f} (miss, stand-in TTFT 200 ms)",
                      f"x{percentile(hits, 50) / percentile(misses, 50):.2f}", "hit << miss"))  # fmt: skip
 
-        load = asyncio.run(many_streams(base, cookie, args.streams, args.tokens, args.rate, app, redis))
+        # One user per stream, as in real use: each has their own chat list and limits.
+        with ThreadPoolExecutor(8) as pool:
+            cookies = list(
+                pool.map(lambda i: sign_in(base, f"load{i}@example.com", name=f"Load {i}"), range(args.streams))
+            )
+        load = asyncio.run(many_streams(base, cookies, args.streams, args.tokens, args.rate, args.ramp, app, redis))
         saved = saved_complete(tmp / "bench.db", "load ")
         rows.append((f"(f) {args.streams} streams on {args.workers} workers + Redis",
-                     f"{load['done']} finished, {saved} saved, {load['stalled']} stalled > 1 s",
-                     f"{args.streams} expected", f"max gap {load['max_gap']:.2f} s, {load['elapsed']:.1f} s total",
+                     f"{load['done']} finished, {saved} saved, {load['stalled']} stalled > 1 s mid-answer",
+                     f"{args.streams} expected (sent over {args.ramp:g} s)",
+                     f"longest gap {load['max_gap']:.2f} s; first text p50 {load['first_p50']:.2f} s, "
+                     f"p95 {load['first_p95']:.2f} s, max {load['first_max']:.2f} s; {load['empty']} without text; "
+                     f"{load['elapsed']:.1f} s in all",
                      "0 stalled, all saved"))  # fmt: skip
         rows.append(("(f) RSS of the whole stack, MB", f"{load['peak']:.0f} (at load)", f"{idle:.0f} (idle)",
                      f"x{load['peak'] / idle:.2f}", "-"))  # fmt: skip

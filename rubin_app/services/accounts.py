@@ -24,6 +24,7 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rubin_app.config import Settings
+from rubin_app.i18n import CATALOGS
 from rubin_app.models import AppSetting, AuthSession, Conversation, Message, Role, User
 from rubin_app.models.user import utcnow
 from rubin_app.services import audit, sessions
@@ -33,7 +34,7 @@ LEGACY_PROVIDER = "legacy"  # the foundation's single local user, before sign-in
 EMAIL_MAX = 254
 NAME_MAX = 100
 PASSWORD_MAX = 256
-LANGUAGES = {"", "en", "ru"}
+LANGUAGES = {"", *CATALOGS}  # "": follow the browser
 THEMES = {"", "light", "dark"}
 JOINERS = {"\u200c", "\u200d"}  # zero-width non-joiner and joiner
 COMMON_PASSWORDS = frozenset(

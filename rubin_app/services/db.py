@@ -14,6 +14,7 @@ from rubin_app.config import get_settings
 
 _engines: dict[str, AsyncEngine] = {}
 _makers: dict[str, async_sessionmaker[AsyncSession]] = {}
+_read_makers: dict[str, async_sessionmaker[AsyncSession]] = {}
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -21,18 +22,37 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=5000")
+    cur.execute("PRAGMA busy_timeout=15000")
     cur.close()
+    # Transactions start with BEGIN IMMEDIATE (below) instead of the driver's deferred BEGIN: a
+    # transaction that reads and then writes would otherwise fail at once with "database is locked"
+    # when another process (a second worker) committed in between — the busy timeout cannot help there.
+    dbapi_conn.isolation_level = None
 
 
-def make_engine(url: str) -> AsyncEngine:
-    """Create an async engine with sane pool and SQLite settings."""
+def _begin_immediate(conn) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _begin_deferred(conn) -> None:
+    conn.exec_driver_sql("BEGIN")
+
+
+
+
+def make_engine(url: str, *, read_only: bool = False) -> AsyncEngine:
+    """Create an async engine with sane pool and SQLite settings.
+
+    On SQLite, `read_only` engines take no write lock: their transactions start deferred, and WAL
+    readers never wait for a writer. (PRAGMA query_only is not used: it leaves the WAL locked.)
+    """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": 10})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _begin_deferred if read_only else _begin_immediate)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
@@ -46,12 +66,28 @@ def get_engine(url: str | None = None) -> AsyncEngine:
     return _engines[url]
 
 
+def _read_maker(url: str) -> async_sessionmaker[AsyncSession]:
+    if url not in _read_makers:
+        if url.startswith("sqlite") and ":memory:" not in url:
+            engine = make_engine(url, read_only=True)
+            _engines[url + "#read"] = engine
+            _read_makers[url] = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+        else:  # PostgreSQL readers never block writers anyway
+            get_engine(url)
+            _read_makers[url] = _makers[url]
+    return _read_makers[url]
+
+
 @asynccontextmanager
-async def session_scope(url: str | None = None) -> AsyncIterator[AsyncSession]:
-    """A session that commits on success and rolls back on error."""
+async def session_scope(url: str | None = None, *, read_only: bool = False) -> AsyncIterator[AsyncSession]:
+    """A session that commits on success and rolls back on error.
+
+    `read_only` sessions (the hot reads: chat lists, a message's status, a session cookie) never queue
+    behind SQLite's write lock; never write through one (with another writer about it may fail).
+    """
     url = url or get_settings().async_database_url
     get_engine(url)
-    async with _makers[url]() as session:
+    async with (_read_maker(url) if read_only else _makers[url])() as session:
         try:
             yield session
             await session.commit()
@@ -66,3 +102,4 @@ async def dispose_all() -> None:
         await engine.dispose()
     _engines.clear()
     _makers.clear()
+    _read_makers.clear()

@@ -45,6 +45,7 @@ class Run:
     duration_ms: int | None = None
     task: asyncio.Task[None] | None = None
     after_tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    flushing: asyncio.Future[None] | None = None  # the last periodic save
     stop_requested: bool = False
     started: bool = False
     # Set once the answer's row is committed; saves wait for it (the request starts earlier).
@@ -75,9 +76,12 @@ class Run:
         return True
 
     async def follow(
-        self, text_offset: int = 0, interval: float = 0.04, reasoning_offset: int = 0
+        self, text_offset: int = 0, interval: float | Callable[[], float] = 0.04, reasoning_offset: int = 0
     ) -> AsyncIterator[tuple[str, str]]:
-        """Yield (new text, new reasoning) pieces, coalesced to one per `interval` seconds."""
+        """Yield (new text, new reasoning) pieces, coalesced to one per `interval` seconds.
+
+        `interval` may be a function, asked after every piece: the caller can then widen it under load.
+        """
         while True:
             changed = self._changed
             new_text, new_reasoning = self.text[text_offset:], self.reasoning[reasoning_offset:]
@@ -85,8 +89,8 @@ class Run:
                 text_offset += len(new_text)
                 reasoning_offset += len(new_reasoning)
                 yield new_text, new_reasoning
-                if interval:
-                    await asyncio.sleep(interval)
+                if wait := (interval() if callable(interval) else interval):
+                    await asyncio.sleep(wait)
                 continue
             if self.finished:
                 return
@@ -235,7 +239,11 @@ class GenerationManager:
                     run.notify()
                     if time.monotonic() - last_flush >= self.settings.flush_seconds:
                         last_flush = time.monotonic()
-                        await self._save(run)
+                        # Shielded: a Stop landing mid-write must not cut a transaction short (the driver's
+                        # thread would finish it and keep SQLite's write lock until garbage collection).
+                        # `_finish` waits for it, so the final save always comes last.
+                        run.flushing = asyncio.ensure_future(self._save(run))
+                        await asyncio.shield(run.flushing)
             run.status = MessageStatus.complete
         except asyncio.CancelledError:
             run.status = MessageStatus.interrupted
@@ -256,6 +264,8 @@ class GenerationManager:
 
     async def _finish(self, run: Run) -> None:
         try:
+            if run.flushing is not None:
+                await asyncio.wait([run.flushing])
             await self._save(run)
         except Exception:
             log.exception("could not save answer %s", run.message_id)

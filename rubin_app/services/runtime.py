@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 HEALTH_TTL = 5
 CACHEABLE_TTL = 10.0
 LIMITS_TTL = 10.0
+RELAY_INTERVAL = 0.25  # how often a live answer is published for tabs on other workers (a reload, a phone)
 
 
 @dataclass
@@ -103,7 +104,7 @@ class Runtime:
             self.redis, ttl=settings.cache_ttl, max_bytes=settings.cache_max_bytes,
             cacheable_models=set(settings.cache_models),
         )  # fmt: skip
-        self.relay = Relay(self.redis, interval=settings.stream_coalesce_ms / 1000)
+        self.relay = Relay(self.redis, interval=RELAY_INTERVAL)
         self.generation = GenerationManager(
             self.client,
             session_scope,
@@ -145,7 +146,7 @@ class Runtime:
         hit, principal = self.principals.get(token)
         if hit:
             return principal
-        async with session_scope() as session:
+        async with session_scope(read_only=True) as session:
             principal = await sessions.resolve(session=session, token=token)
         self.principals.put(token, principal)
         return principal
@@ -192,7 +193,7 @@ class Runtime:
         cached = self._limits.get(user_id)
         if cached is not None and time.monotonic() - cached[0] < LIMITS_TTL:
             return cached[1]
-        async with session_scope() as session:
+        async with session_scope(read_only=True) as session:
             found = await limits.get_limits(session=session, settings=self.settings, user_id=user_id)
         if len(self._limits) > 10_000:
             self._limits.clear()
@@ -215,7 +216,7 @@ class Runtime:
     async def refresh_cacheable(self, *, force: bool = False) -> set[str]:
         """The models cached at any temperature (admin switches), re-read from the database every 10 s."""
         if force or time.monotonic() - self._cacheable_at > CACHEABLE_TTL:
-            async with session_scope() as session:
+            async with session_scope(read_only=True) as session:
                 self.cache.cacheable_models = await model_settings.cacheable_models(
                     session=session, settings=self.settings
                 )
