@@ -55,6 +55,7 @@ async def runtime_lifespan():
 
 app = rx.App(
     style=styles.GLOBAL_STYLE,
+    stylesheets=["/rubin.css"],
     head_components=[
         rx.el.meta(
             name="viewport",

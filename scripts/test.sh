@@ -22,6 +22,15 @@ fi
 
 "$RUBIN_ROOT/scripts/bootstrap.sh" requirements-dev.txt requirements-engine.txt
 
+# axe-core (accessibility checks that Playwright injects into the pages), from the npm registry.
+AXE_VERSION=4.14.1
+if [ ! -f "$RUBIN_ROOT/.tools/axe/node_modules/axe-core/package.json" ] \
+  || ! grep -q "\"version\": \"$AXE_VERSION\"" "$RUBIN_ROOT/.tools/axe/node_modules/axe-core/package.json"; then
+  step "installing axe-core $AXE_VERSION from the npm registry"
+  mkdir -p "$RUBIN_ROOT/.tools/axe"
+  npm install --prefix "$RUBIN_ROOT/.tools/axe" "axe-core@$AXE_VERSION" --no-audit --no-fund --loglevel=error >/dev/null
+fi
+
 mkdir -p test-artifacts
 if [ $# -gt 0 ]; then
   python -m pytest "$@"

@@ -8,6 +8,7 @@ from rubin_app.admin.resources import limits_button, limits_dialog, models_secti
 from rubin_app.admin.state import AdminState, AuditRow, UserRow
 from rubin_app.components import styles
 from rubin_app.components.auth_forms import notice
+from rubin_app.components.prefs import theme_appliers
 from rubin_app.state.auth import AuthState
 
 T = AuthState.tr
@@ -178,6 +179,7 @@ def _delete_dialog() -> rx.Component:
 def admin_page() -> rx.Component:
     """The admin page."""
     return rx.box(
+        theme_appliers(),
         rx.vstack(
             rx.hstack(
                 rx.heading(T["admin"], size="6"),

@@ -6,6 +6,7 @@ import reflex as rx
 from reflex_components_core.el.elements.forms import Form
 
 from rubin_app.components import styles
+from rubin_app.components.prefs import theme_appliers
 
 
 class NativeForm(Form):
@@ -31,6 +32,7 @@ def page_card(*children: rx.Component, width: str = "26rem", testid: str = "") -
             size="3",
             data_testid=testid,
         ),
+        theme_appliers(),
         min_height="100dvh",
         padding="1rem",
         background=styles.surface,

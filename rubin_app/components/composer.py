@@ -1,4 +1,4 @@
-"""The message box: Enter sends, Shift+Enter adds a line, Stop while answering."""
+"""The message box: Enter (or Ctrl+Enter, a setting) sends, Shift+Enter adds a line, Stop while answering."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ T = AuthState.tr
 def composer() -> rx.Component:
     """Text area with send/stop, and the error of the last attempt."""
     generating = ChatState.streaming_id != 0
+    placeholder = rx.cond(AuthState.send_key == "ctrl", T["placeholder_ctrl"], T["placeholder"])
     return rx.box(
         rx.cond(
             ChatState.draft_error != "",
@@ -32,8 +33,8 @@ def composer() -> rx.Component:
                 rx.text_area(
                     id="composer",
                     name="text",
-                    placeholder=T["placeholder"],
-                    aria_label=T["placeholder"],
+                    placeholder=placeholder,
+                    aria_label=placeholder,
                     auto_focus=True,
                     rows="1",
                     resize="none",

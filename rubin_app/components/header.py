@@ -1,4 +1,4 @@
-"""Top bar: drawer button (phones), title, model picker, language and theme."""
+"""Top bar: drawer button (phones), title, model picker, settings (theme, language, keys) and the user menu."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import reflex as rx
 
 from rubin_app.components import styles
 from rubin_app.components.auth_forms import native_form
+from rubin_app.components.prefs import settings_menu
 from rubin_app.state.auth import AuthState
 from rubin_app.state.chat import ChatState
 
@@ -95,6 +96,18 @@ def header() -> rx.Component:
             display=["flex", "flex", "none"],
             data_testid="open-drawer",
         ),
+        rx.icon_button(
+            rx.icon("panel_left", size=20),
+            on_click=rx.call_script("window.rubin.toggleSidebar()"),
+            variant="ghost",
+            color_scheme="gray",
+            aria_label=T["hk_sidebar"],
+            title=T["hk_sidebar"],
+            min_width=styles.TOUCH,
+            min_height=styles.TOUCH,
+            display=["none", "none", "flex"],
+            data_testid="toggle-sidebar",
+        ),
         rx.text(
             ChatState.title,
             weight="medium",
@@ -107,16 +120,7 @@ def header() -> rx.Component:
             data_testid="chat-title",
         ),
         model_picker(),
-        rx.select(
-            ["en", "ru"],
-            value=rx.cond(AuthState.lang != "", AuthState.lang, "en"),
-            on_change=AuthState.set_language,
-            size="2",
-            custom_attrs={"aria-label": T["language"], "data-testid": "language"},
-        ),
-        rx.color_mode.button(
-            variant="ghost", color_scheme="gray", aria_label=T["theme"], min_width=styles.TOUCH, min_height=styles.TOUCH
-        ),
+        settings_menu(),
         user_menu(),
         width="100%",
         padding="0.5rem 0.75rem",

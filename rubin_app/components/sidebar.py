@@ -109,6 +109,7 @@ def sidebar() -> rx.Component:
         border_right=styles.border,
         background=styles.surface,
         display=["none", "none", "block"],
+        class_name="rubin-sidebar",
         data_testid="sidebar",
     )
 

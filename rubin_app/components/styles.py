@@ -15,9 +15,9 @@ muted = rx.color("gray", 11)
 surface = rx.color("gray", 2)
 panel = rx.color("gray", 1)
 
+# Scoped by Reflex under the app's root element; rules for html/body and <html> attributes are in
+# assets/rubin.css.
 GLOBAL_STYLE: dict = {
-    "html, body": {"height": "100%", "overscroll_behavior": "none"},
-    "body": {"margin": 0},
     ".rubin-md pre": {"max_width": "100%", "overflow_x": "auto"},
     ".rubin-md table": {"display": "block", "overflow_x": "auto", "border_collapse": "collapse"},
     ".rubin-md th, .rubin-md td": {"border": border, "padding": "0.25rem 0.5rem"},

@@ -8,6 +8,7 @@ from rubin_app.components import styles
 from rubin_app.components.composer import composer
 from rubin_app.components.header import header
 from rubin_app.components.message import message
+from rubin_app.components.prefs import shortcuts_dialog, theme_appliers
 from rubin_app.components.sidebar import dialogs, drawer, sidebar
 from rubin_app.state.auth import AuthState
 from rubin_app.state.chat import ChatState, stream_text, stream_think
@@ -69,6 +70,8 @@ def chat_page() -> rx.Component:
         sidebar(),
         drawer(),
         dialogs(),
+        shortcuts_dialog(),
+        theme_appliers(),
         rx.vstack(
             header(),
             rx.box(body, id="rubin-scroll", flex="1", width="100%", overflow_y="auto", overflow_x="hidden"),

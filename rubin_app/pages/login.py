@@ -10,6 +10,7 @@ import reflex as rx
 from rubin_app import i18n
 from rubin_app.components import styles
 from rubin_app.components.auth_forms import field, notice, page_card, post_form, touch_button
+from rubin_app.components.prefs import language_select
 from rubin_app.services import accounts
 from rubin_app.services.db import session_scope
 from rubin_app.services.runtime import get_runtime
@@ -173,23 +174,13 @@ def _signup_form() -> rx.Component:
     )
 
 
-def _language() -> rx.Component:
-    return rx.select(
-        ["en", "ru"],
-        value=rx.cond(AuthState.lang != "", AuthState.lang, "en"),
-        on_change=AuthState.set_language,
-        size="1",
-        custom_attrs={"aria-label": T["language"], "data-testid": "language"},
-    )
-
-
 def login_page() -> rx.Component:
     """Sign in or create an account."""
     return page_card(
         rx.hstack(
             rx.heading(rx.cond(LoginState.mode == "signup", T["signup_title"], T["login_title"]), size="6"),
             rx.spacer(),
-            _language(),
+            language_select(size="1"),
             width="100%",
             align="center",
         ),

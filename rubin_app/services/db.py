@@ -38,8 +38,6 @@ def _begin_deferred(conn) -> None:
     conn.exec_driver_sql("BEGIN")
 
 
-
-
 def make_engine(url: str, *, read_only: bool = False) -> AsyncEngine:
     """Create an async engine with sane pool and SQLite settings.
 

@@ -16,6 +16,8 @@ from reflex.app import default_backend_exception_handler
 from reflex.event import EventSpec
 
 from rubin_app import i18n
+from rubin_app.services import accounts
+from rubin_app.services.db import session_scope
 from rubin_app.services.runtime import get_runtime
 from rubin_app.services.sessions import Principal, token_from_cookie_header
 
@@ -38,6 +40,7 @@ class AuthState(rx.State):
     """Language, and who is signed in (display values only: authority stays server-side)."""
 
     lang: str = rx.LocalStorage("", name="rubin_lang", sync=True)
+    send_key: str = rx.LocalStorage("enter", name="rubin_send_key", sync=True)  # "enter" or "ctrl" (rubin.js)
     user_name: str = ""
     user_email: str = ""
     user_role: str = ""
@@ -60,9 +63,29 @@ class AuthState(rx.State):
 
     @rx.event
     async def set_language(self, lang: str) -> None:
-        """Switch the interface language."""
+        """Switch the interface language (and keep it for the account, when signed in)."""
         if lang in i18n.CATALOGS:
             self.lang = lang
+            await self._save_profile(language=lang)
+
+    @rx.event
+    async def save_theme(self, theme: str) -> None:
+        """Keep the theme the tab just applied for the account ("system": follow the device)."""
+        if theme in ("system", "light", "dark"):
+            await self._save_profile(theme="" if theme == "system" else theme)
+
+    @rx.event
+    def set_send_with_ctrl(self, on: bool) -> None:
+        """Ctrl+Enter sends (Enter adds a line) instead of Enter."""
+        self.send_key = "ctrl" if on else "enter"
+
+    async def _save_profile(self, **fields: str) -> None:
+        principal = await self._principal()
+        if principal is None or all(getattr(principal, k) == v for k, v in fields.items()):
+            return
+        async with session_scope() as session:
+            await accounts.update_profile(session=session, user_id=principal.user_id, **fields)
+        get_runtime().principals.forget_user(principal.user_id)
 
     @rx.event
     def set_browser_language(self, languages: str) -> None:
@@ -125,7 +148,13 @@ class AuthState(rx.State):
         if admin and not principal.is_admin:
             return None, [rx.redirect("/", replace=True)]
         self._show(principal)
-        return principal, self._init_language(principal)
+        # The account's theme follows the user to every device (components/prefs.py theme_appliers).
+        mode = principal.theme or "system"
+        theme = rx.call_script(
+            f"(function(){{var s='';try{{s=(localStorage.getItem('theme')||'system').replace(/\"/g,'')}}catch(e){{}}"
+            f"var b=document.getElementById('rubin-theme-{mode}');if(b&&s!=='{mode}')b.click();}})()"
+        )
+        return principal, [*self._init_language(principal), theme]
 
 
 def on_backend_error(exception: Exception) -> EventSpec:

@@ -236,3 +236,19 @@ def open_user_menu(page: Page) -> Locator:
     menu = page.get_by_role("menu")
     expect(menu).to_be_visible()
     return menu
+
+
+def open_settings(page: Page) -> Locator:
+    """Open the header's settings popover (theme, language, send key, shortcuts); returns it."""
+    page.get_by_test_id("settings-menu").click()
+    panel = page.get_by_role("dialog").filter(has=page.get_by_test_id("theme-switch"))
+    expect(panel).to_be_visible()
+    return panel
+
+
+def pick_language(page: Page, name: str) -> None:
+    """Switch the interface language from the settings popover ("English", "Русский")."""
+    panel = open_settings(page)
+    panel.get_by_test_id("language").click()
+    page.get_by_role("option", name=name, exact=True).click()
+    page.keyboard.press("Escape")

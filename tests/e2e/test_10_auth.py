@@ -223,7 +223,7 @@ def test_login_page_in_russian(open_page: Callable[..., Page]) -> None:
     expect(form.get_by_label("Пароль")).to_be_visible()
     expect(form.get_by_test_id("sign-in")).to_have_text("Войти")
     expect(page.get_by_test_id("to-signup")).to_have_text("Нет аккаунта? Создайте его")
-    expect(page.get_by_test_id("language")).to_have_text("ru")
+    expect(page.get_by_test_id("language")).to_have_text("Русский")
 
     # Errors too.
     fill_sign_in(page, f"{unique('nobody')}@e2e.example", "no-such-password")
