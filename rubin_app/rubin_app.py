@@ -12,6 +12,7 @@ from rubin_app.admin.page import admin_page
 from rubin_app.admin.state import AdminState
 from rubin_app.api.routes import build_api
 from rubin_app.components import styles
+from rubin_app.components.pwa import pwa_head
 from rubin_app.config import get_settings
 from rubin_app.pages.account import AccountState, account_page
 from rubin_app.pages.chat import chat_page
@@ -63,6 +64,8 @@ app = rx.App(
         ),
         rx.el.meta(name="color-scheme", content="light dark"),
         rx.el.script(src="/rubin.js"),
+        *pwa_head(),  # installable app: manifest, icons, theme colours, service worker (components/pwa.py)
+        rx.el.script(src="/history.js", defer=True),
     ],
     api_transformer=build_api(),
     backend_exception_handler=on_backend_error,

@@ -2,6 +2,7 @@
 # Run a benchmark and print its table:
 #   scripts/bench.sh [args]        streaming (bench/stream_bench.py; needs Chromium)
 #   scripts/bench.sh redis [args]  Redis: cache/limit cost, cache-hit TTFT, many streams on several workers
+#   scripts/bench.sh longchat [args]  a 2,000-message chat: open time, per-delta time, JS/CSS bytes (Chromium)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$RUBIN_ROOT"
@@ -12,4 +13,8 @@ if [ "${1:-}" = "redis" ]; then
   exec python -m bench.redis_bench "$@"
 fi
 command -v chromium >/dev/null || { echo "Debian chromium is needed: run scripts/test.sh once, or apt-get install chromium" >&2; exit 1; }
+if [ "${1:-}" = "longchat" ]; then
+  shift
+  exec python -m bench.longchat_bench "$@"
+fi
 exec python -m bench.stream_bench "$@"

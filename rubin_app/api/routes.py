@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import re
+import time
+from pathlib import Path
+
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -24,11 +30,66 @@ async def health(_: Request) -> JSONResponse:
     return JSONResponse({"status": "ok" if ok else "degraded", "localai": localai, "redis": redis, "cache": cache})
 
 
+BUILD_CHECK_SECONDS = 2.0  # how stale the build's version may be (a stat of every built file at most this often)
+_build_version: dict[str, object] = {"checked": 0.0, "stamp": None, "value": {}}
+_version_lock = asyncio.Lock()
+
+
+# What `reflex run --env prod` serves, relative to the app's directory (the process's working directory).
+# Found by path: this layer imports no Reflex.
+STATIC_DIR = Path(".web") / "build" / "client"
+
+
+def _scan_build(static: Path, stamp: object) -> tuple[object, dict[str, str]]:
+    """(stamp, {"version", "build"}) of the build on disk; the files are hashed only when the stamp moved.
+
+    The version is a hash of every built file's path and content (pre-compressed copies aside), so it
+    changes exactly when a deploy changes what the browser would load, and two builds of the same
+    sources agree. "build" is React Router's manifest version, the one the page carries itself.
+    """
+    files = sorted(p for p in static.rglob("*") if p.is_file() and not p.name.endswith((".gz", ".br", ".zst")))
+    new_stamp = tuple((str(p), st.st_size, st.st_mtime_ns) for p in files for st in [p.stat()])
+    if new_stamp == stamp:
+        return stamp, {}
+    if not files:  # no production build (dev mode)
+        return new_stamp, {"version": "", "build": ""}
+    digest = hashlib.sha256()
+    build = ""
+    for path in files:
+        rel = path.relative_to(static).as_posix()
+        digest.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
+        if match := re.fullmatch(r"assets/manifest-([\w-]+)\.js", rel):
+            build = match.group(1)
+    return new_stamp, {"version": digest.hexdigest()[:16], "build": build}
+
+
+async def version(_: Request) -> JSONResponse:
+    """The deployed frontend's version: {"version": hash of the build, "build": React Router manifest version}.
+
+    The page compares it with the version it was loaded with and offers a reload when they differ
+    (assets/pwa.js). Without a production build (dev mode) both are empty. Never cached.
+    """
+    async with _version_lock:
+        now = time.monotonic()
+        if not _build_version["value"] or now - float(_build_version["checked"]) >= BUILD_CHECK_SECONDS:
+            static = STATIC_DIR
+            try:
+                stamp, value = await asyncio.to_thread(_scan_build, static, _build_version["stamp"])
+            except OSError:
+                stamp, value = None, {"version": "", "build": ""}
+            if value or stamp is None:
+                _build_version["value"] = value
+            _build_version.update(checked=now, stamp=stamp)
+        value = dict(_build_version["value"]) or {"version": "", "build": ""}
+    return JSONResponse(value, headers={"Cache-Control": "no-store"})
+
+
 def build_api() -> Starlette:
     """The Starlette app Reflex mounts its own routes into."""
     return Starlette(
         routes=[
             Route("/api/health", health),
+            Route("/api/version", version),
             Route("/api/account/export", export),
             Mount("/auth", app=AuthApp()),
         ]

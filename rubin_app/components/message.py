@@ -73,8 +73,12 @@ def _assistant_body(msg: MsgView) -> rx.Component:
             rx.hstack(rx.spinner(size="1"), rx.text(T["generating"], size="1", color=styles.muted), align="center"),
             data_testid="streaming-answer",
         ),
-        rx.box(_reasoning(msg.reasoning), markdown(msg.content), _status(msg)),
+        _finished_body(msg),
     )
+
+
+def _finished_body(msg: MsgView) -> rx.Component:
+    return rx.box(_reasoning(msg.reasoning), markdown(msg.content), _status(msg))
 
 
 def user_message(msg: MsgView, editable: bool) -> rx.Component:
@@ -141,4 +145,26 @@ def message(msg: MsgView, in_tail: bool = False) -> rx.Component:
         msg.role == "user",
         user_message(msg, editable=in_tail),
         assistant_message(msg, last=in_tail),
+    )
+
+
+def history_message(msg: MsgView) -> rx.Component:
+    """A finished message of the history: text and Copy only. It reads no state, so a page of them can be
+    memoised (pages/chat.py `history_page`) and is never drawn again while an answer streams."""
+    return rx.box(
+        rx.cond(
+            msg.role == "user",
+            user_message(msg, editable=False),
+            rx.box(
+                _finished_body(msg),
+                rx.hstack(
+                    _copy(msg.content), rx.text(msg.stats, size="1", color=styles.muted), spacing="1", align="center"
+                ),
+                width="100%",
+                data_testid="assistant-message",
+                data_status=msg.status,
+            ),
+        ),
+        width="100%",
+        class_name="rubin-hist",  # history.js lets the browser skip layout and paint of those far from the view
     )

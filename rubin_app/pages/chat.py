@@ -7,11 +7,11 @@ import reflex as rx
 from rubin_app.components import styles
 from rubin_app.components.composer import composer
 from rubin_app.components.header import header
-from rubin_app.components.message import message
+from rubin_app.components.message import history_message, message
 from rubin_app.components.prefs import shortcuts_dialog, theme_appliers
 from rubin_app.components.sidebar import dialogs, drawer, sidebar
 from rubin_app.state.auth import AuthState
-from rubin_app.state.chat import ChatState, stream_text, stream_think
+from rubin_app.state.chat import ChatState, MsgView, older_pages, stream_text, stream_think
 
 T = AuthState.tr
 
@@ -42,9 +42,54 @@ def _not_found() -> rx.Component:
     )
 
 
+# ---- the conversation (long chats: see state/chat.py and assets/history.js) ---------------------------
+# History (the first page, and older pages loaded on scroll) is finished text: it is drawn by memoised
+# page components that do not read the streamed answer, so a streamed piece re-renders only the last
+# exchange, and a page the browser already shows is never drawn again when an older one arrives.
+
+
+@rx.memo
+def history_page(page: rx.Var[list[MsgView]]) -> rx.Component:
+    """A page of finished messages (React-memoised: drawn again only when the page itself changes)."""
+    return rx.vstack(rx.foreach(page, history_message), width="100%", spacing="5")
+
+
+def _older() -> rx.Component:
+    """Older pages (newest page first in the list, shown oldest on top) and the top sentinel."""
+    pages = older_pages.value.to(list[list[MsgView]])
+    return rx.fragment(
+        rx.cond(
+            ChatState.has_older,
+            rx.hstack(
+                rx.spinner(size="1"),
+                rx.text(T["loading_older"], size="1", color=styles.muted),
+                # history.js clicks this when the reader nears the top; it carries the chat shown.
+                rx.el.button(
+                    on_click=ChatState.load_older(ChatState.conversation_id), id="rubin-older-load", hidden=True
+                ),
+                id="rubin-older",
+                justify="center",
+                align="center",
+                width="100%",
+                data_testid="loading-older",
+            ),
+        ),
+        # Pages are appended as they arrive and shown in reverse, so the ones already drawn keep their
+        # place in the list (React keys by index) and are not drawn again.
+        rx.flex(
+            rx.foreach(pages, lambda p: history_page(page=p)),
+            direction="column-reverse",
+            gap="var(--space-5)",
+            width="100%",
+            id="rubin-older-pages",
+        ),
+    )
+
+
 def _conversation() -> rx.Component:
     return rx.vstack(
-        rx.foreach(ChatState.messages, lambda m: message(m)),
+        _older(),
+        history_page(page=ChatState.messages),
         rx.foreach(ChatState.recent, lambda m: message(m)),
         rx.foreach(ChatState.tail, lambda m: message(m, in_tail=True)),
         rx.foreach(ChatState.pending, lambda m: message(m)),

@@ -118,14 +118,26 @@ async def delete_conversation(*, session: AsyncSession, user_id: int, conversati
     return True
 
 
-async def list_messages(*, session: AsyncSession, user_id: int, conversation_id: str) -> Sequence[Message]:
-    """Messages of one of the user's conversations, oldest first."""
-    stmt = (
-        select(Message)
-        .where(Message.conversation_id == conversation_id, Message.user_id == user_id)
-        .order_by(col(Message.id))
-    )
-    return (await session.exec(stmt)).all()
+async def list_messages(
+    *,
+    session: AsyncSession,
+    user_id: int,
+    conversation_id: str,
+    before_id: int | None = None,
+    limit: int | None = None,
+) -> Sequence[Message]:
+    """Messages of one of the user's conversations, oldest first.
+
+    Paged (a long chat opens with its newest page, older pages load on scroll): `before_id` keeps only
+    messages older than that id, `limit` keeps only the newest `limit` of them (still oldest first).
+    """
+    stmt = select(Message).where(Message.conversation_id == conversation_id, Message.user_id == user_id)
+    if before_id is not None:
+        stmt = stmt.where(col(Message.id) < before_id)
+    if limit is None:
+        return (await session.exec(stmt.order_by(col(Message.id)))).all()
+    newest = (await session.exec(stmt.order_by(col(Message.id).desc()).limit(max(0, limit)))).all()
+    return list(reversed(newest))
 
 
 async def get_message(*, session: AsyncSession, user_id: int, message_id: int) -> Message | None:
