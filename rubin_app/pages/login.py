@@ -115,30 +115,34 @@ def _providers() -> rx.Component:
     )
 
 
+def _email_field() -> rx.Component:
+    return field(
+        T["email"],
+        name="email",
+        type="email",
+        default_value=LoginState.email,
+        required=True,
+        auto_complete="username",
+        max_length=254,
+    )
+
+
+def _switch_button(label: rx.Var, mode: str, testid: str) -> rx.Component:
+    """ "No account? Create one" / "Have an account? Sign in": switches the form in place."""
+    return rx.button(
+        label, on_click=LoginState.show(mode), type="button", variant="ghost", size="2", data_testid=testid
+    )
+
+
 def _signin_form() -> rx.Component:
     return post_form(
-        field(
-            T["email"],
-            name="email",
-            type="email",
-            default_value=LoginState.email,
-            required=True,
-            auto_complete="username",
-            max_length=254,
-        ),
+        _email_field(),
         field(T["password"], name="password", type="password", required=True, auto_complete="current-password"),
         rx.el.input(type="hidden", name="next", value=LoginState.next_path),
         touch_button(T["sign_in"], type="submit", data_testid="sign-in"),
         rx.cond(
             LoginState.local_signup,
-            rx.button(
-                T["no_account"],
-                on_click=LoginState.show("signup"),
-                type="button",
-                variant="ghost",
-                size="2",
-                data_testid="to-signup",
-            ),
+            _switch_button(T["no_account"], "signup", "to-signup"),
         ),
         action="/auth/local/login",
         testid="signin-form",
@@ -148,27 +152,12 @@ def _signin_form() -> rx.Component:
 def _signup_form() -> rx.Component:
     return post_form(
         field(T["display_name"], name="name", default_value=LoginState.name, max_length=100, auto_complete="name"),
-        field(
-            T["email"],
-            name="email",
-            type="email",
-            default_value=LoginState.email,
-            required=True,
-            auto_complete="username",
-            max_length=254,
-        ),
+        _email_field(),
         field(T["password"], name="password", type="password", required=True, auto_complete="new-password"),
         rx.text(T["password_hint"].replace("{limit}", LoginState.min_length.to_string()), size="1", color=styles.muted),
         field(T["password_again"], name="password2", type="password", required=True, auto_complete="new-password"),
         touch_button(T["sign_up"], type="submit", data_testid="sign-up"),
-        rx.button(
-            T["have_account"],
-            on_click=LoginState.show("signin"),
-            type="button",
-            variant="ghost",
-            size="2",
-            data_testid="to-signin",
-        ),
+        _switch_button(T["have_account"], "signin", "to-signin"),
         action="/auth/local/signup",
         testid="signup-form",
     )

@@ -12,10 +12,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rubin_app.models import Conversation, Message, MessageRole, MessageStatus
 from rubin_app.services import chats, titles
 from rubin_app.services.chats import InputError
-from rubin_app.services.context import Turn, build_context
+from rubin_app.services.context import Turn, build_context, estimate_tokens
 from rubin_app.services.db import session_scope
 from rubin_app.services.generation import Run
 from rubin_app.services.runtime import Runtime
+
+HISTORY_PAGE = 100  # messages read at a time when building a chat's context
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +106,7 @@ async def send_message(
                 )
                 if conversation is None:
                     raise InputError("conversation_not_found")
-                history = list(
-                    await chats.list_messages(session=session, user_id=user_id, conversation_id=conversation_id)
-                )
+                history = await _recent_history(rt, session, user_id, conversation_id)
             # Ask LocalAI first, save while it thinks: the rows are written during its time to first token.
             pending_question = Message(role=MessageRole.user, content=text, user_id=user_id, conversation_id="")
             messages = _context(rt, [*history, pending_question])
@@ -161,18 +161,34 @@ async def _title_after(rt: Runtime, run: Run, question: str) -> None:
         )
 
 
-async def _last_exchange(user_id: int, conversation_id: str) -> tuple[Conversation, list[Message]]:
+async def _last_exchange(rt: Runtime, user_id: int, conversation_id: str) -> tuple[Conversation, list[Message]]:
     async with session_scope() as session:
         conversation = await chats.get_conversation(session=session, user_id=user_id, conversation_id=conversation_id)
         if conversation is None:
             raise InputError("conversation_not_found")
-        history = list(await chats.list_messages(session=session, user_id=user_id, conversation_id=conversation_id))
+        history = await _recent_history(rt, session, user_id, conversation_id)
     return conversation, history
+
+
+async def _recent_history(rt: Runtime, session: AsyncSession, user_id: int, conversation_id: str) -> list[Message]:
+    """The newest messages, enough to fill the context budget: read a page at a time, from the end,
+    until what was read outweighs the budget (a long chat costs a page or two, not all its rows)."""
+    budget = rt.settings.context_token_budget
+    rows: list[Message] = []
+    before: int | None = None
+    while True:
+        page = await chats.list_messages(
+            session=session, user_id=user_id, conversation_id=conversation_id, before_id=before, limit=HISTORY_PAGE
+        )
+        rows = [*page, *rows]
+        if len(page) < HISTORY_PAGE or sum(estimate_tokens(m.content) for m in rows if m.content.strip()) > budget:
+            return rows
+        before = page[0].id
 
 
 async def regenerate(rt: Runtime, *, user_id: int, conversation_id: str, model: str = "", ip: str = "") -> Started:
     """Answer the last user message again (also Retry after a failure)."""
-    conversation, history = await _last_exchange(user_id, conversation_id)
+    conversation, history = await _last_exchange(rt, user_id, conversation_id)
     last_user = next((m for m in reversed(history) if m.role == MessageRole.user), None)
     if last_user is None or last_user.id is None:
         raise InputError("nothing_to_regenerate")
@@ -185,7 +201,7 @@ async def edit_and_resend(
 ) -> Started:
     """Replace the last user message's text and answer it anew."""
     chats.check_message_text(text, rt.settings.max_message_chars)
-    conversation, history = await _last_exchange(user_id, conversation_id)
+    conversation, history = await _last_exchange(rt, user_id, conversation_id)
     last_user = next((m for m in reversed(history) if m.role == MessageRole.user), None)
     if last_user is None or last_user.id != message_id:
         raise InputError("only_last_editable")

@@ -231,17 +231,27 @@ def test_axe_finds_no_serious_problems(
     assert {k: v for k, v in problems.items() if v} == {}
 
 
-def test_every_control_is_reachable_by_keyboard_with_visible_focus(page: Page) -> None:
+def test_every_control_is_reachable_by_keyboard_with_visible_focus(
+    open_page: Callable[..., Page], make_account: Callable[..., Account]
+) -> None:
+    page = open_page(make_account("keys"))  # a known chat list: the walk below covers the whole page
     open_app(page)
-    wanted = {"new-chat", "chat-filter", "toggle-sidebar", "model-select", "settings-menu", "user-menu", "composer"}
+    ask(page, f"{unique('tab')} [[reply=An answer with its own buttons.]]")
+    wanted = {
+        "new-chat", "chat-filter", "chat-link", "chat-menu", "toggle-sidebar", "model-select", "settings-menu",
+        "user-menu", "composer", "copy", "regenerate",
+    }  # fmt: skip
     reached: set[str] = set()
     page.locator("body").click(position={"x": 700, "y": 300})
-    for _ in range(40):
+    # Tab through one whole round of the page (until focus comes back to a control it already visited).
+    for _ in range(300):
         page.keyboard.press("Tab")
         info = page.evaluate(
             """() => {
               const el = document.activeElement;
               if (!el || el === document.body) return null;
+              if (el.__rubinTabbed) return {again: true};
+              el.__rubinTabbed = true;
               const holder = el.closest("[data-testid]");
               // The ring is on the control or on its frame (Radix draws a text field's ring on its root).
               const ringed = (node) => {
@@ -255,6 +265,8 @@ def test_every_control_is_reachable_by_keyboard_with_visible_focus(page: Page) -
         )
         if info is None:
             continue
+        if info.get("again"):
+            break
         assert info["ring"], f"{info['id']} has no visible focus indicator"
         reached.add(info["id"])
     assert wanted <= reached, f"not reachable by Tab: {wanted - reached}"

@@ -330,6 +330,31 @@ async def test_long_conversation_is_trimmed_to_the_budget(make_runtime: RuntimeF
     assert numbers == sorted(numbers)
 
 
+async def test_a_chat_longer_than_a_read_page_still_sends_every_turn_that_fits(
+    make_runtime: RuntimeFactory, standin: StandIn
+) -> None:
+    """The history is read from the end a page at a time: short turns beyond the first page still go."""
+    rt = await make_runtime(context_token_budget=100_000, system_prompt="")
+    user_id = await new_user()
+    exchanges = chat_flow.HISTORY_PAGE  # twice as many messages as one read page holds
+    async with session_scope() as s:
+        conv = await make_conversation(s, user_id=user_id)
+        for i in range(exchanges):
+            await make_exchange(s, conversation=conv, question=f"question {i}", answer=f"answer {i}")
+
+    started = await chat_flow.send_message(rt, user_id=user_id, conversation_id=conv.id, text="All of it?", model=MODEL)
+    await finish(started)
+    sent = [m["content"] for m in sent_messages(standin)]
+    assert len(sent) == 2 * exchanges + 1
+    assert sent[:2] == ["question 0", "answer 0"]
+    assert sent[-1] == "All of it?"
+
+    # Regenerate reads the same way: the same turns go again.
+    started = await chat_flow.regenerate(rt, user_id=user_id, conversation_id=conv.id, model=MODEL)
+    await finish(started)
+    assert [m["content"] for m in sent_messages(standin)] == sent
+
+
 # --------------------------------------------------------------------------- titles
 
 
