@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
 
 import reflex as rx
 
+from rubin_app import i18n
 from rubin_app.services import accounts, audit
 from rubin_app.services.chats import InputError
 from rubin_app.services.db import session_scope
@@ -40,10 +40,6 @@ class AuditRow:
     detail: str = ""
 
 
-def _stamp(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if value else ""
-
-
 class AdminState(AuthState):
     """Users, policy switches and the audit log."""
 
@@ -68,6 +64,7 @@ class AdminState(AuthState):
 
     async def _reload(self, actor_id: int) -> None:
         rt = get_runtime()
+        lang = self.lang or i18n.DEFAULT_LANGUAGE
         async with session_scope() as session:
             users = await accounts.list_users(session=session, actor_id=actor_id)
             policy = await accounts.get_policy(session=session, settings=rt.settings)
@@ -79,8 +76,8 @@ class AdminState(AuthState):
                 name=u.display_name,
                 provider=u.provider,
                 role=str(u.role),
-                created=_stamp(u.created_at),
-                last_login=_stamp(u.last_login_at),
+                created=i18n.when(u.created_at, lang),
+                last_login=i18n.when(u.last_login_at, lang),
             )
             for u in users
         ]
@@ -89,7 +86,7 @@ class AdminState(AuthState):
         self.events = [
             AuditRow(
                 id=e.id or 0,
-                when=_stamp(e.created_at),
+                when=i18n.stamp(e.created_at, lang),
                 action=e.action,
                 ok=e.ok,
                 user=e.email or (str(e.user_id) if e.user_id else ""),

@@ -12,7 +12,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from babel.dates import format_date, format_timedelta
+from babel.dates import format_date, format_datetime, format_timedelta
 
 CATALOG_DIR = Path(__file__).parent
 DEFAULT_LANGUAGE = "en"
@@ -64,3 +64,12 @@ def when(value: datetime | None, lang: str = DEFAULT_LANGUAGE, now: datetime | N
     if -delta.total_seconds() < 7 * 86400:
         return format_timedelta(delta, add_direction=True, locale=lang, threshold=1.0)
     return format_date(value, "medium", locale=lang)
+
+
+def stamp(value: datetime | None, lang: str = DEFAULT_LANGUAGE) -> str:
+    """An exact moment (audit log), localized: "Mar 8, 2026, 9:00 AM UTC" / "08.03.2026, 09:00 UTC"."""
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return format_datetime(value, "short", tzinfo=UTC, locale=lang) + " UTC"

@@ -74,3 +74,10 @@ def test_relative_times_and_dates_are_in_the_interface_language() -> None:
     assert i18n.when(datetime(2026, 3, 8, 9, 0), "en", now) == "Mar 8, 2026"  # naive = UTC, as stored
     assert i18n.when(datetime(2026, 3, 8, 9, 0), "ru", now) == "8 мар. 2026\u202fг."
     assert i18n.when(None, "en", now) == ""
+
+
+def test_exact_moments_are_localized_and_say_utc() -> None:
+    moment = datetime(2026, 3, 8, 9, 5)  # naive = UTC, as stored
+    assert i18n.stamp(moment, "en") == "3/8/26, 9:05\u202fAM UTC"
+    assert i18n.stamp(moment, "ru") == "08.03.2026, 09:05 UTC"
+    assert i18n.stamp(None, "ru") == ""
