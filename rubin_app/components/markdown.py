@@ -28,3 +28,10 @@ def markdown(source: Var | str, **props) -> rx.Component:
         class_name="rubin-md",
         **props,
     )
+
+
+@rx.memo
+def finished_markdown(source: rx.Var[str]) -> rx.Component:
+    """Markdown of a finished text (React-memoised: parsed again only when the text changes, not on every
+    update of the page, e.g. when the next question is sent below the last answer)."""
+    return markdown(source)

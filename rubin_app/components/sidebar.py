@@ -11,8 +11,8 @@ from rubin_app.state.chat import ChatItem, ChatState
 T = AuthState.tr
 
 
-def _item(chat: ChatItem) -> rx.Component:
-    active = chat.id == ChatState.conversation_id
+def _item(chat: ChatItem, current: rx.Var[str], rename: rx.Var[str], delete: rx.Var[str]) -> rx.Component:
+    active = chat.id == current
     return rx.hstack(
         rx.link(
             rx.text(chat.title, trim="both", white_space="nowrap", overflow="hidden", text_overflow="ellipsis"),
@@ -30,15 +30,15 @@ def _item(chat: ChatItem) -> rx.Component:
                     rx.icon("ellipsis", size=16),
                     variant="ghost",
                     color_scheme="gray",
-                    aria_label=T["rename"] + " / " + T["delete"],
+                    aria_label=rename + " / " + delete,
                     min_width=styles.TOUCH,
                     min_height=styles.TOUCH,
                     data_testid="chat-menu",
                 ),
             ),
             rx.menu.content(
-                rx.menu.item(T["rename"], on_click=ChatState.ask_rename(chat.id, chat.title), data_testid="rename"),
-                rx.menu.item(T["delete"], color="red", on_click=ChatState.ask_delete(chat.id), data_testid="delete"),
+                rx.menu.item(rename, on_click=ChatState.ask_rename(chat.id, chat.title), data_testid="rename"),
+                rx.menu.item(delete, color="red", on_click=ChatState.ask_delete(chat.id), data_testid="delete"),
             ),
         ),
         padding_left="0.75rem",
@@ -50,6 +50,13 @@ def _item(chat: ChatItem) -> rx.Component:
         align="center",
         data_testid="chat-item",
     )
+
+
+@rx.memo
+def chat_list(chats: rx.Var[list[ChatItem]], current: rx.Var[str], rename: rx.Var[str], delete: rx.Var[str]):
+    """The chats (React-memoised: every state update of the chat page would otherwise draw the whole
+    list again, hundreds of entries for a long-time user, also per answer)."""
+    return rx.vstack(rx.foreach(chats, lambda c: _item(c, current, rename, delete)), spacing="1", width="100%")
 
 
 def sidebar_content() -> rx.Component:
@@ -82,7 +89,9 @@ def sidebar_content() -> rx.Component:
         rx.scroll_area(
             rx.cond(
                 ChatState.chats.length() > 0,
-                rx.vstack(rx.foreach(ChatState.chats, _item), spacing="1", width="100%"),
+                chat_list(
+                    chats=ChatState.chats, current=ChatState.conversation_id, rename=T["rename"], delete=T["delete"]
+                ),
                 rx.text(T["no_chats"], color=styles.muted, size="2", padding="0.5rem"),
             ),
             type="auto",

@@ -90,7 +90,7 @@ def _conversation() -> rx.Component:
     return rx.vstack(
         _older(),
         history_page(page=ChatState.messages),
-        rx.foreach(ChatState.recent, lambda m: message(m)),
+        history_page(page=ChatState.recent),  # finished since the chat opened: memoised like the history
         rx.foreach(ChatState.tail, lambda m: message(m, in_tail=True)),
         rx.foreach(ChatState.pending, lambda m: message(m)),
         width="100%",

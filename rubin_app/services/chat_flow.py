@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Literal, overload
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -46,7 +47,7 @@ async def check_model(rt: Runtime, model: str) -> str:
     return model
 
 
-def _context(rt: Runtime, history: Sequence[Message]) -> list[dict[str, str]]:
+def _context(rt: Runtime, history: Sequence[Message | chats.Turn]) -> list[dict[str, str]]:
     turns = [
         Turn(role=m.role.value, content=m.content)
         for m in history
@@ -89,39 +90,57 @@ async def _start(
 
 
 async def send_message(
-    rt: Runtime, *, user_id: int, conversation_id: str | None, text: str, model: str, ip: str = ""
+    rt: Runtime,
+    *,
+    user_id: int,
+    conversation_id: str | None,
+    text: str,
+    model: str,
+    ip: str = "",
+    on_run: Callable[[Run], object] | None = None,
 ) -> Started:
-    """Save the user's message and an empty answer, then start generating it (within the user's limits)."""
+    """Save the user's message and an empty answer, then start generating it (within the user's limits).
+
+    LocalAI is asked first and the rows are saved while it thinks: `on_run` gets the run as soon as the
+    request is out, so a follower can stream the answer before the exchange is committed. If saving then
+    fails, the run is discarded and this raises.
+    """
     chats.check_message_text(text, rt.settings.max_message_chars)
     model = await check_model(rt, model)
     slot = await rt.admit(user_id, ip)
     persisted = asyncio.Event()
     run: Run | None = None
     try:
+        history: Sequence[chats.Turn] = []
+        if conversation_id:
+            # On the path to the first token: one query that takes no write lock, of just the columns a
+            # context needs, and that also says whether the conversation is the user's.
+            async with session_scope(read_only=True) as session:
+                history = await _recent_history(rt, session, user_id, conversation_id, turns_only=True)
+        pending_question = Message(role=MessageRole.user, content=text, user_id=user_id, conversation_id="")
+        messages = _context(rt, [*history, pending_question])
+        key, replay = await rt.cached_answer(model, messages)
+        run = rt.generation.start(
+            user_id=user_id,
+            conversation_id=conversation_id or "",
+            message_id=None,
+            model=model,
+            messages=messages,
+            persisted=persisted,
+            cache_key=key,
+            replay=replay,
+            slot=slot,
+        )
+        if on_run is not None:
+            on_run(run)
         async with session_scope() as session:
-            conversation, history = None, []
+            conversation = None
             if conversation_id:
                 conversation = await chats.get_conversation(
                     session=session, user_id=user_id, conversation_id=conversation_id
                 )
                 if conversation is None:
                     raise InputError("conversation_not_found")
-                history = await _recent_history(rt, session, user_id, conversation_id)
-            # Ask LocalAI first, save while it thinks: the rows are written during its time to first token.
-            pending_question = Message(role=MessageRole.user, content=text, user_id=user_id, conversation_id="")
-            messages = _context(rt, [*history, pending_question])
-            key, replay = await rt.cached_answer(model, messages)
-            run = rt.generation.start(
-                user_id=user_id,
-                conversation_id=conversation_id or "",
-                message_id=None,
-                model=model,
-                messages=messages,
-                persisted=persisted,
-                cache_key=key,
-                replay=replay,
-                slot=slot,
-            )
             first = conversation is None
             if conversation is None:
                 conversation = await chats.create_conversation(
@@ -170,16 +189,30 @@ async def _last_exchange(rt: Runtime, user_id: int, conversation_id: str) -> tup
     return conversation, history
 
 
-async def _recent_history(rt: Runtime, session: AsyncSession, user_id: int, conversation_id: str) -> list[Message]:
+@overload
+async def _recent_history(
+    rt: Runtime, session: AsyncSession, user_id: int, conversation_id: str, *, turns_only: Literal[False] = False
+) -> list[Message]: ...
+@overload
+async def _recent_history(
+    rt: Runtime, session: AsyncSession, user_id: int, conversation_id: str, *, turns_only: Literal[True]
+) -> list[chats.Turn]: ...
+async def _recent_history(
+    rt: Runtime, session: AsyncSession, user_id: int, conversation_id: str, *, turns_only: bool = False
+) -> list[Any]:
     """The newest messages, enough to fill the context budget: read a page at a time, from the end,
-    until what was read outweighs the budget (a long chat costs a page or two, not all its rows)."""
+    until what was read outweighs the budget (a long chat costs a page or two, not all its rows).
+    `turns_only` reads just id, role, content and status (no whole rows: faster, on the send path)."""
     budget = rt.settings.context_token_budget
-    rows: list[Message] = []
+    reader = chats.list_turns if turns_only else chats.list_messages
+    rows: list[Any] = []
     before: int | None = None
     while True:
-        page = await chats.list_messages(
+        page = await reader(
             session=session, user_id=user_id, conversation_id=conversation_id, before_id=before, limit=HISTORY_PAGE
         )
+        if page is None:
+            raise InputError("conversation_not_found")
         rows = [*page, *rows]
         if len(page) < HISTORY_PAGE or sum(estimate_tokens(m.content) for m in rows if m.content.strip()) > budget:
             return rows

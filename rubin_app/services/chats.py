@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Protocol
 
 from sqlalchemy import delete, update
 from sqlmodel import col, select
@@ -138,6 +140,45 @@ async def list_messages(
         return (await session.exec(stmt.order_by(col(Message.id)))).all()
     newest = (await session.exec(stmt.order_by(col(Message.id).desc()).limit(max(0, limit)))).all()
     return list(reversed(newest))
+
+
+class Turn(Protocol):
+    """What a model's context needs of a message (a row of `list_turns`)."""
+
+    id: int
+    role: MessageRole
+    content: str
+    status: MessageStatus
+
+
+async def list_turns(
+    *, session: AsyncSession, user_id: int, conversation_id: str, before_id: int | None = None, limit: int
+) -> Sequence[Turn] | None:
+    """The newest `limit` messages of one of the user's conversations (older than `before_id` when given),
+    oldest first, as (id, role, content, status) rows: no whole objects are built. None when the
+    conversation is not the user's. One query (it is on the path to an answer's first token)."""
+    joined = (Message.conversation_id == Conversation.id) & (Message.user_id == user_id)
+    if before_id is not None:
+        joined = joined & (col(Message.id) < before_id)
+    stmt = (
+        select(Conversation.id, Message.id, Message.role, Message.content, Message.status)
+        .outerjoin(Message, joined)  # type: ignore[arg-type]
+        .where(Conversation.id == conversation_id, Conversation.user_id == user_id)
+        .order_by(col(Message.id).desc())
+        .limit(limit)
+    )
+    rows = (await session.exec(stmt)).all()
+    if not rows:
+        return None
+    return [_TurnRow(*row[1:]) for row in reversed(rows) if row[1] is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class _TurnRow:
+    id: int
+    role: MessageRole
+    content: str
+    status: MessageStatus
 
 
 async def get_message(*, session: AsyncSession, user_id: int, message_id: int) -> Message | None:

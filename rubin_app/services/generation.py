@@ -76,12 +76,19 @@ class Run:
         return True
 
     async def follow(
-        self, text_offset: int = 0, interval: float | Callable[[], float] = 0.04, reasoning_offset: int = 0
+        self,
+        text_offset: int = 0,
+        interval: float | Callable[[], float] = 0.04,
+        reasoning_offset: int = 0,
+        *,
+        wakeups: bool = False,
     ) -> AsyncIterator[tuple[str, str]]:
         """Yield (new text, new reasoning) pieces, coalesced to one per `interval` seconds.
 
         `interval` may be a function, asked after every piece: the caller can then widen it under load.
+        With `wakeups`, a `notify()` that brought nothing new yields ("", "") too (the caller has news).
         """
+        woken = False
         while True:
             changed = self._changed
             new_text, new_reasoning = self.text[text_offset:], self.reasoning[reasoning_offset:]
@@ -94,10 +101,14 @@ class Run:
                 continue
             if self.finished:
                 return
+            if woken:
+                woken = False
+                yield "", ""
             done_wait = asyncio.ensure_future(self._done.wait())
             change_wait = asyncio.ensure_future(changed.wait())
             try:
                 await asyncio.wait({done_wait, change_wait}, return_when=asyncio.FIRST_COMPLETED)
+                woken = wakeups
             finally:
                 done_wait.cancel()
                 change_wait.cancel()

@@ -28,6 +28,7 @@ from rubin_app.models import Message, MessageStatus
 from rubin_app.services import chat_flow, chats
 from rubin_app.services.chats import InputError
 from rubin_app.services.db import session_scope
+from rubin_app.services.generation import Run
 from rubin_app.services.llm import LLMError
 from rubin_app.services.runtime import get_runtime
 from rubin_app.state.auth import AuthState
@@ -48,8 +49,9 @@ PENDING_QUESTION, PENDING_ANSWER = -1, -2
 # streaming tab, 250 ms at most), so the worker's push rate stays bounded and no stream stalls.
 COALESCE_PER_TAB_S, MAX_COALESCE_S = 0.002, 0.25
 
-# The saving-and-asking task of each tab's newest message, picked up by `start_answer`.
-_pending: dict[str, asyncio.Task] = {}
+# How long `send` waits for the request to LocalAI to be out before it lets Reflex send the update: both
+# run on one event loop, and the request (with its history read) should not queue behind the update.
+HEAD_START_S = 0.02
 
 # Which answer each browser tab is following: a follower stops when its tab moves elsewhere.
 _following: dict[str, int] = {}
@@ -166,7 +168,9 @@ class ChatState(AuthState):
             rows = await chats.list_conversations(
                 session=session, user_id=await self._user_id(), query=self.chat_filter
             )
-        self.chats = [ChatItem(id=c.id, title=c.title or self._t("new_chat")) for c in rows]
+        items = [ChatItem(id=c.id, title=c.title or self._t("new_chat")) for c in rows]
+        if items != self.chats:  # unchanged (most answers): no update, and the list is not drawn again
+            self.chats = items
 
     async def _load_models(self, refresh: bool) -> None:
         catalog = get_runtime().catalog
@@ -195,7 +199,7 @@ class ChatState(AuthState):
             )
         if conversation is None:
             self.not_found = True
-            return None
+            return rx.call_script(push_js("", "", reset=True))
         self.title = conversation.title
         if conversation.model in self.models:
             self.model = conversation.model
@@ -204,7 +208,7 @@ class ChatState(AuthState):
         self.messages, self.tail = views[:-2], views[-2:]
         live = next((m for m in rows[-1:] if m.status == MessageStatus.streaming), None)
         if live is None or live.id is None:
-            return None
+            return rx.call_script(push_js("", "", reset=True))  # no answer live here: nothing streamed shows
         self.streaming_id = live.id
         _following[token] = live.id
         # Show what exists now (the live run is ahead of the last DB flush), then follow from exactly there.
@@ -336,73 +340,74 @@ class ChatState(AuthState):
         self.model = value
 
     # ---- sending -----------------------------------------------------------------------------
-    @rx.event
+    @rx.event(background=True)
     async def send(self, form: dict):
         """Send the composer's text; on bad input the text stays in the box.
 
-        The exchange shows at once (as `pending`) and the saving and asking run in a task, so this
-        handler returns in about a millisecond and LocalAI is asked while the browser updates.
+        One background event shows the exchange (as `pending`), asks LocalAI and streams the answer: no
+        chained event between Enter and the first token. The request is out before the update is sent
+        (both share one event loop); the exchange is saved meanwhile and shown for real at the end.
         """
         text = str(form.get("text", ""))
-        self.draft_error = ""
-        if self.streaming_id:
-            return rx.toast.warning(self._t("err_busy"))
-        try:
-            chats.check_message_text(text, get_runtime().settings.max_message_chars)
-        except InputError as exc:
-            self.draft_error = self._t(f"err_{exc.code}", **exc.params)
-            return None
         token = self.router.session.client_token
-        self.pending = [
-            MsgView(id=PENDING_QUESTION, role="user", content=text, status="complete"),
-            MsgView(id=PENDING_ANSWER, role="assistant", status="streaming", model=self.model),
-        ]
-        self.streaming_id = PENDING_ANSWER
-        _following[token] = PENDING_ANSWER
-        _pending[token] = asyncio.create_task(
-            chat_flow.send_message(
-                get_runtime(),
-                user_id=await self._user_id(),
-                conversation_id=self.conversation_id or None,
-                text=text,
-                model=self.model,
-                ip=self._client_ip(),
+        async with self:
+            if self.draft_error:
+                self.draft_error = ""
+            if self.streaming_id:
+                yield rx.toast.warning(self._t("err_busy"))
+                return
+            try:
+                chats.check_message_text(text, get_runtime().settings.max_message_chars)
+            except InputError as exc:
+                self.draft_error = self._t(f"err_{exc.code}", **exc.params)
+                return
+            self.pending = [
+                MsgView(id=PENDING_QUESTION, role="user", content=text, status="complete"),
+                MsgView(id=PENDING_ANSWER, role="assistant", status="streaming", model=self.model),
+            ]
+            self.streaming_id = PENDING_ANSWER
+            _following[token] = PENDING_ANSWER
+            run_started: asyncio.Future[Run] = asyncio.get_running_loop().create_future()
+            saving = asyncio.create_task(
+                chat_flow.send_message(
+                    get_runtime(),
+                    user_id=await self._user_id(),
+                    conversation_id=self.conversation_id or None,
+                    text=text,
+                    model=self.model,
+                    ip=self._client_ip(),
+                    on_run=run_started.set_result,
+                )
             )
-        )
-        return [rx.set_value("composer", ""), rx.call_script(push_js("", "", reset=True)), ChatState.start_answer]
-
-    @rx.event(background=True)
-    async def start_answer(self):
-        """Wait for the exchange to be saved, show it for real, then stream the answer."""
-        token = self.router.session.client_token
-        task = _pending.pop(token, None)
-        if task is None:
+            await asyncio.wait([saving, run_started], timeout=HEAD_START_S, return_when=asyncio.FIRST_COMPLETED)
+        yield rx.set_value("composer", "")  # the streamed text is empty already (reset when the last one ended)
+        await asyncio.wait([saving, run_started], return_when=asyncio.FIRST_COMPLETED)
+        if not run_started.done():  # refused before LocalAI was asked (limits, model, input)
+            async for event in self._send_failed(saving):
+                yield event
             return
-        try:
-            started = await task
-        except Exception as exc:
-            if not isinstance(exc, (InputError, LLMError)):
-                log.exception("sending failed")
-                exc = LLMError("internal")
-            async with self:
-                text = self.pending[0].content if self.pending else ""
-                self.pending, self.streaming_id = [], 0
-                _following.pop(token, None)
-                if isinstance(exc, InputError):
-                    self.draft_error = self._t(f"err_{exc.code}", **exc.params)
-                else:
-                    self.draft_error = self._error_text(exc.code, exc.detail)
-            yield rx.set_value("composer", text)  # nothing typed is lost
-            return
-        answer_id = started.messages[1].id or 0
         if _following.get(token) != PENDING_ANSWER:
             return  # the tab moved to another chat meanwhile; the answer is saved anyway
-        # Stream first, swap the saved exchange in at the end: no state round trip before the first token.
-        _following[token] = answer_id
-        if not self.conversation_id:
-            yield rx.call_script(f"window.history.replaceState(null,'','/c/{started.conversation.id}')")
-        async for event in self._follow(answer_id, 0, 0, started=started):
+        async for event in self._follow(PENDING_ANSWER, 0, 0, run=run_started.result(), saving=saving):
             yield event
+
+    async def _send_failed(self, saving: asyncio.Task):
+        """The message could not be sent or saved: say why and put the text back in the composer."""
+        exc = saving.exception() if saving.done() and not saving.cancelled() else LLMError("internal")
+        if not isinstance(exc, (InputError, LLMError)):
+            log.error("sending failed", exc_info=exc)
+            exc = LLMError("internal")
+        token = self.router.session.client_token
+        async with self:
+            text = self.pending[0].content if self.pending else ""
+            self.pending, self.streaming_id = [], 0
+            _following.pop(token, None)
+            if isinstance(exc, InputError):
+                self.draft_error = self._t(f"err_{exc.code}", **exc.params)
+            else:
+                self.draft_error = self._error_text(exc.code, exc.detail)
+        yield rx.call_script(push_js("", "", reset=True))
+        yield rx.set_value("composer", text)  # nothing typed is lost
 
     def _adopt(self, started: chat_flow.Started, saved: Message | None) -> None:
         """Replace the pending exchange by the saved one (one state update, after the answer)."""
@@ -487,28 +492,59 @@ class ChatState(AuthState):
             yield event
 
     async def _follow(
-        self, message_id: int, text_offset: int, think_offset: int, started: chat_flow.Started | None = None
+        self,
+        message_id: int,
+        text_offset: int,
+        think_offset: int,
+        run: Run | None = None,
+        saving: asyncio.Task | None = None,
     ):
         """The follower loop (shared by `follow` and `start_answer`).
 
         The offsets say how much of the answer (text, reasoning) the tab already shows: the run may have
-        produced more before this event starts, and that text must still reach the tab.
+        produced more before this event starts, and that text must still reach the tab. `start_answer`
+        passes the run of a message still being saved (`message_id` PENDING_ANSWER) and the `saving` task.
         """
         rt = get_runtime()
         token = self.router.session.client_token
         user_id = await self._user_id()
-        run = rt.generation.get(user_id=user_id, message_id=message_id)
+        run = run or rt.generation.get(user_id=user_id, message_id=message_id)
+        started: chat_flow.Started | None = None
         if run is not None:
             base = rt.settings.stream_coalesce_ms / 1000
 
             def interval() -> float:  # under load, fewer and bigger pieces: a push costs the worker the same
                 return min(MAX_COALESCE_S, max(base, len(_following) * COALESCE_PER_TAB_S))
 
-            async for text, think in run.follow(text_offset, interval, reasoning_offset=think_offset):
-                if _following.get(token) != message_id:
+            if saving is not None:
+                saving.add_done_callback(lambda _task: run.notify())  # wakes the loop below
+            pieces = run.follow(text_offset, interval, reasoning_offset=think_offset, wakeups=saving is not None)
+            fresh = text_offset == 0 and think_offset == 0  # the first piece replaces whatever the tab shows
+            async for text, think in pieces:
+                if _following.get(token) not in (message_id, run.message_id or message_id):
                     return
+                if started is None and saving is not None and saving.done():
+                    if saving.cancelled() or saving.exception() is not None:
+                        break  # not saved: the run is discarded
+                    started = saving.result()
+                    message_id = run.message_id
+                    if _following.get(token) == PENDING_ANSWER:
+                        _following[token] = message_id  # Stop works from here on
+                    if not self.conversation_id:
+                        yield rx.call_script(f"window.history.replaceState(null,'','/c/{started.conversation.id}')")
                 if text or think:
-                    yield rx.call_script(push_js(text, think))
+                    yield rx.call_script(push_js(text, think, reset=fresh))
+                    fresh = False
+            if saving is not None:
+                await asyncio.wait([saving])
+                if saving.cancelled() or saving.exception() is not None:
+                    async for event in self._send_failed(saving):
+                        yield event
+                    return
+                if started is None:
+                    started, message_id = saving.result(), run.message_id
+                    if _following.get(token) == PENDING_ANSWER:
+                        _following[token] = message_id
             for task in run.after_tasks:
                 await asyncio.wait([task], timeout=30)
         else:
@@ -534,7 +570,10 @@ class ChatState(AuthState):
                 self.tail = [self._view(saved) if v.id == message_id else v for v in self.tail]
             self.streaming_id = 0
             await self._load_chats()
-            self.title = next((c.title for c in self.chats if c.id == self.conversation_id), self.title)
+            title = next((c.title for c in self.chats if c.id == self.conversation_id), self.title)
+            if title != self.title:
+                self.title = title
+        yield rx.call_script(push_js("", "", reset=True))  # the saved answer shows now; ready for the next one
 
     async def _poll_saved(self, user_id: int, message_id: int, token: str) -> None:
         """An answer generated elsewhere: wait until its saved status is final."""

@@ -516,9 +516,14 @@ async def test_a_failed_save_cancels_the_early_request_and_leaves_nothing(runtim
     """The request to LocalAI starts before the rows are written; if writing fails, it is called off."""
     standin.config.token_rate = 20  # slow: the request is still open when the save fails
     standin.config.tokens = 200
+    handed: list = []
     with pytest.raises(Exception, match=r"(?i)foreign key|integrity|violates"):
         # A user that does not exist: the conversation insert breaks the foreign key.
-        await chat_flow.send_message(runtime, user_id=987654, conversation_id=None, text="hello", model=MODEL)
+        await chat_flow.send_message(
+            runtime, user_id=987654, conversation_id=None, text="hello", model=MODEL, on_run=handed.append
+        )
+    assert len(handed) == 1, "a follower got the run before the save failed"
+    assert await handed[0].wait_done(timeout=5), "the follower sees the discarded run end"
     for _ in range(50):
         if standin.active_streams == 0:
             break
@@ -526,3 +531,24 @@ async def test_a_failed_save_cancels_the_early_request_and_leaves_nothing(runtim
     assert standin.active_streams == 0, "the upstream request must be closed"
     assert await counts() == (0, 0)
     assert runtime.generation.active_ids() == []
+
+
+async def test_the_run_is_handed_over_before_the_exchange_is_saved(runtime: Runtime, standin: StandIn) -> None:
+    """A follower can stream the answer from the moment LocalAI is asked; the rows are written meanwhile."""
+    me = await new_user()
+    first = await chat_flow.send_message(runtime, user_id=me, conversation_id=None, text="one", model=MODEL)
+    await finish(first)
+    seen: list[tuple[object, int]] = []  # the run and its row id at hand-over
+    started = await chat_flow.send_message(
+        runtime,
+        user_id=me,
+        conversation_id=first.conversation.id,
+        text="two",
+        model=MODEL,
+        on_run=lambda run: seen.append((run, run.message_id)),
+    )
+    assert seen == [(started.run, 0)]  # its request is under way, its row not saved yet
+    assert started.run.message_id == started.messages[1].id
+    await finish(started)
+    assert [m.content for m in await history(me, first.conversation.id)][-2:] == ["two", started.run.text]
+    assert started.run.text == expected_reply(sent_messages(standin))

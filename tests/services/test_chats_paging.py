@@ -103,3 +103,22 @@ async def test_pages_of_another_users_chat_are_empty(scope, long_chat) -> None:
     assert contents(bobs) == ["bob's row"]
     assert contents(alices) == contents(made[-10:])
     assert contents(older) == contents(made[:-1])
+
+
+async def test_turns_are_the_newest_messages_of_the_users_own_chat(scope, long_chat) -> None:
+    """What a model's context is built from (one light query on the send path): same pages as the
+    messages, with role and status, and None for a chat that is not the user's."""
+    alice, bob, cid, made = long_chat
+    async with scope() as s:
+        newest = await chats.list_turns(session=s, user_id=alice, conversation_id=cid, limit=10)
+        assert newest is not None
+        older = await chats.list_turns(session=s, user_id=alice, conversation_id=cid, before_id=newest[0].id, limit=10)
+        assert await chats.list_turns(session=s, user_id=bob, conversation_id=cid, limit=10) is None
+        assert await chats.list_turns(session=s, user_id=alice, conversation_id="no-such-chat", limit=10) is None
+        empty = await make_conversation(s, user_id=alice, title="empty")
+        assert await chats.list_turns(session=s, user_id=alice, conversation_id=empty.id, limit=10) == []
+    assert older is not None
+    assert contents(newest) == contents(made[-10:])
+    assert contents(older) == contents(made[-20:-10])
+    assert [(t.id, t.role, t.status) for t in newest] == [(m.id, m.role, m.status) for m in made[-10:]]
+    assert {t.role for t in newest} == {MessageRole.user, MessageRole.assistant}

@@ -324,3 +324,19 @@ async def test_follow_after_the_end_returns_everything_once(runtime: Runtime) ->
     pieces = [t async for t, _ in run.follow(interval=0)]
     assert "".join(pieces) == expected_reply(p.messages)
     assert len(pieces) == 1
+
+
+async def test_a_follower_with_wakeups_hears_news_that_brought_no_text(runtime: Runtime, standin: StandIn) -> None:
+    """The chat's follower is woken when the exchange is saved, before any text (a slow first token)."""
+    standin.config.ttft = 0.5
+    p = await prepare("hello")
+    run = start(runtime, p)
+    follower = run.follow(interval=0, wakeups=True)
+    first = asyncio.ensure_future(anext(follower))
+    await asyncio.sleep(0.05)
+    assert not first.done(), "nothing happened yet"
+    run.notify()
+    assert await asyncio.wait_for(first, timeout=1) == ("", "")
+    text = "".join([t async for t, _ in follower])
+    assert text == expected_reply(p.messages)
+    assert run.status == MessageStatus.complete
