@@ -114,6 +114,11 @@ class Run:
                 change_wait.cancel()
 
 
+def _log_failed_flush(flush: asyncio.Future[None]) -> None:
+    if not flush.cancelled() and flush.exception() is not None:
+        log.warning("periodic save failed (the final save retries): %r", flush.exception())
+
+
 @dataclass
 class GenerationSettings:
     """Knobs of the generation loop."""
@@ -248,13 +253,16 @@ class GenerationManager:
                         run.prompt_tokens = event.usage.get("prompt_tokens", run.prompt_tokens)
                         run.completion_tokens = event.usage.get("completion_tokens", run.completion_tokens)
                     run.notify()
-                    if time.monotonic() - last_flush >= self.settings.flush_seconds:
+                    if time.monotonic() - last_flush >= self.settings.flush_seconds and (
+                        run.flushing is None or run.flushing.done()
+                    ):
                         last_flush = time.monotonic()
-                        # Shielded: a Stop landing mid-write must not cut a transaction short (the driver's
-                        # thread would finish it and keep SQLite's write lock until garbage collection).
-                        # `_finish` waits for it, so the final save always comes last.
+                        # A task of its own, not awaited: the stream never waits for the database (a busy
+                        # SQLite write lock would stall the answer), and a Stop cannot cut the transaction
+                        # short (the driver's thread would keep the write lock until garbage collection).
+                        # One at a time; `_finish` waits for it, so the final save always comes last.
                         run.flushing = asyncio.ensure_future(self._save(run))
-                        await asyncio.shield(run.flushing)
+                        run.flushing.add_done_callback(_log_failed_flush)
             run.status = MessageStatus.complete
         except asyncio.CancelledError:
             run.status = MessageStatus.interrupted

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from sqlmodel import select
 
 from rubin_app.models import Message, MessageRole, MessageStatus
 from rubin_app.services import chats
@@ -340,3 +343,33 @@ async def test_a_follower_with_wakeups_hears_news_that_brought_no_text(runtime: 
     text = "".join([t async for t, _ in follower])
     assert text == expected_reply(p.messages)
     assert run.status == MessageStatus.complete
+
+
+async def test_a_busy_database_does_not_stall_the_stream(runtime: Runtime, standin: StandIn) -> None:
+    """Another connection holds the answer's row (SQLite: the write lock) for a second mid-answer: the
+    periodic saves wait for it, the text keeps streaming, and the whole answer is saved in the end."""
+    standin.config.token_rate = 50
+    p = await prepare("[[tokens=100]] a long answer")
+    run = start(runtime, p)
+    arrivals: list[float] = []
+
+    async def follow() -> None:
+        async for text, _ in run.follow(interval=0):
+            if text:
+                arrivals.append(time.monotonic())
+
+    follower = asyncio.create_task(follow())
+    await wait_for(lambda: len(run.text) > 20)
+    async with session_scope() as s:  # SQLite: BEGIN IMMEDIATE takes the write lock; PostgreSQL: the row lock
+        await s.exec(select(Message).where(Message.id == p.message_id).with_for_update())
+        held_from = time.monotonic()
+        await asyncio.sleep(1.0)
+        held_to = time.monotonic()
+    await asyncio.wait_for(follower, timeout=10)
+    during = [t for t in arrivals if held_from <= t <= held_to]
+    assert len(during) >= 20, "text kept arriving while the database was busy"
+    gaps = [b - a for a, b in itertools.pairwise(arrivals) if held_from <= b <= held_to + 0.2]
+    assert max(gaps) < 0.4
+    assert await run.wait_done(timeout=5)
+    final = await saved(p)
+    assert (final.status, final.content) == (MessageStatus.complete, expected_reply(p.messages, tokens=100))
