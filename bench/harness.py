@@ -22,10 +22,15 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 
+# JS regex: a websocket frame that pushes streamed text (any non-empty piece; the first piece of an answer
+# also resets the client-side text, so the reset flag says nothing). The frame is JSON: quotes are escaped.
+STREAM_PIECE_RE = r"/rubin\.stream\(refs,\\\"(?!\\\")/"
+
 # Wraps the page's WebSocket to timestamp and count frames (browser clock, no Playwright latency).
 WS_PROBE = """
 (() => {
   const Native = window.WebSocket;
+  const STREAM_PIECE = __STREAM_PIECE__;
   window.__ws = {sent: [], recv: [], bytes: 0};
   class Probe extends Native {
     constructor(...a) {
@@ -34,7 +39,7 @@ WS_PROBE = """
         const data = typeof ev.data === 'string' ? ev.data : '';
         const n = typeof ev.data === 'string' ? new TextEncoder().encode(ev.data).length : (ev.data.byteLength || ev.data.size || 0);
         window.__ws.bytes += n;
-        window.__ws.recv.push({t: performance.now(), n, stream: data.includes('rubin.stream(') && data.includes('false)')});
+        window.__ws.recv.push({t: performance.now(), n, stream: STREAM_PIECE.test(data)});
       });
     }
     send(d) {
@@ -44,7 +49,7 @@ WS_PROBE = """
   }
   window.WebSocket = Probe;
 })();
-"""
+""".replace("__STREAM_PIECE__", STREAM_PIECE_RE)
 
 
 BENCH_EMAIL = "bench@example.com"

@@ -25,6 +25,7 @@ from bench.harness import (
     BENCH_EMAIL,
     CHROMIUM_ARGS,
     ROOT,
+    STREAM_PIECE_RE,
     WS_PROBE,
     app_env,
     free_port,
@@ -58,12 +59,13 @@ PROBE = """
     if (window.__open.at === null) requestAnimationFrame(watch);
   })();
   window.__delta = {pending: null, lat: []};
+  const STREAM_PIECE = __STREAM_PIECE__;
   const Native = window.WebSocket;
   window.WebSocket = class extends Native {
     constructor(...a) {
       super(...a);
       this.addEventListener('message', (ev) => {
-        if (typeof ev.data === 'string' && ev.data.includes('rubin.stream(') && ev.data.includes('false)'))
+        if (typeof ev.data === 'string' && STREAM_PIECE.test(ev.data))
           window.__delta.pending = window.__delta.pending ?? performance.now();
       });
     }
@@ -81,7 +83,7 @@ PROBE = """
     }
   }).observe(document, {subtree: true, childList: true, characterData: true});
 })();
-"""
+""".replace("__STREAM_PIECE__", STREAM_PIECE_RE)
 
 
 def text_of(i: int, last: bool) -> str:
