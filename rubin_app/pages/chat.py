@@ -42,7 +42,7 @@ def _not_found() -> rx.Component:
     )
 
 
-# ---- the conversation (long chats: see state/chat.py and assets/history.js) ---------------------------
+# ---- the conversation (long chats: see state/chat/ and assets/history.js) -----------------------------
 # History (the first page, and older pages loaded on scroll) is finished text: it is drawn by memoised
 # page components that do not read the streamed answer, so a streamed piece re-renders only the last
 # exchange, and a page the browser already shows is never drawn again when an older one arrives.
