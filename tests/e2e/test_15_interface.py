@@ -214,7 +214,7 @@ def _axe_violations(page: Page) -> list[str]:
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_axe_finds_no_serious_problems(
-    open_page: Callable[..., Page], make_account: Callable[..., Account], scheme: str
+    open_page: Callable[..., Page], make_account: Callable[..., Account], admin_account: Account, scheme: str
 ) -> None:
     account = make_account(f"axe{scheme}")
     page = open_page(account, color_scheme=scheme)
@@ -228,6 +228,11 @@ def test_axe_finds_no_serious_problems(
     anonymous.goto("/login")
     wait_login(anonymous)
     problems["login"] = _axe_violations(anonymous)
+    admin = open_page(admin_account, color_scheme=scheme)
+    admin.goto("/admin")
+    expect(admin.get_by_test_id("user-row").first).to_be_visible()
+    expect(admin.get_by_test_id("audit-row").first).to_be_visible()
+    problems["admin"] = _axe_violations(admin)
     assert {k: v for k, v in problems.items() if v} == {}
 
 
