@@ -68,10 +68,15 @@ def _user_row(user: UserRow) -> rx.Component:
     )
 
 
+def _scrolling(table: rx.Component, label: rx.Var, **props) -> rx.Component:
+    """A table that scrolls when it does not fit: a labelled region keyboard users can focus and scroll."""
+    return rx.box(table, overflow="auto", width="100%", tab_index=0, role="region", aria_label=label, **props)
+
+
 def _users() -> rx.Component:
     return rx.vstack(
         rx.heading(T["users"], size="4"),
-        rx.box(
+        _scrolling(
             rx.table.root(
                 rx.table.header(
                     rx.table.row(
@@ -87,8 +92,7 @@ def _users() -> rx.Component:
                 size="1",
                 width="100%",
             ),
-            overflow_x="auto",
-            width="100%",
+            label=T["users"],
         ),
         width="100%",
     )
@@ -130,7 +134,7 @@ def _event_row(event: AuditRow) -> rx.Component:
 def _audit() -> rx.Component:
     return rx.vstack(
         rx.heading(T["audit_log"], size="4"),
-        rx.box(
+        _scrolling(
             rx.table.root(
                 rx.table.header(
                     rx.table.row(
@@ -141,10 +145,8 @@ def _audit() -> rx.Component:
                 size="1",
                 width="100%",
             ),
-            overflow_x="auto",
+            label=T["audit_log"],
             max_height="24rem",
-            overflow_y="auto",
-            width="100%",
         ),
         width="100%",
     )
