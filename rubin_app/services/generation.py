@@ -201,11 +201,17 @@ class GenerationManager:
     async def stop(self, *, user_id: int, message_id: int) -> bool:
         """Stop a run (the partial answer is kept); False when there is none."""
         run = self.get(user_id=user_id, message_id=message_id)
-        if run is None or run.task is None or run.finished:
+        return run is not None and await self.stop_run(run)
+
+    async def stop_run(self, run: Run, *, wait: bool = True) -> bool:
+        """Stop this run, also one whose row is still being saved (it is saved as interrupted once it is
+        there); `wait` for the final save. False when it is over already."""
+        if run.task is None or run.finished:
             return False
         run.stop_requested = True
         run.task.cancel()
-        await run.wait_done(timeout=10)
+        if wait:
+            await run.wait_done(timeout=10)
         return True
 
     async def shutdown(self) -> None:

@@ -373,3 +373,25 @@ async def test_a_busy_database_does_not_stall_the_stream(runtime: Runtime, stand
     assert await run.wait_done(timeout=5)
     final = await saved(p)
     assert (final.status, final.content) == (MessageStatus.complete, expected_reply(p.messages, tokens=100))
+
+
+async def test_a_run_stopped_before_its_row_is_saved_is_saved_interrupted(runtime: Runtime, standin: StandIn) -> None:
+    """Stop can land while the exchange is still being written (slow under load): LocalAI stops at once, and
+    the partial answer is saved as interrupted as soon as its row exists."""
+    standin.config.token_rate = 20
+    p = await prepare("[[tokens=200]] a long answer")
+    persisted = asyncio.Event()
+    run = runtime.generation.start(
+        user_id=p.user_id, conversation_id="", message_id=None, model=MODEL, messages=p.messages, persisted=persisted
+    )
+    await wait_for(lambda: len(run.text) > 10)
+    assert await runtime.generation.stop_run(run, wait=False)
+    await wait_for(lambda: standin.cancelled == 1)  # the upstream request is closed before anything is saved
+    assert not run.finished
+    runtime.generation.bind(run, message_id=p.message_id, conversation_id=p.conversation_id)
+    persisted.set()
+    assert await run.wait_done(timeout=5)
+    final = await saved(p)
+    assert (final.status, final.error) == (MessageStatus.interrupted, "stopped")
+    assert final.content == run.text and 10 < len(final.content) < len(expected_reply(p.messages, tokens=200))
+    assert not await runtime.generation.stop_run(run)

@@ -22,6 +22,7 @@ from rubin_app.state.chat.common import (
     PENDING_QUESTION,
     RECENT_MAX,
     MsgView,
+    _early,
     _following,
     push_js,
 )
@@ -80,8 +81,13 @@ class AnswersMixin(rx.State, mixin=True):
             return
         if _following.get(token) != PENDING_ANSWER:
             return  # the tab moved to another chat meanwhile; the answer is saved anyway
-        async for event in self._follow(PENDING_ANSWER, 0, 0, run=run_started.result(), saving=saving):
-            yield event
+        run = _early[token] = run_started.result()
+        try:
+            async for event in self._follow(PENDING_ANSWER, 0, 0, run=run, saving=saving):
+                yield event
+        finally:
+            if _early.get(token) is run:
+                del _early[token]
 
     async def _send_failed(self, saving: asyncio.Task):
         """The message could not be sent or saved: say why and put the text back in the composer."""
@@ -125,9 +131,13 @@ class AnswersMixin(rx.State, mixin=True):
     @rx.event
     async def stop(self) -> None:
         """Stop the answer; what was streamed is kept."""
-        message_id = self.streaming_id if self.streaming_id > 0 else _following.get(self.router.session.client_token, 0)
+        token = self.router.session.client_token
+        message_id = self.streaming_id if self.streaming_id > 0 else _following.get(token, 0)
+        user_id = await self._user_id()
         if message_id > 0:
-            await get_runtime().generation.stop(user_id=await self._user_id(), message_id=message_id)
+            await get_runtime().generation.stop(user_id=user_id, message_id=message_id)
+        elif (run := _early.get(token)) is not None and run.user_id == user_id:
+            await get_runtime().generation.stop_run(run, wait=False)  # saved as interrupted once its row is
 
     @rx.event
     async def regenerate(self):

@@ -9,6 +9,8 @@ import logging
 
 from reflex.experimental.client_state import ClientStateVar
 
+from rubin_app.services.generation import Run
+
 log = logging.getLogger(__name__)
 
 # Client-side vars the streamed answer is appended to (never sent whole over the websocket).
@@ -31,6 +33,9 @@ HEAD_START_S = 0.02
 
 # Which answer each browser tab is following: a follower stops when its tab moves elsewhere.
 _following: dict[str, int] = {}
+
+# A tab's newest answer, reachable by Stop before its row is saved (under load saving can take a while).
+_early: dict[str, Run] = {}
 
 
 @dataclasses.dataclass
