@@ -8,7 +8,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -16,6 +18,8 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from tests.fakes.localai_standin import StandIn, StandInConfig  # noqa: E402  (ROOT on the path first)
 
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -134,6 +138,35 @@ def start_app(env: dict[str, str], log_path: Path, timeout: float = 240.0, root:
         time.sleep(0.5)
     stop_app(proc)
     raise TimeoutError(f"app did not start in {timeout} s; see {log_path}")
+
+
+@dataclass
+class Bench:
+    """A stand-in and the production app on a fresh SQLite database, for one benchmark run."""
+
+    standin: StandIn
+    app: subprocess.Popen
+    db_path: Path
+    base: str
+
+    def close(self) -> None:
+        stop_app(self.app)
+        self.standin.stop()
+
+
+def launch(token_rate: float, log_name: str, root: Path = ROOT) -> Bench:
+    """Start the LocalAI stand-in (20 pieces per answer at `token_rate`) and the app against it."""
+    tmp = Path(tempfile.mkdtemp(prefix="rubin-bench-"))
+    standin = StandIn(StandInConfig(token_rate=token_rate, tokens=20)).start()
+    port = free_port()
+    env = app_env(standin.url, tmp / "bench.db", port)
+    (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
+    try:
+        app = start_app(env, ROOT / "bench" / "results" / log_name, root=root)
+    except BaseException:
+        standin.stop()
+        raise
+    return Bench(standin, app, tmp / "bench.db", f"http://127.0.0.1:{port}")
 
 
 def stop_app(proc: subprocess.Popen) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import tempfile
 from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
@@ -27,16 +26,12 @@ from bench.harness import (
     ROOT,
     STREAM_PIECE_RE,
     WS_PROBE,
-    app_env,
-    free_port,
+    launch,
     percentile,
     print_table,
     session_cookie,
     sign_in,
-    start_app,
-    stop_app,
 )
-from tests.fakes.localai_standin import StandIn, StandInConfig
 
 LONG, SHORT = 2000, 2
 STREAM_TOKENS, STREAM_RATE = 300, 100
@@ -204,14 +199,8 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=ROOT, help="checkout to run (default: this one)")
     args = parser.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="rubin-longbench-"))
-    standin = StandIn(StandInConfig(token_rate=STREAM_RATE, tokens=20)).start()
-    db_path = tmp / "bench.db"
-    port = free_port()
-    env = app_env(standin.url, db_path, port)
-    (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
-    app = start_app(env, ROOT / "bench" / "results" / "longchat-app.log", root=args.root)
-    base = f"http://127.0.0.1:{port}"
+    bench = launch(STREAM_RATE, "longchat-app.log", root=args.root)
+    db_path, base = bench.db_path, bench.base
     rows: list[tuple[str, str, str, str, str]] = []
     try:
         token = sign_in(base)
@@ -276,8 +265,7 @@ def main() -> None:
             page.context.close()
             browser.close()
     finally:
-        stop_app(app)
-        standin.stop()
+        bench.close()
 
     where = "" if args.root == ROOT else f" — {args.root}"
     print_table(f"Long-chat benchmark — prod build, Chromium, stand-in at {STREAM_RATE} tokens/s{where}", rows)

@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -28,20 +27,15 @@ from playwright.sync_api import Page, sync_playwright
 from bench.harness import (
     BENCH_EMAIL,
     CHROMIUM_ARGS,
-    ROOT,
     WS_PROBE,
-    app_env,
     backend_rss_mb,
-    free_port,
+    launch,
     percentile,
     print_table,
     session_cookie,
     sign_in,
-    start_app,
-    stop_app,
 )
 from bench.ws_client import Tab
-from tests.fakes.localai_standin import StandIn, StandInConfig
 
 TOKEN_RATE = 200.0  # pieces per second from the stand-in
 TTFTS = (0.0, 0.05)  # the stand-in's own time to first token: instant, and a fast real model
@@ -209,14 +203,8 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=20, help="concurrent streams for the memory figure")
     args = parser.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="rubin-bench-"))
-    standin = StandIn(StandInConfig(token_rate=TOKEN_RATE, tokens=20)).start()
-    db_path = tmp / "bench.db"
-    port = free_port()
-    env = app_env(standin.url, db_path, port)
-    (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
-    app = start_app(env, ROOT / "bench" / "results" / "app.log")
-    base = f"http://127.0.0.1:{port}"
+    bench = launch(TOKEN_RATE, "app.log")
+    standin, app, db_path, base = bench.standin, bench.app, bench.db_path, bench.base
     rows: list[tuple[str, str, str, str, str]] = []
     try:
         token = sign_in(base)
@@ -261,8 +249,7 @@ def main() -> None:
                          f"{idle:.0f} (idle)", f"x{peak / idle:.2f}", "-"))  # fmt: skip
             browser.close()
     finally:
-        stop_app(app)
-        standin.stop()
+        bench.close()
 
     print_table(f"Streaming benchmark — stand-in at {TOKEN_RATE:.0f} tokens/s, prod build, Chromium", rows)
 

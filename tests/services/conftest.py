@@ -1,4 +1,5 @@
-"""Redis fixtures for the service tests: one real redis-server per session, emptied before every test.
+"""Fixtures for the service tests: a committing session on the test database (`scope`), and Redis:
+one real redis-server per session, emptied before every test.
 
 Tests may stop the server (Redis "goes away") and start it again on the same port; the fixtures make
 sure it runs and is empty again for the next test.
@@ -8,10 +9,13 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rubin_app.services.db import session_scope
 from rubin_app.services.runtime import Runtime
 from tests.fakes.redis_server import RedisServer
 
@@ -84,3 +88,15 @@ async def redis_client(redis_url: str) -> AsyncIterator[Any]:
     client = aioredis.Redis.from_url(redis_url, socket_timeout=2)
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+def scope(db_url: str):
+    """`async with scope() as session:` — a committing session on the test database."""
+
+    @asynccontextmanager
+    async def open_scope() -> AsyncIterator[AsyncSession]:
+        async with session_scope(db_url) as session:
+            yield session
+
+    return open_scope

@@ -3,28 +3,11 @@ PostgreSQL: pages are the newest messages before a given one, oldest first, and 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import pytest
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rubin_app.models import Message, MessageRole
 from rubin_app.services import chats
-from rubin_app.services.db import session_scope
 from tests.factories import make_conversation, make_exchange, make_user
-
-
-@pytest.fixture
-def scope(db_url: str):
-    """`async with scope() as session:` — a committing session on the test database."""
-
-    @asynccontextmanager
-    async def open_scope() -> AsyncIterator[AsyncSession]:
-        async with session_scope(db_url) as session:
-            yield session
-
-    return open_scope
 
 
 @pytest.fixture
