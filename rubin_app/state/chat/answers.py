@@ -16,7 +16,6 @@ from rubin_app.services.llm import LLMError
 from rubin_app.services.runtime import get_runtime
 from rubin_app.state.chat.common import (
     COALESCE_PER_TAB_S,
-    HEAD_START_S,
     MAX_COALESCE_S,
     PENDING_ANSWER,
     PENDING_QUESTION,
@@ -38,8 +37,8 @@ class AnswersMixin(rx.State, mixin=True):
         """Send the composer's text; on bad input the text stays in the box.
 
         One background event shows the exchange (as `pending`), asks LocalAI and streams the answer: no
-        chained event between Enter and the first token. The request is out before the update is sent
-        (both share one event loop); the exchange is saved meanwhile and shown for real at the end.
+        chained event between Enter and the first token. The exchange is saved while LocalAI works on its
+        first token and shown for real at the end.
         """
         text = str(form.get("text", ""))
         token = self.router.session.client_token
@@ -72,7 +71,6 @@ class AnswersMixin(rx.State, mixin=True):
                     on_run=run_started.set_result,
                 )
             )
-            await asyncio.wait([saving, run_started], timeout=HEAD_START_S, return_when=asyncio.FIRST_COMPLETED)
         yield rx.set_value("composer", "")  # the streamed text is empty already (reset when the last one ended)
         await asyncio.wait([saving, run_started], return_when=asyncio.FIRST_COMPLETED)
         if not run_started.done():  # refused before LocalAI was asked (limits, model, input)

@@ -27,10 +27,6 @@ PENDING_QUESTION, PENDING_ANSWER = -1, -2
 # streaming tab, 250 ms at most), so the worker's push rate stays bounded and no stream stalls.
 COALESCE_PER_TAB_S, MAX_COALESCE_S = 0.002, 0.25
 
-# How long `send` waits for the request to LocalAI to be out before it lets Reflex send the update: both
-# run on one event loop, and the request (with its history read) should not queue behind the update.
-HEAD_START_S = 0.02
-
 # Which answer each browser tab is following: a follower stops when its tab moves elsewhere.
 _following: dict[str, int] = {}
 
