@@ -133,6 +133,9 @@ def test_the_offline_page_speaks_russian(open_page: Callable[..., Page]) -> None
     page = open_page(signed_in=False, locale="ru-RU")
     page.goto("/login")
     expect(page.locator("input[type=email]").first).to_be_visible(timeout=20_000)
+    # The language is picked by an event after the page loads and then stored for the offline page: going
+    # offline before that (a slow run) would test the stored-nothing case instead.
+    page.wait_for_function("() => (localStorage.getItem('rubin_lang') || '').includes('ru')", timeout=20_000)
     wait_for_service_worker(page)
     page.context.set_offline(True)
     page.goto("/")  # a page never visited: nothing of it is cached, the offline page answers
