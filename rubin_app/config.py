@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -165,6 +166,25 @@ class Settings(BaseSettings):
     cookie_secure: bool | None = Field(
         default=None, description="Secure cookies; empty: when the request came over HTTPS."
     )
+    session_idle_minutes: float = Field(
+        default=0, ge=0, description="Sign a session out after this many minutes without use; 0: never."
+    )
+
+    # Security (README "Security")
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For/-Proto are believed; "
+        "empty: none (the peer address is the client).",
+    )
+    ws_events_per_second: float = Field(
+        default=20, ge=0, description="Websocket events per second one tab may send (burst 5x); 0: no limit."
+    )
+    ws_connections_per_ip: int = Field(
+        default=40, ge=0, description="Websocket connections one IP may hold (and open per minute, x3); 0: no limit."
+    )
+    anonymous_state_minutes: float = Field(
+        default=10, gt=0, description="How long a signed-out tab's state is kept (in memory only)."
+    )
 
     # Web
     frontend_port: int = Field(default=3000, ge=1, le=65535, description="Port the app serves.")
@@ -189,6 +209,19 @@ class Settings(BaseSettings):
     def _split_models(cls, value: object) -> object:
         if isinstance(value, str):
             return [m.strip() for m in value.split(",") if m.strip()]
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [p.strip() for p in value.split(",") if p.strip()]
+        if isinstance(value, list):
+            for item in value:
+                try:
+                    ipaddress.ip_network(str(item), strict=False)
+                except ValueError:
+                    raise ValueError(f"{item!r} is not an IP address or CIDR (e.g. 10.0.0.0/8, 127.0.0.1)") from None
         return value
 
     @field_validator("redis_url")
