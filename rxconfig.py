@@ -6,8 +6,15 @@ import reflex as rx
 from reflex_base.plugins.sitemap import SitemapPlugin
 
 from rubin_app.config import get_settings
+from rubin_app.services.net import origin_of
 
 _settings = get_settings()
+# Cross-origin reads of /api and /auth (CORS, with credentials) only for the app's own public origin; in dev
+# the frontend (FRONTEND_PORT) and the backend are two origins, so the dev frontend is allowed too. The
+# websocket's Origin is checked by rubin_app/state/socket.py against the same rule.
+_origins = [origin_of(_settings.public_url)] if _settings.public_url else []
+if os.environ.get("REFLEX_ENV_MODE", "dev") != "prod":
+    _origins += [f"http://localhost:{_settings.frontend_port}", f"http://127.0.0.1:{_settings.frontend_port}"]
 if _settings.workers:
     # Reflex's prod server reads its worker count from this variable (default with Redis: 2 x cores + 1).
     os.environ["GRANIAN_WORKERS"] = str(_settings.workers)
@@ -18,6 +25,7 @@ config = rx.Config(
     **({"api_url": _settings.api_url} if _settings.api_url else {}),
     # REDIS_URL: Reflex keeps state in Redis (several workers share it) instead of on disk.
     **({"redis_url": _settings.redis_url} if _settings.redis_url else {}),
+    cors_allowed_origins=_origins,
     telemetry_enabled=False,
     show_built_with_reflex=False,
     plugins=[
