@@ -426,6 +426,7 @@ async def delete_account(*, session: AsyncSession, user_id: int, actor_id: int, 
         raise InputError("last_admin")
     await session.exec(delete(Message).where(col(Message.user_id) == user_id))  # type: ignore[call-overload]
     await session.exec(delete(Conversation).where(col(Conversation.user_id) == user_id))  # type: ignore[call-overload]
+    await sessions.notify_ended(await sessions.live_hashes(session=session, user_id=user_id))  # purge their tabs
     await session.exec(delete(AuthSession).where(col(AuthSession.user_id) == user_id))  # type: ignore[call-overload]
     await session.delete(user)
     await audit.record(

@@ -141,14 +141,18 @@ class Runtime:
 
     async def principal(self, token: str | None) -> Principal | None:
         """Who a session token belongs to (None: no live session); cached for a second or two."""
-        if not token:
+        return await self.principal_by_hash(sessions.hash_token(token)) if token else None
+
+    async def principal_by_hash(self, token_hash: str | None) -> Principal | None:
+        """Who the session with this token hash belongs to (a tab's state keeps only the hash)."""
+        if not token_hash:
             return None
-        hit, principal = self.principals.get(token)
+        hit, principal = self.principals.get_hash(token_hash)
         if hit:
             return principal
         async with session_scope(read_only=True) as session:
-            principal = await sessions.resolve(session=session, token=token)
-        self.principals.put(token, principal)
+            principal = await sessions.resolve_hash(session=session, token_hash=token_hash)
+        self.principals.put_hash(token_hash, principal)
         return principal
 
     async def localai_health(self) -> dict[str, object]:

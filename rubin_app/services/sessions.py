@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from http.cookies import CookieError, SimpleCookie
@@ -18,6 +20,23 @@ from rubin_app.models.user import utcnow
 
 COOKIE_NAME = "rubin_session"
 TOKEN_BYTES = 32
+log = logging.getLogger(__name__)
+
+# Called with the token hashes of sessions that just ended (sign-out, revocation, account deletion), so
+# whatever was kept for them elsewhere (the tabs' Reflex states) is purged. Registered by the app at start.
+SessionsEnded = Callable[[list[str]], Awaitable[None]]
+ended_hooks: list[SessionsEnded] = []
+
+
+async def notify_ended(token_hashes: list[str]) -> None:
+    """Run every `ended_hooks` callback; a failing hook is logged, never raised into the sign-out."""
+    if not token_hashes:
+        return
+    for hook in list(ended_hooks):
+        try:
+            await hook(token_hashes)
+        except Exception:
+            log.exception("purging the state of ended sessions failed")
 
 
 @dataclass(frozen=True)
@@ -83,10 +102,15 @@ async def create(
 
 async def resolve(*, session: AsyncSession, token: str) -> Principal | None:
     """The principal of a live (not revoked, not expired) session, else None."""
+    return await resolve_hash(session=session, token_hash=hash_token(token))
+
+
+async def resolve_hash(*, session: AsyncSession, token_hash: str) -> Principal | None:
+    """The principal of a live session given the SHA-256 of its token (what a tab's state keeps)."""
     stmt = (
         select(AuthSession, User)
         .join(User, col(User.id) == AuthSession.user_id)
-        .where(AuthSession.token_hash == hash_token(token), col(AuthSession.revoked_at).is_(None))
+        .where(AuthSession.token_hash == token_hash, col(AuthSession.revoked_at).is_(None))
         .where(AuthSession.expires_at > utcnow())
     )
     row = (await session.exec(stmt)).first()
@@ -119,11 +143,23 @@ async def revoke(*, session: AsyncSession, token: str) -> int | None:
         return None
     auth.revoked_at = utcnow()
     session.add(auth)
+    await notify_ended([auth.token_hash])
     return auth.user_id
+
+
+async def live_hashes(*, session: AsyncSession, user_id: int, except_id: int | None = None) -> list[str]:
+    """Token hashes of the user's unrevoked sessions (to purge what their tabs keep)."""
+    stmt = select(AuthSession.token_hash).where(
+        col(AuthSession.user_id) == user_id, col(AuthSession.revoked_at).is_(None)
+    )
+    if except_id is not None:
+        stmt = stmt.where(col(AuthSession.id) != except_id)
+    return list((await session.exec(stmt)).all())
 
 
 async def revoke_all(*, session: AsyncSession, user_id: int, keep_session_id: int | None = None) -> int:
     """End every live session of the user (but `keep_session_id`); return how many."""
+    await notify_ended(await live_hashes(session=session, user_id=user_id, except_id=keep_session_id))
     stmt = update(AuthSession).where(col(AuthSession.user_id) == user_id, col(AuthSession.revoked_at).is_(None))
     if keep_session_id is not None:
         stmt = stmt.where(col(AuthSession.id) != keep_session_id)
@@ -149,16 +185,24 @@ class PrincipalCache:
 
     def get(self, token: str) -> tuple[bool, Principal | None]:
         """(hit, principal); a miss when absent or stale."""
-        item = self._items.get(hash_token(token))
+        return self.get_hash(hash_token(token))
+
+    def get_hash(self, token_hash: str) -> tuple[bool, Principal | None]:
+        """(hit, principal) by the token's hash."""
+        item = self._items.get(token_hash)
         if item is None or time.monotonic() - item[0] > self.ttl:
             return False, None
         return True, item[1]
 
     def put(self, token: str, principal: Principal | None) -> None:
         """Remember a lookup (also a failed one: a replayed dead cookie costs nothing)."""
+        self.put_hash(hash_token(token), principal)
+
+    def put_hash(self, token_hash: str, principal: Principal | None) -> None:
+        """Remember a lookup by the token's hash."""
         if len(self._items) >= self.size:
             self._items.clear()
-        self._items[hash_token(token)] = (time.monotonic(), principal)
+        self._items[token_hash] = (time.monotonic(), principal)
 
     def forget_user(self, user_id: int) -> None:
         """Drop every cached session of a user (sign-out, role or profile change, deletion)."""
