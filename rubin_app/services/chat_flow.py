@@ -105,7 +105,7 @@ async def send_message(
     request is out, so a follower can stream the answer before the exchange is committed. If saving then
     fails, the run is discarded and this raises.
     """
-    chats.check_message_text(text, rt.settings.max_message_chars)
+    text = chats.check_message_text(text, rt.settings.max_message_chars)
     model = await check_model(rt, model)
     slot = await rt.admit(user_id, ip)
     persisted = asyncio.Event()
@@ -173,7 +173,9 @@ async def _title_after(rt: Runtime, run: Run, question: str) -> None:
     await run.wait_done()
     if run.status != MessageStatus.complete:
         return
-    title = await titles.generate_title(rt.client, run.model, question, run.text)
+    title = chats.clean_title(await titles.generate_title(rt.client, run.model, question, run.text))
+    if not title:  # nothing visible left (the model wrote only invisible characters): keep the first title
+        return
     async with session_scope() as session:
         await chats.update_conversation(
             session=session, user_id=run.user_id, conversation_id=run.conversation_id, title=title, auto_title=True
@@ -233,7 +235,7 @@ async def edit_and_resend(
     rt: Runtime, *, user_id: int, conversation_id: str, message_id: int, text: str, model: str = "", ip: str = ""
 ) -> Started:
     """Replace the last user message's text and answer it anew."""
-    chats.check_message_text(text, rt.settings.max_message_chars)
+    text = chats.check_message_text(text, rt.settings.max_message_chars)
     conversation, history = await _last_exchange(rt, user_id, conversation_id)
     last_user = next((m for m in reversed(history) if m.role == MessageRole.user), None)
     if last_user is None or last_user.id != message_id:

@@ -13,9 +13,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rubin_app.models import Conversation, Message, MessageRole, MessageStatus, User
 from rubin_app.models.user import utcnow
+from rubin_app.services import text as text_rules
 
 LOCAL_USER = "local"
 TITLE_MAX = 200
+MODEL_TEXT_FIELDS = ("content", "reasoning", "error_detail")  # message fields LocalAI's text lands in
 
 
 class InputError(ValueError):
@@ -28,13 +30,20 @@ class InputError(ValueError):
 
 
 def clean_title(title: str) -> str:
-    """One line, trimmed, at most TITLE_MAX characters."""
-    title = " ".join(title.split())
+    """One line, trimmed, at most TITLE_MAX characters, without control or invisible format characters."""
+    title = " ".join(word for word in (text_rules.strip_hidden(w) for w in title.split()) if word)
     return title[: TITLE_MAX - 1] + "…" if len(title) > TITLE_MAX else title
 
 
 def check_message_text(text: str, max_chars: int) -> str:
-    """Validate a message a user wants to send; return it unchanged or raise InputError."""
+    """Validate a message a user wants to send; return it as it will be saved or raise InputError.
+
+    A NUL or a lone surrogate is refused (they cannot be saved); other control characters but tab,
+    newline and carriage return are removed.
+    """
+    if text_rules.has_unstorable(text):
+        raise InputError("bad_characters")
+    text = text_rules.strip_controls(text_rules.join_surrogate_pairs(text))
     if not text.strip():
         raise InputError("empty_message")
     if len(text) > max_chars:
@@ -198,6 +207,7 @@ async def create_message(
     status: MessageStatus = MessageStatus.complete,
 ) -> Message:
     """Append a message and bump the conversation to the top of the list."""
+    content = text_rules.for_storage(content)
     message = Message(
         user_id=user_id, conversation_id=conversation_id, role=role, content=content, model=model, status=status
     )
@@ -217,11 +227,13 @@ async def touch_conversation(*, session: AsyncSession, user_id: int, conversatio
 
 
 async def update_message(*, session: AsyncSession, user_id: int, message_id: int, **fields: object) -> Message | None:
-    """Change fields of one of the user's messages."""
+    """Change fields of one of the user's messages (a NUL or lone surrogate in a text field becomes U+FFFD)."""
     message = await get_message(session=session, user_id=user_id, message_id=message_id)
     if message is None:
         return None
     for name, value in fields.items():
+        if name in MODEL_TEXT_FIELDS and isinstance(value, str):
+            value = text_rules.for_storage(value)
         setattr(message, name, value)
     message.updated_at = utcnow()
     session.add(message)

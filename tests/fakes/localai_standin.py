@@ -140,8 +140,10 @@ def build_pieces(
     """Return the reply pieces (one SSE delta each) and the finish reason."""
     text = last_user_text(messages)
     marks = parse_markers(text)
-    if "reply" in marks:
-        reply = marks["reply"]
+    if "reply" in marks or "reply_json" in marks:
+        # reply_json: the value is the body of a JSON string, so a test can make the model send characters a
+        # user cannot (``[[reply_json=a\\u0000b\\ud800c]]`` streams a NUL and a lone surrogate).
+        reply = marks["reply"] if "reply" in marks else json.loads('"' + marks["reply_json"] + '"')
         pieces = [reply[i : i + 4] for i in range(0, len(reply), 4)]
     else:
         pieces = ["Echo:"] + [" " + w for w in _MARKER.sub(" ", text).split()]
