@@ -104,6 +104,7 @@ def app_env(localai_url: str, db_path: Path, port: int, **extra: str) -> dict[st
         RATE_LIMIT_RPM="1000000",
         RATE_LIMIT_IP_RPM="1000000",
         MAX_CONCURRENT_ANSWERS="1000",
+        WS_CONNECTIONS_PER_IP="100000",  # every benchmark tab comes from 127.0.0.1
     )
     env.update(extra)
     return env

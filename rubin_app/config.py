@@ -157,9 +157,22 @@ class Settings(BaseSettings):
     )
     session_lifetime_hours: float = Field(default=720, gt=0, description="How long a sign-in lasts, in hours.")
     password_min_length: int = Field(default=10, ge=8, le=128, description="Shortest password accepted.")
-    login_max_failures: int = Field(default=5, ge=1, description="Failed logins per account before a lockout.")
-    login_ip_max_failures: int = Field(default=20, ge=1, description="Failed logins per IP before a lockout.")
-    login_lockout_minutes: float = Field(default=15, gt=0, description="Lockout window in minutes.")
+    login_max_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Failed logins per account and IP (or known device) before a lockout; past it, the account's "
+        "sign-ins from elsewhere slow down.",
+    )
+    login_ip_max_failures: int = Field(
+        default=20, ge=1, description="Failed logins per IP before its sign-ins slow down (doubling delays)."
+    )
+    login_lockout_minutes: float = Field(default=15, gt=0, description="Lockout window (and longest delay), minutes.")
+    login_device_days: float = Field(
+        default=180, gt=0, description="How long a browser that signed in stays a known device (rubin_device cookie)."
+    )
+    signup_ip_max_per_hour: int = Field(
+        default=10, ge=0, description="Sign-ups per IP and hour that meet a taken email before sign-up pauses; 0: off."
+    )
     public_url: str = Field(
         default="", description="Public base URL (for OAuth callbacks behind a proxy); empty: from the request."
     )
@@ -180,7 +193,7 @@ class Settings(BaseSettings):
         default=20, ge=0, description="Websocket events per second one tab may send (burst 5x); 0: no limit."
     )
     ws_connections_per_ip: int = Field(
-        default=40, ge=0, description="Websocket connections one IP may hold (and open per minute, x3); 0: no limit."
+        default=200, ge=0, description="Websocket connections one IP may hold (and open per minute, x3); 0: no limit."
     )
     anonymous_state_minutes: float = Field(
         default=10, gt=0, description="How long a signed-out tab's state is kept (in memory only)."

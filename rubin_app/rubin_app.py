@@ -21,7 +21,10 @@ from rubin_app.services.migrate import upgrade_head
 from rubin_app.services.runtime import get_runtime
 from rubin_app.state.auth import on_backend_error
 from rubin_app.state.chat import ChatState
+from rubin_app.state.hardening import install as install_hardening
+from rubin_app.state.log_redaction import install as install_log_redaction
 from rubin_app.state.resilient import install as install_resilient_state
+from rubin_app.state.tab_store import TabStateRedis
 
 log = logging.getLogger("rubin_app")
 REAP_INTERVAL = 60.0
@@ -33,6 +36,9 @@ async def runtime_lifespan():
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    install_log_redaction()  # again: basicConfig just added the root handler
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.chmod(0o700)  # the database, the secret key and the engine's model: this user only
     if settings.auto_migrate:
         await asyncio.to_thread(upgrade_head)
     rt = get_runtime()
@@ -72,7 +78,9 @@ app = rx.App(
 )
 app.register_lifespan_task(runtime_lifespan)
 if get_settings().redis_url:  # Reflex keeps tab state in Redis: ride out Redis outages (state/resilient.py)
-    install_resilient_state(app, connect_timeout=get_settings().redis_timeout)
+    install_resilient_state(app, connect_timeout=get_settings().redis_timeout, manager_cls=TabStateRedis)
+# Tab states bound to the sign-in session, no cookies at rest, same-origin websocket, limits (state/socket.py)
+install_hardening(app, get_settings())
 app.add_page(chat_page, route="/", title="Rubin AI", on_load=ChatState.on_load)
 app.add_page(chat_page, route="/c/[cid]", title="Rubin AI", on_load=ChatState.on_load)
 app.add_page(login_page, route="/login", title="Sign in · Rubin AI", on_load=LoginState.on_load)

@@ -38,5 +38,8 @@ else
   step "using LocalAI at $LOCALAI"
 fi
 
+# Files the app creates (SQLite database, tab states in .states/, the generated secret key, logs) are
+# readable by this user only.
+umask 077
 step "building and serving the app on http://localhost:$PORT (production build)"
 reflex run --env prod "$@"

@@ -19,7 +19,8 @@ from rubin_app import i18n
 from rubin_app.services import accounts
 from rubin_app.services.db import session_scope
 from rubin_app.services.runtime import get_runtime
-from rubin_app.services.sessions import Principal, token_from_cookie_header
+from rubin_app.services.sessions import Principal
+from rubin_app.state.socket import SESSION_HEADER
 
 
 class SignedOut(Exception):
@@ -109,9 +110,11 @@ class AuthState(rx.State):
         return self.router.session.client_ip or ""
 
     async def _principal(self) -> Principal | None:
-        """The live session behind this event's connection, or None."""
-        token = token_from_cookie_header(self.router.headers.cookie)
-        return await get_runtime().principal(token)
+        """The live session behind this event's connection, or None.
+
+        The connection's cookie never reaches the state: `state/socket.py` keeps only its hash.
+        """
+        return await get_runtime().principal_by_hash(self.router.headers.raw_headers.get(SESSION_HEADER))
 
     async def _require(self, *, admin: bool = False) -> Principal:
         """The signed-in, approved user (an admin when `admin`); SignedOut otherwise."""

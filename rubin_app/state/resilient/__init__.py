@@ -32,7 +32,12 @@ from rubin_app.state.resilient.token_manager import ResilientTokenManager
 __all__ = ["RedisGuard", "ResilientStateManager", "ResilientTokenManager", "install"]
 
 
-def install(app: Any, connect_timeout: float = 0.5, retry_after: float = RETRY_AFTER) -> bool:
+def install(
+    app: Any,
+    connect_timeout: float = 0.5,
+    retry_after: float = RETRY_AFTER,
+    manager_cls: type[ResilientStateManager] = ResilientStateManager,
+) -> bool:
     """Replace the app's Redis state and token managers by the resilient ones (before the server starts).
 
     Returns False (and changes nothing) when Reflex does not keep its state in Redis.
@@ -47,7 +52,7 @@ def install(app: Any, connect_timeout: float = 0.5, retry_after: float = RETRY_A
         return False
     # Reflex's own clients were created but never connected: nothing to close.
     guard = RedisGuard(make_client(url, connect_timeout), retry_after=retry_after)
-    manager = ResilientStateManager(
+    manager = manager_cls(
         redis=make_client(url, connect_timeout, guard),
         token_expiration=current.token_expiration,
         lock_expiration=current.lock_expiration,

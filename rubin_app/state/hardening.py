@@ -1,0 +1,41 @@
+"""Install the websocket and state-store hardening into the Reflex app (before the server starts)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from reflex.config import get_config
+from reflex.istate.manager.disk import StateManagerDisk
+
+from rubin_app.config import Settings
+from rubin_app.services import sessions
+from rubin_app.state.log_redaction import install as install_log_redaction
+from rubin_app.state.socket import SecureEventNamespace
+from rubin_app.state.tab_store import TabStateDisk, TabStateRedis
+
+log = logging.getLogger(__name__)
+
+
+def install(app: Any, settings: Settings) -> None:
+    """Session-bound tab states, the hardened websocket, purges on sign-out, redacted logs."""
+    manager = app._state_manager
+    if type(manager) is StateManagerDisk:
+        manager = app._state_manager = TabStateDisk()
+    if isinstance(manager, TabStateDisk | TabStateRedis):
+        manager.anonymous_seconds = settings.anonymous_state_minutes * 60
+    old = app.event_namespace
+    if old is not None and not isinstance(old, SecureEventNamespace):
+        dev_origins = tuple(o for o in get_config().cors_allowed_origins if o != "*")
+        namespace = SecureEventNamespace(old.namespace, app, settings, dev_origins)
+        namespace._token_manager = old._token_manager
+        app._event_namespace = namespace
+        app.sio.register_namespace(namespace)
+
+    async def purge(token_hashes: list[str]) -> None:
+        store = app._state_manager
+        if hasattr(store, "purge_sessions"):
+            await store.purge_sessions(token_hashes)
+
+    sessions.ended_hooks[:] = [purge]
+    install_log_redaction()
