@@ -20,7 +20,8 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from rubin_app.services import accounts, audit, sessions
+from rubin_app.config import PROVIDER_ID
+from rubin_app.services import accounts, audit, net, sessions
 from rubin_app.services.chats import InputError
 from rubin_app.services.db import session_scope
 from rubin_app.services.oauth import LoginError
@@ -31,14 +32,23 @@ log = logging.getLogger(__name__)
 FLOW_COOKIE = "rubin_flow"
 FLOW_MAX_AGE = 600
 FIELD_MAX = 1000  # longest form field kept (an email is at most 254; longer input is an error anyway)
+CALLBACKS_PER_MINUTE = 20  # provider callbacks processed per IP per minute (a person signs in a few times a day)
+CALLBACK_WINDOW_MS = 600_000  # the window of the audit budgets below
+AUDITED_FAILURES = 10  # failed callbacks of a configured provider audited per IP per window
+UNKNOWN_PROVIDER_AUDITS = 3  # callbacks for provider ids that are not configured, audited per IP per window
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def client_ip(request: Request) -> str:
-    """The peer address (the ASGI server applies trusted proxy headers)."""
+def _peer(request: Request) -> str:
     return request.client.host if request.client else ""
+
+
+def client_ip(request: Request) -> str:
+    """The client's address: the peer, or X-Forwarded-For when the peer is one of TRUSTED_PROXIES."""
+    trusted = get_runtime().settings.trusted_proxies
+    return net.client_address(_peer(request), request.headers.get("x-forwarded-for", ""), trusted)
 
 
 def safe_next(value: str | None) -> str:
@@ -58,9 +68,12 @@ def to_login(code: str = "", **params: Any) -> RedirectResponse:
 
 
 def _secure(request: Request, rt: Runtime) -> bool:
+    """Whether cookies get Secure: COOKIE_SECURE, else HTTPS here or at a trusted proxy, or an https PUBLIC_URL."""
     if rt.settings.cookie_secure is not None:
         return rt.settings.cookie_secure
-    return request.url.scheme == "https" or rt.settings.public_url.startswith("https://")
+    proto = request.headers.get("x-forwarded-proto", "")
+    scheme = net.forwarded_proto(_peer(request), proto, request.url.scheme, rt.settings.trusted_proxies)
+    return scheme == "https" or rt.settings.public_url.startswith("https://")
 
 
 def signed_in(request: Request, rt: Runtime, token: str, target: str) -> RedirectResponse:
@@ -107,11 +120,14 @@ async def _new_session(rt: Runtime, request: Request, user_id: int) -> str:
         )
 
 
-async def _record_failure(request: Request, detail: str, email: str | None = None) -> None:
+async def _record_failure(request: Request, detail: str, email: str | None = None, *, budget: int) -> None:
+    """Audit a failed provider callback, at most `budget` per IP per window (then it is dropped unwritten)."""
+    ip = client_ip(request)
+    audited, _ = await get_runtime().limiter.hit(f"auth_callback_audit:{budget}:{ip}", budget, CALLBACK_WINDOW_MS)
+    if not audited:
+        return
     async with session_scope() as session:
-        await audit.record(
-            session=session, action=audit.PROVIDER_FAILED, ok=False, email=email, ip=client_ip(request), detail=detail
-        )
+        await audit.record(session=session, action=audit.PROVIDER_FAILED, ok=False, email=email, ip=ip, detail=detail)
 
 
 # --------------------------------------------------------------------------- providers
@@ -121,6 +137,8 @@ async def provider_login(request: Request) -> Response:
     """Start a provider sign-in: remember where to return, redirect to the provider."""
     rt = get_runtime()
     provider = request.path_params["provider"]
+    if not PROVIDER_ID.fullmatch(provider):
+        return to_login("unknown_provider")
     request.session.clear()
     request.session["next"] = safe_next(request.query_params.get("next"))
     base = rt.settings.public_url or str(request.base_url).rstrip("/")
@@ -131,15 +149,28 @@ async def provider_login(request: Request) -> Response:
 
 
 async def provider_callback(request: Request) -> Response:
-    """Finish a provider sign-in: verify everything, then open a session."""
+    """Finish a provider sign-in: verify everything, then open a session.
+
+    Per IP, at most CALLBACKS_PER_MINUTE callbacks are processed; failures are audited within a budget
+    (a few for provider ids that are not configured), so junk callbacks cannot flood the audit log.
+    """
     rt = get_runtime()
     provider = request.path_params["provider"]
+    allowed, wait = await rt.limiter.hit(f"auth_callback:{client_ip(request)}", CALLBACKS_PER_MINUTE)
+    if not allowed:
+        request.session.clear()
+        return to_login("login_too_many", minutes=max(1, -(-int(wait) // 60)))
+    if not PROVIDER_ID.fullmatch(provider) or provider not in {p.id for p in rt.settings.auth_providers}:
+        request.session.clear()
+        shown = provider if PROVIDER_ID.fullmatch(provider) else "(invalid id)"
+        await _record_failure(request, f"{shown}: unknown_provider", budget=UNKNOWN_PROVIDER_AUDITS)
+        return to_login("unknown_provider")
     target = safe_next(request.session.get("next"))
     try:
         identity = await rt.providers.finish(provider, request)
     except LoginError as exc:
         request.session.clear()
-        await _record_failure(request, f"{provider}: {exc.code} {exc.detail}".strip())
+        await _record_failure(request, f"{provider}: {exc.code} {exc.detail}".strip(), budget=AUDITED_FAILURES)
         return to_login(exc.code)
     request.session.clear()
     try:
@@ -151,7 +182,7 @@ async def provider_callback(request: Request) -> Response:
             assert user.id is not None
             user_id = user.id
     except InputError as exc:
-        await _record_failure(request, f"{provider}: {exc.code}", identity.email)
+        await _record_failure(request, f"{provider}: {exc.code}", identity.email, budget=AUDITED_FAILURES)
         return to_login(exc.code)
     return signed_in(request, rt, await _new_session(rt, request, user_id), target)
 

@@ -10,24 +10,32 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from rubin_app.api.auth import AuthApp, export
+from rubin_app.api.auth import AuthApp, current_principal, export
+from rubin_app.api.security_headers import SecurityHeaders
 from rubin_app.services.runtime import get_runtime
 
 
-async def health(_: Request) -> JSONResponse:
-    """Liveness plus LocalAI and Redis: {"status": "ok"|"degraded", "localai": ..., "redis": ..., "cache": ...}.
+async def health(request: Request) -> JSONResponse:
+    """Liveness plus LocalAI and Redis: {"status": "ok"|"degraded", "localai": ..., "redis": ...}.
 
-    Redis away is "degraded", not down: the app keeps serving with in-process fallbacks.
+    Redis away is "degraded", not down: the app keeps serving with in-process fallbacks. The response
+    cache's hit/miss counters are added only for a signed-in admin: to anyone else they would tell whether
+    somebody just asked a given question.
     """
     rt = get_runtime()
     localai = await rt.localai_health()
     redis = await rt.redis_health()
-    cache = await rt.cache.stats() if redis.get("ok") else {"hits": rt.cache.hits, "misses": rt.cache.misses}
     ok = localai["ok"] and redis.get("ok", True)
-    return JSONResponse({"status": "ok" if ok else "degraded", "localai": localai, "redis": redis, "cache": cache})
+    body: dict[str, object] = {"status": "ok" if ok else "degraded", "localai": localai, "redis": redis}
+    principal = await current_principal(request)
+    if principal is not None and principal.is_admin:
+        local = {"hits": rt.cache.hits, "misses": rt.cache.misses}
+        body["cache"] = await rt.cache.stats() if redis.get("ok") else local
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
 BUILD_CHECK_SECONDS = 2.0  # how stale the build's version may be (a stat of every built file at most this often)
@@ -84,9 +92,36 @@ async def version(_: Request) -> JSONResponse:
     return JSONResponse(value, headers={"Cache-Control": "no-store"})
 
 
-def build_api() -> Starlette:
-    """The Starlette app Reflex mounts its own routes into."""
-    return Starlette(
+class ApiLayers(list):
+    """What `rx.App(api_transformer=...)` takes: Rubin's Starlette app, then the security headers around it.
+
+    Reflex mounts its own app (events, the built frontend) inside the Starlette app and wraps the result in
+    each following layer, so the headers cover every route. Called as an ASGI app itself (tests, no Reflex),
+    it serves the same layers over a plain 404 in place of Reflex.
+    """
+
+    _served: ASGIApp | None = None
+
+    def compose(self, inner: ASGIApp) -> ASGIApp:
+        """The layers around `inner` exactly as Reflex applies them (reflex/app.py `App.__call__`)."""
+        app = inner
+        for layer in self:
+            if isinstance(layer, Starlette):
+                layer.mount("", app)
+                app = layer
+            else:
+                app = layer(app)
+        return app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._served is None:
+            self._served = self.compose(PlainTextResponse("Not Found", status_code=404))
+        await self._served(scope, receive, send)
+
+
+def build_api() -> ApiLayers:
+    """Rubin's routes for Reflex to mount into, with every response's security headers outermost."""
+    routes = Starlette(
         routes=[
             Route("/api/health", health),
             Route("/api/version", version),
@@ -94,3 +129,4 @@ def build_api() -> Starlette:
             Mount("/auth", app=AuthApp()),
         ]
     )
+    return ApiLayers([routes, lambda app: SecurityHeaders(app, STATIC_DIR)])
