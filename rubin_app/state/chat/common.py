@@ -10,6 +10,7 @@ import logging
 from reflex.experimental.client_state import ClientStateVar
 
 from rubin_app.services.generation import Run
+from rubin_app.services.text import for_storage
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,8 @@ class ChatItem:
 
 
 def _js(value: str) -> str:
-    return json.dumps(value, ensure_ascii=False)
+    # A lone surrogate (a model streaming half an emoji) cannot be encoded for the websocket: show U+FFFD.
+    return json.dumps(for_storage(value), ensure_ascii=False)
 
 
 def push_js(text: str, think: str = "", reset: bool = False) -> str:
