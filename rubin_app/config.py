@@ -137,6 +137,11 @@ class Settings(BaseSettings):
     cache_models: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated models cached at any temperature (else only temperature 0)."
     )
+    cache_shared: bool = Field(
+        default=False,
+        description="Share cached answers across users (per model); false: each user's own. Shared, a fast answer "
+        "tells a user that someone asked the same question before.",
+    )
 
     # Accounts and sign-in
     auth_providers: list[ProviderConfig] = Field(

@@ -1,7 +1,9 @@
 """Response cache: an identical request (model, messages, parameters) is answered from Redis.
 
 Only deterministic requests are cached (temperature 0) unless a model's "cacheable" switch is on.
-Keys are the SHA-256 of the request's canonical JSON (nothing readable, nothing per-user in the key);
+Keys are the SHA-256 of the request's canonical JSON and its scope: the asking user by default, so one user
+is never answered from another's question (CACHE_SHARED=true shares answers per model across users, and a
+fast answer then tells a user that someone asked the same before); nothing readable is in the key;
 values are bounded in size and expire after the TTL. Without Redis, or while it is away, the cache
 is simply off (a miss) — answers are never cached in-process, where they would grow without bound.
 """
@@ -27,10 +29,11 @@ class CachedAnswer:
     completion_tokens: int | None = None
 
 
-def request_key(model: str, messages: list[dict[str, str]], params: dict[str, Any]) -> str:
-    """The canonical hash of a chat request."""
+def request_key(model: str, messages: list[dict[str, str]], params: dict[str, Any], scope: str = "") -> str:
+    """The canonical hash of a chat request within a scope ("user:<id>", or "" when shared)."""
     canonical = json.dumps(
-        {"model": model, "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
+        {"scope": scope, "model": model,
+         "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
          "params": {k: v for k, v in sorted(params.items()) if v is not None}},
         sort_keys=True, separators=(",", ":"), ensure_ascii=False,
     )  # fmt: skip

@@ -74,7 +74,7 @@ async def _start(
 ) -> Run:  # fmt: skip
     assert assistant.id is not None
     messages = _context(rt, history)
-    key, replay = await rt.cached_answer(assistant.model, messages)
+    key, replay = await rt.cached_answer(assistant.model, messages, conversation.user_id)
     run = rt.generation.start(
         user_id=conversation.user_id,
         conversation_id=conversation.id,
@@ -119,7 +119,7 @@ async def send_message(
                 history = await _recent_history(rt, session, user_id, conversation_id, turns_only=True)
         pending_question = Message(role=MessageRole.user, content=text, user_id=user_id, conversation_id="")
         messages = _context(rt, [*history, pending_question])
-        key, replay = await rt.cached_answer(model, messages)
+        key, replay = await rt.cached_answer(model, messages, user_id)
         run = rt.generation.start(
             user_id=user_id,
             conversation_id=conversation_id or "",

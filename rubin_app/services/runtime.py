@@ -227,14 +227,16 @@ class Runtime:
             self._cacheable_at = time.monotonic()
         return self.cache.cacheable_models
 
-    async def cached_answer(self, model: str, messages: list[dict[str, str]]) -> tuple[str | None, CachedAnswer | None]:
-        """(cache key, cached answer) for a request: (None, None) when the request is not cacheable."""
+    async def cached_answer(
+        self, model: str, messages: list[dict[str, str]], user_id: int
+    ) -> tuple[str | None, CachedAnswer | None]:
+        """(cache key, cached answer) for a user's request: (None, None) when the request is not cacheable."""
         if self.cache.store is not None:
             await self.refresh_cacheable()
         if not self.cache.applies(model, self.settings.llm_temperature):
             return None, None
         params = {"max_tokens": self.settings.llm_max_tokens or None, "temperature": self.settings.llm_temperature}
-        key = request_key(model, messages, params)
+        key = request_key(model, messages, params, scope="" if self.settings.cache_shared else f"user:{user_id}")
         return key, await self.cache.get(key)
 
     async def _account(self, run: Run) -> None:

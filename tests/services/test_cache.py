@@ -1,13 +1,16 @@
 """The response cache through chat_flow: real Redis, real stand-in, real database.
 
 A hit is visible to the user as an instant answer (the stand-in never sees the request) with the same
-text, saved as complete; to an admin through the hit/miss counters.
+text, saved as complete; to an admin through the hit/miss counters. Answers are cached per user unless
+CACHE_SHARED is on: `ask` asks as the test's one user unless told otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+
+import pytest
 
 from rubin_app.models import MessageStatus
 from rubin_app.services import chat_flow, chats
@@ -27,11 +30,20 @@ async def new_user() -> int:
     return user.id
 
 
+_asker: dict[str, int] = {}
+
+
+@pytest.fixture(autouse=True)
+def one_asker_per_test() -> None:
+    """Each test starts without its default user (made on the first `ask`)."""
+    _asker.clear()
+
+
 async def ask(rt: Runtime, text: str, model: str = MODEL, user_id: int | None = None) -> chat_flow.Started:
-    """A question in a new chat, answered to the end."""
-    started = await chat_flow.send_message(
-        rt, user_id=user_id or await new_user(), conversation_id=None, text=text, model=model
-    )
+    """A question in a new chat (by the test's one user, unless `user_id`), answered to the end."""
+    if user_id is None:
+        user_id = _asker["id"] if "id" in _asker else _asker.setdefault("id", await new_user())
+    started = await chat_flow.send_message(rt, user_id=user_id, conversation_id=None, text=text, model=model)
     assert await started.run.wait_done(timeout=10)
     return started
 
@@ -53,7 +65,7 @@ async def test_the_same_question_again_is_answered_from_the_cache(
     rt = await make_redis_runtime(llm_temperature=0)
     first = await ask(rt, "What is Redis?")
     assert standin.requests == 1 and first.run.replay is None
-    second = await ask(rt, "What is Redis?")  # another user, another chat: the key holds nothing personal
+    second = await ask(rt, "What is Redis?")  # the same user, another chat
 
     assert standin.requests == 1  # LocalAI was not asked
     assert second.run.replay is not None
@@ -62,6 +74,27 @@ async def test_the_same_question_again_is_answered_from_the_cache(
     assert (saved.status, saved.content) == (MessageStatus.complete, first.run.text)
     assert saved.completion_tokens == first.run.completion_tokens
     assert await rt.cache.stats() == {"hits": 1, "misses": 1}
+
+
+async def test_another_user_is_never_answered_from_someone_elses_question(
+    make_redis_runtime: RuntimeFactory, standin: StandIn
+) -> None:
+    """By default the cache is per user: B asking what A asked goes to the model (no "someone asked this")."""
+    rt = await make_redis_runtime(llm_temperature=0)
+    await ask(rt, "Is my diagnosis serious?", user_id=await new_user())
+    other = await ask(rt, "Is my diagnosis serious?", user_id=await new_user())
+    assert standin.requests == 2 and other.run.replay is None
+    assert await rt.cache.stats() == {"hits": 0, "misses": 2}
+
+
+async def test_cache_shared_answers_every_user_per_model(make_redis_runtime: RuntimeFactory, standin: StandIn) -> None:
+    """CACHE_SHARED=true: one answer per model for everyone (documented: a fast answer tells someone asked)."""
+    rt = await make_redis_runtime(llm_temperature=0, cache_shared=True)
+    await ask(rt, "What is Redis?", user_id=await new_user())
+    other = await ask(rt, "What is Redis?", user_id=await new_user())
+    assert standin.requests == 1 and other.run.replay is not None
+    other_model = await ask(rt, "What is Redis?", model=OTHER_MODEL, user_id=await new_user())
+    assert standin.requests == 2 and other_model.run.replay is None
 
 
 async def test_another_question_or_model_is_a_miss(make_redis_runtime: RuntimeFactory, standin: StandIn) -> None:
@@ -95,7 +128,7 @@ async def test_regenerate_never_replays_but_edit_may(make_redis_runtime: Runtime
     rt = await make_redis_runtime(llm_temperature=0)
     user_id = await new_user()
     first = await ask(rt, "Tell me a joke", user_id=user_id)
-    await ask(rt, "Another joke")
+    await ask(rt, "Another joke", user_id=user_id)
     assert standin.requests == 2
 
     again = await chat_flow.regenerate(rt, user_id=user_id, conversation_id=first.conversation.id)
