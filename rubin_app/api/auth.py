@@ -21,7 +21,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from rubin_app.config import PROVIDER_ID
-from rubin_app.services import accounts, audit, net, sessions
+from rubin_app.services import accounts, audit, login_guard, net, sessions
 from rubin_app.services.chats import InputError
 from rubin_app.services.db import session_scope
 from rubin_app.services.oauth import LoginError
@@ -190,6 +190,17 @@ async def provider_callback(request: Request) -> Response:
 # --------------------------------------------------------------------------- local accounts
 
 
+def remember_device(request: Request, rt: Runtime, response: Response, user_id: int, email: str) -> Response:
+    """Mark this browser as a known device of the account (signed, HttpOnly, sent only to /auth)."""
+    cookie = request.cookies.get(login_guard.DEVICE_COOKIE, "")[:1000]
+    value = login_guard.remember_device(rt.secret_key, cookie, user_id=user_id, email=email)
+    response.set_cookie(
+        login_guard.DEVICE_COOKIE, value, max_age=int(timedelta(days=rt.settings.login_device_days).total_seconds()),
+        httponly=True, secure=_secure(request, rt), samesite="lax", path="/auth",
+    )  # fmt: skip
+    return response
+
+
 async def local_login(request: Request) -> Response:
     """Email + password sign-in (form POST)."""
     rt = get_runtime()
@@ -201,13 +212,15 @@ async def local_login(request: Request) -> Response:
         async with session_scope() as session:
             user = await accounts.sign_in_local(
                 session=session, settings=rt.settings, email=email, password=form.get("password", ""),
-                ip=client_ip(request),
+                ip=client_ip(request), device_cookie=request.cookies.get(login_guard.DEVICE_COOKIE, "")[:1000],
+                device_key=rt.secret_key,
             )  # fmt: skip
             assert user.id is not None
-            user_id = user.id
+            user_id, user_email = user.id, user.email or ""
     except InputError as exc:
         return to_login(exc.code, email=email[:254], next=target if target != "/" else "", **exc.params)
-    return signed_in(request, rt, await _new_session(rt, request, user_id), target)
+    response = signed_in(request, rt, await _new_session(rt, request, user_id), target)
+    return remember_device(request, rt, response, user_id, user_email)
 
 
 async def local_signup(request: Request) -> Response:
@@ -227,10 +240,11 @@ async def local_signup(request: Request) -> Response:
                 ip=client_ip(request),
             )  # fmt: skip
             assert user.id is not None
-            user_id = user.id
+            user_id, user_email = user.id, user.email or ""
     except InputError as exc:
         return to_login(exc.code, mode="signup", email=email[:254], name=name[:100], **exc.params)
-    return signed_in(request, rt, await _new_session(rt, request, user_id), "/")
+    response = signed_in(request, rt, await _new_session(rt, request, user_id), "/")
+    return remember_device(request, rt, response, user_id, user_email)
 
 
 # --------------------------------------------------------------------------- sign-out, export

@@ -9,6 +9,7 @@ from rubin_app.models.chat import (
     MessageRole,
     MessageStatus,
 )
+from rubin_app.models.login import LoginAttempt
 from rubin_app.models.user import Role, User, UserPublic
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "AuthSession",
     "Conversation",
     "ConversationPublic",
+    "LoginAttempt",
     "Message",
     "MessagePublic",
     "MessageRole",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from rubin_app.components import styles
+from rubin_app import i18n
 from rubin_app.components.auth_forms import field, notice, page_card, post_form, touch_button
 from rubin_app.services import accounts, sessions
 from rubin_app.services.chats import InputError
@@ -29,6 +30,7 @@ class AccountState(AuthState):
     password_error: str = ""
     delete_open: bool = False
     delete_error: str = ""
+    security_notice: str = ""  # someone tried to sign up with this account's email
 
     def _error(self, exc: InputError) -> str:
         return self._t(f"err_{exc.code}", **exc.params)
@@ -42,6 +44,7 @@ class AccountState(AuthState):
         async with session_scope() as session:
             user = await accounts.get_user(session=session, user_id=principal.user_id)
             self.session_count = await sessions.count_active(session=session, user_id=principal.user_id)
+            tries, last_try = await accounts.sign_up_attempts_notice(session=session, user_id=principal.user_id)
         if user is None:
             return rx.redirect("/login", replace=True)
         self.name_edit = user.display_name
@@ -50,6 +53,10 @@ class AccountState(AuthState):
         self.is_local = user.provider == "local"
         self.profile_notice = self.profile_error = self.password_notice = self.password_error = ""
         self.delete_open, self.delete_error = False, ""
+        lang = self.lang or i18n.DEFAULT_LANGUAGE
+        self.security_notice = (
+            self._t("signup_attempt_notice", count=tries, when=i18n.when(last_try, lang)) if tries else ""
+        )
         return events
 
     async def _update(self, **fields: str) -> bool:
@@ -314,6 +321,7 @@ def account_page() -> rx.Component:
             data_testid="signed-in-as",
         ),
         rx.cond(AuthState.is_admin, rx.link(T["admin"], href="/admin", size="2", data_testid="to-admin")),
+        notice(AccountState.security_notice, "amber", "security-notice"),
         _profile(),
         _password(),
         _sessions_and_data(),

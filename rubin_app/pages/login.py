@@ -17,7 +17,7 @@ from rubin_app.services.runtime import get_runtime
 from rubin_app.state.auth import AuthState
 
 T = AuthState.tr
-QUERY_PARAMS = ("minutes", "limit", "provider")
+QUERY_PARAMS = ("minutes", "seconds", "limit", "provider")
 
 
 @dataclasses.dataclass

@@ -12,7 +12,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -25,9 +25,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rubin_app.config import Settings
 from rubin_app.i18n import CATALOGS
-from rubin_app.models import AppSetting, AuthSession, Conversation, Message, Role, User
+from rubin_app.models import AppSetting, AuditEvent, AuthSession, Conversation, Message, Role, User
 from rubin_app.models.user import utcnow
-from rubin_app.services import audit, sessions
+from rubin_app.services import audit, login_guard, sessions
 from rubin_app.services.chats import InputError
 
 LEGACY_PROVIDER = "legacy"  # the foundation's single local user, before sign-in existed
@@ -273,21 +273,57 @@ async def sign_up_local(
     email = normalize_email(email)
     name = clean_display_name(display_name, fallback=email.split("@")[0])
     check_password(password, email=email, min_length=settings.password_min_length)
-    password_hash = await asyncio.to_thread(_hasher.hash, password)
+    attempt = await login_guard.reserve_sign_up(session=session, limits=login_guard.Limits.of(settings), email=email, ip=ip)
+    password_hash = await asyncio.to_thread(_hasher.hash, password)  # also when the email is taken: same timing
     async with _first_user_lock:  # two first sign-ups at once must not both become admin
-        if await _email_taken(session, email):
-            raise InputError("email_taken")
-        user = await _create_user(
-            session, settings, external_id=f"local:{email}", email=email, name=name, provider="local",
-            password_hash=password_hash, ip=ip,
-        )  # fmt: skip
+        owner = (await session.exec(select(User).where(User.email == email))).first()
+        if owner is not None:
+            await _email_taken_notice(session, owner, ip, attempt)
+            raise InputError("signup_not_created")
+        try:
+            user = await _create_user(
+                session, settings, external_id=f"local:{email}", email=email, name=name, provider="local",
+                password_hash=password_hash, ip=ip,
+            )  # fmt: skip
+        except InputError:  # the same email signed up at the same moment on another worker
+            await login_guard.settle(session=session, attempt_id=attempt, ok=False)
+            await session.commit()
+            raise InputError("signup_not_created") from None
+        await login_guard.settle(session=session, attempt_id=attempt, ok=True)
         # Committed before the lock is released: the next sign-up must see this user when it counts.
         await session.commit()
     return user
 
 
-async def sign_in_local(*, session: AsyncSession, settings: Settings, email: str, password: str, ip: str = "") -> User:
-    """Check an email and password; a failure is recorded (and committed) before InputError is raised."""
+async def _email_taken_notice(session: AsyncSession, owner: User, ip: str, attempt: int | None) -> None:
+    """A sign-up met an existing account: audit it for the owner (shown on their account page), count it."""
+    await audit.record(
+        session=session, action=audit.SIGN_UP_TAKEN, ok=False, user_id=owner.id, email=owner.email, ip=ip
+    )
+    await login_guard.settle(session=session, attempt_id=attempt, ok=False)
+    await session.commit()
+
+
+async def sign_up_attempts_notice(*, session: AsyncSession, user_id: int, days: int = 30) -> tuple[int, datetime | None]:
+    """How often someone tried to sign up with this account's email lately, and when last."""
+    recent = (
+        AuditEvent.action == audit.SIGN_UP_TAKEN, AuditEvent.user_id == user_id,
+        AuditEvent.created_at >= utcnow() - timedelta(days=days),
+    )  # fmt: skip
+    count = int((await session.exec(select(func.count()).where(*recent))).one())
+    last = (await session.exec(select(func.max(AuditEvent.created_at)).where(*recent))).one()
+    return count, last
+
+
+async def sign_in_local(
+    *, session: AsyncSession, settings: Settings, email: str, password: str, ip: str = "", device_cookie: str = "",
+    device_key: str = "",
+) -> User:  # fmt: skip
+    """Check an email and password; a failure is recorded (and committed) before InputError is raised.
+
+    The check is reserved first (login_guard); a valid known-device cookie (`device_cookie`, signed with
+    `device_key`) exempts it from the account-wide and IP-wide throttles.
+    """
     policy = await get_policy(session=session, settings=settings)
     if not policy.local_login:
         raise InputError("local_login_off")
@@ -295,17 +331,16 @@ async def sign_in_local(*, session: AsyncSession, settings: Settings, email: str
         email = normalize_email(email)
     except InputError:
         raise InputError("bad_credentials") from None
-    window = timedelta(minutes=settings.login_lockout_minutes)
-    wait = await audit.lockout_remaining(
-        session=session, email=email, ip=ip, max_per_account=settings.login_max_failures,
-        max_per_ip=settings.login_ip_max_failures, window=window,
-    )  # fmt: skip
-    if wait is not None:
-        await audit.record(session=session, action=audit.LOCKED_OUT, ok=False, email=email, ip=ip)
-        await session.commit()
-        raise InputError("locked_out", minutes=max(1, -(-int(wait.total_seconds()) // 60)))
     user = (await session.exec(select(User).where(User.email == email, User.provider == "local"))).first()
+    device = None
+    if user is not None and user.id is not None:
+        device = login_guard.known_device(device_key, device_cookie, user_id=user.id, email=email)
+    attempt = await _reserve_check(
+        session, settings, kind=login_guard.SIGN_IN, email=email, ip=ip,
+        source=f"device:{device}" if device else f"ip:{ip}", known=device is not None, user_id=user.id if user else None,
+    )  # fmt: skip
     ok = await asyncio.to_thread(_verify, user.password_hash if user else None, password)
+    await login_guard.settle(session=session, attempt_id=attempt, ok=ok and user is not None)
     if not ok or user is None:
         await audit.record(
             session=session,
@@ -321,6 +356,25 @@ async def sign_in_local(*, session: AsyncSession, settings: Settings, email: str
         user.password_hash = await asyncio.to_thread(_hasher.hash, password)
     await _signed_in(session, settings, user, ip)
     return user
+
+
+async def _reserve_check(
+    session: AsyncSession, settings: Settings, *, kind: str, email: str, ip: str, source: str, known: bool,
+    user_id: int | None,
+) -> int:  # fmt: skip
+    """Reserve a password check (committed); a throttled one is audited and refused."""
+    try:
+        return await login_guard.reserve(
+            session=session, limits=login_guard.Limits.of(settings), kind=kind, email=email, ip=ip, source=source,
+            known=known,
+        )  # fmt: skip
+    except InputError as exc:
+        detail = f"{kind} {source.partition(':')[0]} {exc.code} {exc.params}"
+        await audit.record(
+            session=session, action=audit.LOCKED_OUT, ok=False, user_id=user_id, email=email, ip=ip, detail=detail
+        )
+        await session.commit()
+        raise
 
 
 async def _signed_in(session: AsyncSession, settings: Settings, user: User, ip: str) -> None:
@@ -402,9 +456,19 @@ async def change_password(
     user = await session.get(User, user_id)
     if user is None or user.provider != "local" or not user.password_hash:
         raise InputError("not_local_account")
-    if not await asyncio.to_thread(_verify_hash, user.password_hash, current):
+    # The current-password check counts towards the account's lockout; the signed-in session is its own
+    # source (like a known device), so strangers' failures elsewhere cannot block it.
+    source = f"session:{keep_session_id}" if keep_session_id is not None else f"ip:{ip}"
+    attempt = await _reserve_check(
+        session, settings, kind=login_guard.PASSWORD, email=user.email or "", ip=ip, source=source,
+        known=keep_session_id is not None, user_id=user_id,
+    )  # fmt: skip
+    ok = await asyncio.to_thread(_verify_hash, user.password_hash, current)
+    await login_guard.settle(session=session, attempt_id=attempt, ok=ok)
+    if not ok:
         await audit.record(session=session, action=audit.PASSWORD_CHANGED, ok=False, user_id=user_id, ip=ip)
-        await session.commit()
+    await session.commit()  # settled even when the new password is refused below
+    if not ok:
         raise InputError("wrong_password")
     check_password(new, email=user.email or "", min_length=settings.password_min_length)
     user.password_hash = await asyncio.to_thread(_hasher.hash, new)

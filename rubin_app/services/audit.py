@@ -27,6 +27,7 @@ PASSWORD_CHANGED = "password_changed"
 ACCOUNT_DELETED = "account_deleted"
 POLICY_CHANGED = "policy_changed"
 LOCKED_OUT = "locked_out"
+SIGN_UP_TAKEN = "sign_up_taken"  # a sign-up with an existing account's email (shown to its owner)
 
 
 async def record(

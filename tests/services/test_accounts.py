@@ -166,7 +166,7 @@ async def test_refused_sign_ups_write_nothing(db_scope, make_settings) -> None:
         ("bad_name", {"display_name": "tab\x00"}),
         ("name_too_long", {"display_name": "я" * 101}),
         ("password_like_email", {"email": "same.as.pw@example.com", "password": "same.as.pw@example.com"}),
-        ("email_taken", {"email": "TAKEN@example.com"}),
+        ("signup_not_created", {"email": "TAKEN@example.com"}),  # neutral: no "email taken" (enumeration)
     ]
     for code, fields in cases:
         values = {"email": "new@example.com", "password": PASSWORD, **fields}
