@@ -53,10 +53,30 @@ async def record(
     return event
 
 
-async def list_events(*, session: AsyncSession, limit: int = 200) -> Sequence[AuditEvent]:
-    """The newest audit events (admins only: the caller checks the role)."""
-    stmt = select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(limit)
+async def list_events(
+    *, session: AsyncSession, limit: int = 200, offset: int = 0, action: str = "", text: str = "",
+    failures_only: bool = False,
+) -> Sequence[AuditEvent]:  # fmt: skip
+    """The newest audit events matching the filters, a page at a time (admins only: the caller checks the role).
+
+    `action` is an exact action name; `text` a case-insensitive piece of the email or the IP (taken literally:
+    % and _ match themselves); `failures_only` keeps events with ok=False.
+    """
+    stmt = select(AuditEvent)
+    if action:
+        stmt = stmt.where(AuditEvent.action == action[:64])
+    if text := text.strip().lower()[:254]:
+        email = func.lower(func.coalesce(AuditEvent.email, ""))
+        stmt = stmt.where(email.contains(text, autoescape=True) | col(AuditEvent.ip).contains(text, autoescape=True))
+    if failures_only:
+        stmt = stmt.where(col(AuditEvent.ok).is_(False))
+    stmt = stmt.order_by(col(AuditEvent.id).desc()).offset(max(0, offset)).limit(max(1, min(limit, 500)))
     return (await session.exec(stmt)).all()
+
+
+async def list_actions(*, session: AsyncSession) -> list[str]:
+    """Every action name the log holds, for the admin filter."""
+    return sorted((await session.exec(select(AuditEvent.action).distinct())).all())
 
 
 async def _recent_failures(
