@@ -132,3 +132,39 @@ def test_parallel_sign_ins_on_two_workers_check_at_most_the_limit(two_servers: t
     assert checked <= MAX_FAILURES  # each checked password wrote one failure
     settled = "SELECT count(*) FROM login_attempts WHERE kind = 'sign_in' AND status IN ('failed', 'ok')"
     assert _count(db_url, settled) == checked
+
+
+def _set_cookie(response: httpx.Response, name: str) -> str:
+    """The raw Set-Cookie header for `name` (asserting there is one)."""
+    headers = [h for h in response.headers.get_list("set-cookie") if h.startswith(f"{name}=")]
+    assert len(headers) == 1, response.headers.get_list("set-cookie")
+    return headers[0]
+
+
+def test_a_known_browser_signs_in_while_its_shared_ip_is_throttled(start_app) -> None:
+    """Behind one NAT a stranger fails on the owner's account and others: the owner's browser still gets in."""
+    app = start_app(login_max_failures=2, login_ip_max_failures=3)
+    owner = app.client()
+    cookie = _set_cookie(app.sign_up(owner, EMAIL), "rubin_device").lower()
+    assert "httponly" in cookie and "path=/auth" in cookie and "samesite=lax" in cookie
+    stranger = app.client()
+    for i in range(2):
+        assert login_error(app.log_in(stranger, EMAIL, f"guess {i}"))["error"] == ["bad_credentials"]
+    assert login_error(app.log_in(stranger, "other@example.com", "guess"))["error"] == ["bad_credentials"]
+    assert login_error(app.log_in(stranger, EMAIL))["error"] == ["locked_out"]  # even the right password
+    assert login_error(app.log_in(app.client(), "new@example.com"))["error"] == ["slow_down"]
+    signed_in = app.log_in(owner, EMAIL)  # the same IP, but a browser that signed in before
+    assert signed_in.status_code == 303 and signed_in.headers["location"] == "/"
+    assert COOKIE_NAME in signed_in.cookies
+
+
+def test_sign_up_with_a_taken_email_answers_neutrally(start_app) -> None:
+    """The page does not say the email is taken; the owner's audit trail shows the attempt."""
+    app = start_app()
+    app.sign_up(app.client(), EMAIL)
+    response = app.sign_up(app.client(), EMAIL.upper(), password="another good phrase")
+    assert login_error(response)["error"] == ["signup_not_created"]
+    assert COOKIE_NAME not in response.cookies
+    assert app.query("SELECT action, email FROM audit_events WHERE action = 'sign_up_taken'") == [
+        ("sign_up_taken", EMAIL)
+    ]
