@@ -5,7 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from rubin_app.admin.resources import limits_button, limits_dialog, models_section
-from rubin_app.admin.state import AdminState, AuditRow, UserRow
+from rubin_app.admin.state import ALL_ACTIONS, AdminState, AuditRow, UserRow
 from rubin_app.components import styles
 from rubin_app.components.auth_forms import notice
 from rubin_app.components.prefs import theme_appliers
@@ -32,7 +32,19 @@ def _user_row(user: UserRow) -> rx.Component:
     return rx.table.row(
         rx.table.cell(
             rx.vstack(
-                rx.text(user.name, weight="medium"), rx.text(user.email, size="1", color=styles.muted), spacing="0"
+                rx.text(user.name, weight="medium"),
+                rx.text(user.email, size="1", color=styles.muted),
+                rx.cond(
+                    user.lookalike != "",
+                    rx.badge(
+                        rx.icon("triangle_alert", size=12, aria_hidden="true"),
+                        T["lookalike_of"].replace("{email}", user.lookalike),
+                        color_scheme="amber",
+                        variant="surface",
+                        data_testid="lookalike",
+                    ),
+                ),
+                spacing="1",
             )
         ),
         rx.table.cell(user.provider),
@@ -131,9 +143,75 @@ def _event_row(event: AuditRow) -> rx.Component:
     )
 
 
+def _audit_filters() -> rx.Component:
+    """Action, email/IP text and "only failures": a form, so Enter in the text field applies it."""
+    return rx.form(
+        rx.hstack(
+            rx.select.root(
+                rx.select.trigger(aria_label=T["audit_action_filter"], data_testid="audit-action"),
+                rx.select.content(
+                    rx.select.item(T["audit_all_actions"], value=ALL_ACTIONS),
+                    rx.foreach(AdminState.audit_actions, lambda a: rx.select.item(a, value=a)),
+                ),
+                value=AdminState.audit_action,
+                on_change=AdminState.set_audit_action,
+                size="2",
+            ),
+            rx.input(
+                name="text",
+                default_value=AdminState.audit_text,
+                placeholder=T["audit_text_filter"],
+                aria_label=T["audit_text_filter"],
+                max_length=254,
+                data_testid="audit-text",
+            ),
+            rx.el.label(
+                rx.hstack(
+                    rx.checkbox(
+                        name="failures", default_checked=AdminState.audit_failures, data_testid="audit-failures"
+                    ),
+                    rx.text(T["audit_failures_only"], size="2"),
+                    align="center",
+                    spacing="2",
+                )
+            ),
+            rx.button(T["audit_filter"], type="submit", data_testid="audit-filter"),
+            rx.button(
+                T["audit_clear"], type="button", variant="soft", color_scheme="gray",
+                on_click=AdminState.clear_audit_filters,
+            ),  # fmt: skip
+            wrap="wrap",
+            align="center",
+            spacing="3",
+        ),
+        on_submit=AdminState.filter_audit,
+        key=AdminState.audit_text + AdminState.audit_failures.to_string(),
+        width="100%",
+    )
+
+
+def _audit_pager() -> rx.Component:
+    return rx.hstack(
+        rx.button(
+            T["audit_newer"], variant="soft", disabled=AdminState.audit_page == 0, on_click=AdminState.audit_newer,
+            data_testid="audit-newer",
+        ),  # fmt: skip
+        rx.text(
+            T["audit_page"].replace("{page}", (AdminState.audit_page + 1).to_string()), size="2", aria_live="polite"
+        ),
+        rx.button(
+            T["audit_older"], variant="soft", disabled=~AdminState.audit_has_more, on_click=AdminState.audit_older,
+            data_testid="audit-older",
+        ),  # fmt: skip
+        align="center",
+        spacing="3",
+    )
+
+
 def _audit() -> rx.Component:
     return rx.vstack(
         rx.heading(T["audit_log"], size="4"),
+        _audit_filters(),
         _scrolling(
             rx.table.root(
                 rx.table.header(
@@ -148,6 +226,8 @@ def _audit() -> rx.Component:
             label=T["audit_log"],
             max_height="24rem",
         ),
+        rx.cond(AdminState.events.length() == 0, rx.text(T["audit_empty"], size="2", color=styles.muted)),
+        _audit_pager(),
         width="100%",
     )
 

@@ -7,11 +7,16 @@ import dataclasses
 import reflex as rx
 
 from rubin_app import i18n
+from rubin_app.admin.lookalikes import lookalikes
 from rubin_app.services import accounts, audit
 from rubin_app.services.chats import InputError
 from rubin_app.services.db import session_scope
 from rubin_app.services.runtime import get_runtime
 from rubin_app.state.auth import AuthState
+
+
+AUDIT_PAGE = 50  # audit events per page
+ALL_ACTIONS = "all"  # the action filter's "every action" (a select item cannot have an empty value)
 
 
 @dataclasses.dataclass
@@ -25,6 +30,7 @@ class UserRow:
     role: str = ""
     created: str = ""
     last_login: str = ""
+    lookalike: str = ""  # the email of another account this one imitates (homoglyphs), or ""
 
 
 @dataclasses.dataclass
@@ -51,6 +57,12 @@ class AdminState(AuthState):
     error: str = ""
     delete_id: int = 0
     delete_email: str = ""
+    audit_action: str = ALL_ACTIONS
+    audit_text: str = ""
+    audit_failures: bool = False
+    audit_page: int = 0
+    audit_has_more: bool = False
+    audit_actions: list[str] = []
 
     @rx.event
     async def on_load(self):
@@ -68,7 +80,14 @@ class AdminState(AuthState):
         async with session_scope() as session:
             users = await accounts.list_users(session=session, actor_id=actor_id)
             policy = await accounts.get_policy(session=session, settings=rt.settings)
-            rows = await audit.list_events(session=session, limit=200)
+            rows = await audit.list_events(
+                session=session, limit=AUDIT_PAGE + 1, offset=self.audit_page * AUDIT_PAGE,
+                action="" if self.audit_action == ALL_ACTIONS else self.audit_action, text=self.audit_text,
+                failures_only=self.audit_failures,
+            )  # fmt: skip
+            self.audit_actions = await audit.list_actions(session=session)
+        self.audit_has_more, rows = len(rows) > AUDIT_PAGE, rows[:AUDIT_PAGE]
+        imitating = lookalikes((u.id or 0, u.email or "", u.display_name) for u in users)
         self.users = [
             UserRow(
                 id=u.id or 0,
@@ -78,6 +97,7 @@ class AdminState(AuthState):
                 role=str(u.role),
                 created=i18n.when(u.created_at, lang),
                 last_login=i18n.when(u.last_login_at, lang),
+                lookalike=imitating.get(u.id or 0, ""),
             )
             for u in users
         ]
@@ -95,6 +115,41 @@ class AdminState(AuthState):
             )
             for e in rows
         ]
+
+    async def _audit_view(self, **changes) -> None:
+        """Apply filter or page changes to the audit view and reload it (admins only)."""
+        principal = await self._require(admin=True)
+        for name, value in changes.items():
+            setattr(self, name, value)
+        await self._reload(principal.user_id)
+
+    @rx.event
+    async def filter_audit(self, form: dict):
+        """Apply the audit filters (action, email or IP text, only failures) from the first page."""
+        await self._audit_view(
+            audit_text=str(form.get("text", "")).strip()[:254], audit_failures=bool(form.get("failures")), audit_page=0
+        )
+
+    @rx.event
+    async def set_audit_action(self, action: str):
+        """Show one action (or all) from the first page."""
+        await self._audit_view(audit_action=str(action)[:64] or ALL_ACTIONS, audit_page=0)
+
+    @rx.event
+    async def clear_audit_filters(self):
+        """Every event again, newest first."""
+        await self._audit_view(audit_action=ALL_ACTIONS, audit_text="", audit_failures=False, audit_page=0)
+
+    @rx.event
+    async def audit_older(self):
+        """The next page of older events."""
+        if self.audit_has_more:
+            await self._audit_view(audit_page=self.audit_page + 1)
+
+    @rx.event
+    async def audit_newer(self):
+        """The previous page of newer events."""
+        await self._audit_view(audit_page=max(0, self.audit_page - 1))
 
     async def _act(self, action) -> None:
         principal = await self._require(admin=True)
