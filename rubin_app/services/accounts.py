@@ -273,7 +273,8 @@ async def sign_up_local(
     email = normalize_email(email)
     name = clean_display_name(display_name, fallback=email.split("@")[0])
     check_password(password, email=email, min_length=settings.password_min_length)
-    attempt = await login_guard.reserve_sign_up(session=session, limits=login_guard.Limits.of(settings), email=email, ip=ip)
+    limits = login_guard.Limits.of(settings)
+    attempt = await login_guard.reserve_sign_up(session=session, limits=limits, email=email, ip=ip)
     password_hash = await asyncio.to_thread(_hasher.hash, password)  # also when the email is taken: same timing
     async with _first_user_lock:  # two first sign-ups at once must not both become admin
         owner = (await session.exec(select(User).where(User.email == email))).first()
@@ -304,7 +305,9 @@ async def _email_taken_notice(session: AsyncSession, owner: User, ip: str, attem
     await session.commit()
 
 
-async def sign_up_attempts_notice(*, session: AsyncSession, user_id: int, days: int = 30) -> tuple[int, datetime | None]:
+async def sign_up_attempts_notice(
+    *, session: AsyncSession, user_id: int, days: int = 30
+) -> tuple[int, datetime | None]:
     """How often someone tried to sign up with this account's email lately, and when last."""
     recent = (
         AuditEvent.action == audit.SIGN_UP_TAKEN, AuditEvent.user_id == user_id,
@@ -337,7 +340,8 @@ async def sign_in_local(
         device = login_guard.known_device(device_key, device_cookie, user_id=user.id, email=email)
     attempt = await _reserve_check(
         session, settings, kind=login_guard.SIGN_IN, email=email, ip=ip,
-        source=f"device:{device}" if device else f"ip:{ip}", known=device is not None, user_id=user.id if user else None,
+        source=f"device:{device}" if device else f"ip:{ip}", known=device is not None,
+        user_id=user.id if user else None,
     )  # fmt: skip
     ok = await asyncio.to_thread(_verify, user.password_hash if user else None, password)
     await login_guard.settle(session=session, attempt_id=attempt, ok=ok and user is not None)

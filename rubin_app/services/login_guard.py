@@ -89,7 +89,8 @@ def _failing():
 async def _pair_wait(session: AsyncSession, limits: Limits, email: str, source: str, now: datetime) -> timedelta | None:
     """The hard lock: the newest failures of this account from this source (a success clears them)."""
     mine = (LoginAttempt.email == email, LoginAttempt.source == source, col(LoginAttempt.kind).in_(CHECKS))
-    ok_at = (await session.exec(select(func.max(LoginAttempt.created_at)).where(*mine, LoginAttempt.status == OK))).one()
+    last_ok = select(func.max(LoginAttempt.created_at)).where(*mine, LoginAttempt.status == OK)
+    ok_at = (await session.exec(last_ok)).one()
     stmt = select(LoginAttempt.created_at).where(*mine, _failing(), LoginAttempt.created_at >= now - limits.window)
     if ok_at is not None:
         stmt = stmt.where(LoginAttempt.created_at > ok_at)
@@ -99,14 +100,17 @@ async def _pair_wait(session: AsyncSession, limits: Limits, email: str, source: 
     return _aware(times[-1]) + limits.window - now
 
 
-async def _spread_wait(session: AsyncSession, where, threshold: int, window: timedelta, now: datetime) -> timedelta | None:
+async def _spread_wait(
+    session: AsyncSession, where, threshold: int, window: timedelta, now: datetime
+) -> timedelta | None:
     """The progressive delay: past the threshold, 2^(n - threshold) s after the previous failure."""
     recent = (where, col(LoginAttempt.kind).in_(CHECKS), LoginAttempt.created_at >= now - window)
     n = int((await session.exec(select(func.count()).where(*recent, _failing()))).one())
     if n < threshold:
         return None
-    failed_at = (await session.exec(select(func.max(LoginAttempt.settled_at)).where(*recent, LoginAttempt.status == FAILED))).one()
-    pending_at = (await session.exec(select(func.max(LoginAttempt.created_at)).where(*recent, LoginAttempt.status == PENDING))).one()
+    last_failed = select(func.max(LoginAttempt.settled_at)).where(*recent, LoginAttempt.status == FAILED)
+    last_pending = select(func.max(LoginAttempt.created_at)).where(*recent, LoginAttempt.status == PENDING)
+    failed_at, pending_at = (await session.exec(last_failed)).one(), (await session.exec(last_pending)).one()
     moments = [_aware(failed_at)] if failed_at else []
     if pending_at:  # a check still running counts as failing now
         moments.append(min(now, _aware(pending_at) + PENDING_GRACE))
@@ -119,7 +123,8 @@ async def _spread_wait(session: AsyncSession, where, threshold: int, window: tim
 async def _forget_old(session: AsyncSession, limits: Limits, now: datetime) -> None:
     """Drop rows no throttle reads any more (one cleaner at a time on PostgreSQL)."""
     if session.bind.dialect.name == "postgresql":
-        got = (await session.exec(text("SELECT pg_try_advisory_xact_lock(:k)").bindparams(k=_lock_id("login-cleanup")))).one()  # type: ignore[call-overload]
+        try_lock = text("SELECT pg_try_advisory_xact_lock(:k)").bindparams(k=_lock_id("login-cleanup"))
+        got = (await session.exec(try_lock)).one()  # type: ignore[call-overload]
         if not got[0]:
             return
     keep = 2 * max(limits.window, SIGNUP_WINDOW)
@@ -143,9 +148,10 @@ async def reserve(
     await _lock(session, f"account:{email}", f"ip:{ip}")
     waits = [await _pair_wait(session, limits, email, source, now)]
     if not known:
-        waits.append(await _spread_wait(session, LoginAttempt.email == email, limits.account_threshold, limits.window, now))
+        account, window = LoginAttempt.email == email, limits.window
+        waits.append(await _spread_wait(session, account, limits.account_threshold, window, now))
         if ip:
-            waits.append(await _spread_wait(session, LoginAttempt.ip == ip, limits.ip_threshold, limits.window, now))
+            waits.append(await _spread_wait(session, LoginAttempt.ip == ip, limits.ip_threshold, window, now))
     wait = max((w for w in waits if w is not None), default=None)
     if wait is not None:
         raise refusal(wait)
@@ -165,7 +171,8 @@ async def reserve_sign_up(*, session: AsyncSession, limits: Limits, email: str, 
     times = (await session.exec(stmt.order_by(col(LoginAttempt.created_at).desc()).limit(limits.signup_ip_max))).all()
     if len(times) >= limits.signup_ip_max:
         raise refusal(_aware(times[-1]) + SIGNUP_WINDOW - now, "signup_limited")
-    return await _add(session, kind=SIGN_UP, email=email, ip=ip[:64], source=f"ip:{ip}"[:80], known=False, created_at=now)
+    source = f"ip:{ip}"[:80]
+    return await _add(session, kind=SIGN_UP, email=email, ip=ip[:64], source=source, known=False, created_at=now)
 
 
 async def settle(*, session: AsyncSession, attempt_id: int | None, ok: bool) -> None:
@@ -202,4 +209,5 @@ def remember_device(key: str, cookie: str, *, user_id: int, email: str) -> str:
     others = [
         e for e in (cookie or "").split("~") if e.count(".") == 2 and len(e) <= 100 and not e.startswith(f"{user_id}.")
     ]
-    return "~".join([f"{user_id}.{device_id}.{_device_sig(key, user_id, email, device_id)}", *others[: MAX_DEVICES - 1]])
+    entry = f"{user_id}.{device_id}.{_device_sig(key, user_id, email, device_id)}"
+    return "~".join([entry, *others[: MAX_DEVICES - 1]])

@@ -188,8 +188,15 @@ def test_device_cookie_keeps_accounts_and_refuses_tampering() -> None:
     assert len(cookie.split("~")) == login_guard.MAX_DEVICES
 
 
-@pytest.mark.parametrize(("seconds", "shown"), [(0.2, ("slow_down", "seconds", 1)), (59, ("slow_down", "seconds", 59)),
-                                                (61, ("locked_out", "minutes", 2)), (900, ("locked_out", "minutes", 15))])  # fmt: skip
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (0.2, ("slow_down", "seconds", 1)),
+        (59, ("slow_down", "seconds", 59)),
+        (61, ("locked_out", "minutes", 2)),
+        (900, ("locked_out", "minutes", 15)),
+    ],
+)
 def test_refusal_says_when_to_try_again(seconds: float, shown: tuple[str, str, int]) -> None:
     error = login_guard.refusal(timedelta(seconds=seconds))
     assert (error.code, *error.params.items()) == (shown[0], (shown[1], shown[2]))
