@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from bench.harness import ROOT, app_env, free_port, isolated_copy, start_app, stop_app
+from bench.harness import ROOT, app_env, free_port, isolated_copy, sign_in, start_app, stop_app
 from rubin_app.config import Settings
 from tests.fakes.localai_standin import StandIn, StandInConfig
 from tests.fakes.redis_server import RedisServer
 
-from .helpers import WORKERS, Cluster
+from .helpers import PASSWORD, WORKERS, Cluster
 
 ARTIFACTS = ROOT / "test-artifacts" / "multiworker"
 STARTUP_TIMEOUT = 240.0
@@ -78,7 +78,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     try:
         env = environment(standin.url, redis_server.url, db_path, tmp / "data", port)
         proc = start_app(env, log_path, timeout=STARTUP_TIMEOUT, root=root)
-        yield Cluster(f"http://127.0.0.1:{port}", port, proc, redis_server, standin, db_path, log_path)
+        base = f"http://127.0.0.1:{port}"
+        admin = sign_in(base, "admin@multiworker.example", PASSWORD, name="Admin")  # the first account: admin
+        yield Cluster(base, port, proc, redis_server, standin, db_path, log_path, admin)
     finally:
         if proc is not None:
             stop_app(proc)

@@ -85,6 +85,7 @@ class Cluster:
     standin: StandIn
     db_path: Path
     log_path: Path
+    admin_cookie: str = ""  # the first account's session: /api/health shows cache counters to admins only
 
     # ---- workers -----------------------------------------------------------------------------
     def _processes(self) -> list[psutil.Process]:
@@ -107,7 +108,7 @@ class Cluster:
         local = tab.ws.local_address
         return wait_until(lambda: self.owner(local), timeout=5, what=f"the worker of {local}")
 
-    def health_by_worker(self, attempts: int = 60) -> dict[int, dict[str, Any]]:
+    def health_by_worker(self, attempts: int = 60, as_admin: bool = False) -> dict[int, dict[str, Any]]:
         """GET /api/health once on every worker: new connections until each worker has answered one."""
         answers: dict[int, dict[str, Any]] = {}
         for _ in range(attempts):
@@ -117,7 +118,8 @@ class Cluster:
                 pid = wait_until(lambda c=conn: self.owner(c.sock.getsockname()), timeout=5, what="the health worker")
                 if pid in answers:
                     continue
-                conn.request("GET", "/api/health")
+                headers = {"Cookie": f"rubin_session={self.admin_cookie}"} if as_admin else {}
+                conn.request("GET", "/api/health", headers=headers)
                 answers[pid] = json.loads(conn.getresponse().read())
             finally:
                 conn.close()

@@ -7,6 +7,8 @@ import os
 import signal
 
 from bench.ws_client import CHAT, Tab
+from rubin_app.services.sessions import hash_token
+from rubin_app.state.socket import tab_key
 
 from .helpers import (
     WORKERS,
@@ -38,8 +40,9 @@ async def ask_and_check(app: Cluster, tab: Tab, conversation: str | None = None,
 
 
 def in_redis(app: Cluster, tab: Tab) -> bool:
-    """Whether Reflex keeps the tab's state and its socket record in Redis."""
-    return bool(app.redis_keys(f"{tab.token}_*")) and bool(app.redis_keys(f"*socket_record_{tab.token}"))
+    """Whether Reflex keeps the tab's state and its socket record in Redis (under its session-bound key)."""
+    key = tab_key(tab.token, hash_token(tab.cookie))
+    return bool(app.redis_keys(f"{key}_*")) and bool(app.redis_keys(f"*socket_record_{key}"))
 
 
 def cache_keys(app: Cluster) -> int:
@@ -136,7 +139,7 @@ def test_redis_stopped_mid_answer_and_restarted_empty(app: Cluster) -> None:
             assert in_redis(app, extra[-1])
             # The response cache is used again: the second identical question is answered from it.
             assert await ask_twice_in_new_chats(app, newcomer, redis_up=True) == 1
-            stats = await asyncio.to_thread(app.health_by_worker)
+            stats = await asyncio.to_thread(app.health_by_worker, as_admin=True)
             assert all(answer["cache"]["hits"] >= 1 for answer in stats.values()), stats
             await check_log(app, mark)
         finally:
@@ -149,7 +152,7 @@ def test_redis_that_stops_answering_is_bypassed_and_gets_the_newer_states_back(a
     """SIGSTOP: connections stay open but nothing answers (a partition, a stuck server); its data survives."""
 
     def saved_chat_state(tab: Tab) -> bytes:
-        return app.redis_get(f"{tab.token}_{CHAT}") or b""
+        return app.redis_get(f"{tab_key(tab.token, hash_token(tab.cookie))}_{CHAT}") or b""
 
     async def scenario() -> None:
         tabs = await tabs_on_every_worker(app, lambda i: app.new_user(f"frozen{i}x")[1])
