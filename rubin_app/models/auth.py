@@ -20,6 +20,7 @@ class AuthSession(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime
     revoked_at: datetime | None = Field(default=None)
+    last_seen_at: datetime | None = Field(default=None)  # last use, kept to the minute (idle timeout)
     ip: str = Field(default="", max_length=64)
     user_agent: str = Field(default="", max_length=300)
 

@@ -9,6 +9,7 @@ import os
 import secrets
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cached_property
 
 from rubin_app.config import Settings, get_settings
@@ -21,12 +22,14 @@ from rubin_app.services.llm import LLMClient, LLMError
 from rubin_app.services.oauth import Providers
 from rubin_app.services.redis_store import RedisStore
 from rubin_app.services.relay import Relay
+from rubin_app.models.user import utcnow
 from rubin_app.services.sessions import Principal, PrincipalCache
 
 log = logging.getLogger(__name__)
 HEALTH_TTL = 5
 CACHEABLE_TTL = 10.0
 LIMITS_TTL = 10.0
+TOUCH_EVERY = timedelta(minutes=1)  # how often a session's last use is written (idle timeout)
 RELAY_INTERVAL = 0.25  # how often a live answer is published for tabs on other workers (a reload, a phone)
 
 
@@ -120,6 +123,7 @@ class Runtime:
         self._limits: dict[int, tuple[float, Limits]] = {}
 
         self.principals = PrincipalCache()
+        self._touches: set[asyncio.Task] = set()
 
     @cached_property
     def providers(self) -> Providers:
@@ -150,10 +154,23 @@ class Runtime:
         hit, principal = self.principals.get_hash(token_hash)
         if hit:
             return principal
+        idle = timedelta(minutes=self.settings.session_idle_minutes) if self.settings.session_idle_minutes else None
         async with session_scope(read_only=True) as session:
-            principal = await sessions.resolve_hash(session=session, token_hash=token_hash)
+            principal = await sessions.resolve_hash(session=session, token_hash=token_hash, idle=idle)
         self.principals.put_hash(token_hash, principal)
+        if principal is not None and (principal.seen_at is None or utcnow() - principal.seen_at > TOUCH_EVERY):
+            task = asyncio.create_task(self._touch(principal.session_id))  # off the event's path
+            self._touches.add(task)
+            task.add_done_callback(self._touches.discard)
         return principal
+
+    async def _touch(self, session_id: int) -> None:
+        """Record a session's use (at most once a minute per session, for SESSION_IDLE_MINUTES)."""
+        try:
+            async with session_scope() as session:
+                await sessions.touch(session=session, session_id=session_id)
+        except Exception:
+            log.warning("could not record a session's last use", exc_info=True)
 
     async def localai_health(self) -> dict[str, object]:
         """Whether LocalAI answers, cached a few seconds (in Redis when there is one) so probes stay cheap."""

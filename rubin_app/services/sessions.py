@@ -8,7 +8,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from http.cookies import CookieError, SimpleCookie
 
 from sqlalchemy import update
@@ -51,6 +51,7 @@ class Principal:
     provider: str
     language: str
     theme: str
+    seen_at: datetime | None = None  # when the session was last marked as used (idle timeout)
 
     @property
     def is_admin(self) -> bool:
@@ -100,12 +101,12 @@ async def create(
     return token
 
 
-async def resolve(*, session: AsyncSession, token: str) -> Principal | None:
-    """The principal of a live (not revoked, not expired) session, else None."""
-    return await resolve_hash(session=session, token_hash=hash_token(token))
+async def resolve(*, session: AsyncSession, token: str, idle: timedelta | None = None) -> Principal | None:
+    """The principal of a live (not revoked, not expired, not idle longer than `idle`) session, else None."""
+    return await resolve_hash(session=session, token_hash=hash_token(token), idle=idle)
 
 
-async def resolve_hash(*, session: AsyncSession, token_hash: str) -> Principal | None:
+async def resolve_hash(*, session: AsyncSession, token_hash: str, idle: timedelta | None = None) -> Principal | None:
     """The principal of a live session given the SHA-256 of its token (what a tab's state keeps)."""
     stmt = (
         select(AuthSession, User)
@@ -113,6 +114,9 @@ async def resolve_hash(*, session: AsyncSession, token_hash: str) -> Principal |
         .where(AuthSession.token_hash == token_hash, col(AuthSession.revoked_at).is_(None))
         .where(AuthSession.expires_at > utcnow())
     )
+    if idle is not None:
+        last_use = func.coalesce(col(AuthSession.last_seen_at), col(AuthSession.created_at))
+        stmt = stmt.where(last_use > utcnow() - idle)
     row = (await session.exec(stmt)).first()
     if row is None:
         return None
@@ -127,7 +131,14 @@ async def resolve_hash(*, session: AsyncSession, token_hash: str) -> Principal |
         provider=user.provider,
         language=user.language,
         theme=user.theme,
+        seen_at=auth.last_seen_at or auth.created_at,
     )
+
+
+async def touch(*, session: AsyncSession, session_id: int) -> None:
+    """Mark a session as used now (for the idle timeout)."""
+    stmt = update(AuthSession).where(col(AuthSession.id) == session_id).values(last_seen_at=utcnow())
+    await session.exec(stmt)  # type: ignore[call-overload]
 
 
 async def revoke(*, session: AsyncSession, token: str) -> int | None:

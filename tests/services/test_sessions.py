@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from datetime import timedelta
@@ -174,3 +175,50 @@ def test_principal_cache_is_bounded() -> None:
     cache.put("token-3", None)
     assert cache.get("token-3") == (True, None)
     assert sum(cache.get(f"token-{i}")[0] for i in range(3)) == 0
+
+
+async def test_an_idle_session_ends_and_a_used_one_lives_on(db_scope, user_id: int) -> None:
+    """SESSION_IDLE_MINUTES: a session unused for longer is dead; using it keeps it alive."""
+    idle = timedelta(minutes=30)
+    token = await open_session(db_scope, user_id, lifetime=timedelta(days=30))
+    async with db_scope() as s:
+        assert await sessions.resolve(session=s, token=token, idle=idle) is not None  # just created
+        row = (await s.exec(select(AuthSession))).one()
+        row.created_at = row.created_at - timedelta(minutes=31)
+        s.add(row)
+    async with db_scope() as s:
+        assert await sessions.resolve(session=s, token=token, idle=idle) is None  # 31 minutes unused
+        assert await sessions.resolve(session=s, token=token) is not None  # no idle timeout: still valid
+        assert row.id is not None
+        await sessions.touch(session=s, session_id=row.id)
+    async with db_scope() as s:
+        principal = await sessions.resolve(session=s, token=token, idle=idle)
+    assert principal is not None and principal.seen_at is not None
+
+
+async def test_the_runtime_signs_out_an_idle_session_and_keeps_a_used_one(make_runtime, db_scope, user_id: int) -> None:
+    """With SESSION_IDLE_MINUTES set, a session used now is remembered as used; one left idle is refused."""
+    rt = await make_runtime(session_idle_minutes=30)
+    used = await open_session(db_scope, user_id)
+    idle = await open_session(db_scope, user_id)
+    async with db_scope() as s:
+        for row in (await s.exec(select(AuthSession))).all():
+            row.created_at = row.created_at - timedelta(minutes=20)  # both 20 minutes old, never touched
+            s.add(row)
+    assert await rt.principal(used) is not None
+    for _ in range(100):  # the last use is written off the request's path
+        async with db_scope() as s:
+            rows = {r.token_hash: r for r in (await s.exec(select(AuthSession))).all()}
+        if rows[sessions.hash_token(used)].last_seen_at is not None:
+            break
+        await asyncio.sleep(0.02)
+    assert rows[sessions.hash_token(used)].last_seen_at is not None
+    async with db_scope() as s:  # 15 more idle minutes for both: 35 for the idle one, 15 for the used one
+        for row in (await s.exec(select(AuthSession))).all():
+            row.created_at = row.created_at - timedelta(minutes=15)
+            if row.last_seen_at is not None:
+                row.last_seen_at = row.last_seen_at - timedelta(minutes=15)
+            s.add(row)
+    rt.principals = PrincipalCache()
+    assert await rt.principal(used) is not None
+    assert await rt.principal(idle) is None
