@@ -27,7 +27,7 @@ _FOLDED = str.maketrans(
         # Greek
         "α": "a", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "υ": "u", "χ": "x",
         # Latin and others
-        "ı": "i", "ȷ": "j", "ɑ": "a", "ο": "o", "ℓ": "l", "ſ": "s",
+        "ı": "i", "ȷ": "j", "ɑ": "a", "ℓ": "l", "ſ": "s",
     }
 )  # fmt: skip
 _INVISIBLE = {"Cf", "Mn", "Me"}  # format characters (zero-width, bidi) and combining marks

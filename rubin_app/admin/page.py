@@ -177,9 +177,12 @@ def _audit_filters() -> rx.Component:
             ),
             rx.button(T["audit_filter"], type="submit", data_testid="audit-filter"),
             rx.button(
-                T["audit_clear"], type="button", variant="soft", color_scheme="gray",
+                T["audit_clear"],
+                type="button",
+                variant="soft",
+                color_scheme="gray",
                 on_click=AdminState.clear_audit_filters,
-            ),  # fmt: skip
+            ),
             wrap="wrap",
             align="center",
             spacing="3",
@@ -193,16 +196,22 @@ def _audit_filters() -> rx.Component:
 def _audit_pager() -> rx.Component:
     return rx.hstack(
         rx.button(
-            T["audit_newer"], variant="soft", disabled=AdminState.audit_page == 0, on_click=AdminState.audit_newer,
+            T["audit_newer"],
+            variant="soft",
+            disabled=AdminState.audit_page == 0,
+            on_click=AdminState.audit_newer,
             data_testid="audit-newer",
-        ),  # fmt: skip
+        ),
         rx.text(
             T["audit_page"].replace("{page}", (AdminState.audit_page + 1).to_string()), size="2", aria_live="polite"
         ),
         rx.button(
-            T["audit_older"], variant="soft", disabled=~AdminState.audit_has_more, on_click=AdminState.audit_older,
+            T["audit_older"],
+            variant="soft",
+            disabled=~AdminState.audit_has_more,
+            on_click=AdminState.audit_older,
             data_testid="audit-older",
-        ),  # fmt: skip
+        ),
         align="center",
         spacing="3",
     )

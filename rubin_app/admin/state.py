@@ -14,7 +14,6 @@ from rubin_app.services.db import session_scope
 from rubin_app.services.runtime import get_runtime
 from rubin_app.state.auth import AuthState
 
-
 AUDIT_PAGE = 50  # audit events per page
 ALL_ACTIONS = "all"  # the action filter's "every action" (a select item cannot have an empty value)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import reflex as rx
 
-from rubin_app.components import styles
 from rubin_app import i18n
+from rubin_app.components import styles
 from rubin_app.components.auth_forms import field, notice, page_card, post_form, touch_button
 from rubin_app.services import accounts, sessions
 from rubin_app.services.chats import InputError

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime, timedelta
 
 from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rubin_app.models import AuditEvent
-from rubin_app.models.user import utcnow
 
 log = logging.getLogger("rubin_app.audit")
 
@@ -77,36 +75,3 @@ async def list_events(
 async def list_actions(*, session: AsyncSession) -> list[str]:
     """Every action name the log holds, for the admin filter."""
     return sorted((await session.exec(select(AuditEvent.action).distinct())).all())
-
-
-async def _recent_failures(
-    session: AsyncSession, since: datetime, limit: int, column: str, value: str
-) -> list[datetime]:
-    """Times of the newest `limit` failed sign-ins for an email or IP since `since` (newest first)."""
-    stmt = select(AuditEvent.created_at).where(
-        AuditEvent.action == SIGN_IN_FAILED, AuditEvent.created_at >= since, getattr(AuditEvent, column) == value
-    )
-    if column == "email":
-        # A successful sign-in clears the account's count.
-        last_ok = select(func.max(AuditEvent.created_at)).where(AuditEvent.action == SIGN_IN, AuditEvent.email == value)
-        ok_at = (await session.exec(last_ok)).one()
-        if ok_at is not None and ok_at > since:
-            stmt = stmt.where(AuditEvent.created_at > ok_at)
-    stmt = stmt.order_by(col(AuditEvent.created_at).desc()).limit(limit)
-    return list((await session.exec(stmt)).all())
-
-
-async def lockout_remaining(
-    *, session: AsyncSession, email: str, ip: str, max_per_account: int, max_per_ip: int, window: timedelta
-) -> timedelta | None:
-    """How long sign-in stays locked for this account or IP (a sliding window), or None when it is not."""
-    now = utcnow()
-    waits: list[timedelta] = []
-    for column, value, limit in (("email", email, max_per_account), ("ip", ip, max_per_ip)):
-        if not value:
-            continue
-        times = await _recent_failures(session, now - window, limit, column, value)
-        if len(times) >= limit:
-            oldest = times[-1] if times[-1].tzinfo else times[-1].replace(tzinfo=now.tzinfo)
-            waits.append(oldest + window - now)
-    return max(waits) if waits else None

@@ -13,6 +13,7 @@ from datetime import timedelta
 from functools import cached_property
 
 from rubin_app.config import Settings, get_settings
+from rubin_app.models.user import utcnow
 from rubin_app.services import chats, limits, model_settings, sessions
 from rubin_app.services.cache import CachedAnswer, ResponseCache, request_key
 from rubin_app.services.db import session_scope
@@ -22,7 +23,6 @@ from rubin_app.services.llm import LLMClient, LLMError
 from rubin_app.services.oauth import Providers
 from rubin_app.services.redis_store import RedisStore
 from rubin_app.services.relay import Relay
-from rubin_app.models.user import utcnow
 from rubin_app.services.sessions import Principal, PrincipalCache
 
 log = logging.getLogger(__name__)

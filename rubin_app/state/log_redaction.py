@@ -15,8 +15,12 @@ PATTERNS = [
     # rubin_session=..., rubin_device=..., rubin_flow=... in a Cookie header or a URL
     (re.compile(r"(rubin_(?:session|device|flow)=)[^;,'\"\s]+"), r"\1" + MASK),
     # 'cookie': '...', "authorization": "...", the session hash header
-    (re.compile(r"""(['"](?:cookie|authorization|proxy-authorization|x-rubin-session)['"]\s*:\s*)(['"]).*?\2""", re.I),
-     r"\1\2" + MASK + r"\2"),
+    (
+        re.compile(
+            r"""(['"](?:cookie|authorization|proxy-authorization|x-rubin-session)['"]\s*:\s*)(['"]).*?\2""", re.I
+        ),
+        r"\1\2" + MASK + r"\2",
+    ),
     # 'token': '...' (router data), token=... (websocket URL)
     (re.compile(r"""(['"](?:token|client_token)['"]\s*:\s*)(['"])[^'"]*\2"""), r"\1\2" + MASK + r"\2"),
     (re.compile(r"([?&]token=)[^&\s'\"]+"), r"\1" + MASK),

@@ -29,8 +29,8 @@ import urllib.parse
 from typing import Any
 
 from reflex.app import EventNamespace
-from reflex.istate.manager.token import BaseStateToken
 from reflex.istate.data import SessionData
+from reflex.istate.manager.token import BaseStateToken
 from reflex_base import constants
 from socketio.exceptions import ConnectionRefusedError as SocketRefused
 

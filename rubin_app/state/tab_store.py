@@ -111,7 +111,9 @@ class TabStateRedis(ResilientStateManager):
         if is_anonymous(token.ident):
             await self._expire_soon(token.ident)
 
-    async def set_state(self, token: StateToken | str, state: Any, *, lock_id: bytes | None = None, **context: Any) -> None:
+    async def set_state(
+        self, token: StateToken | str, state: Any, *, lock_id: bytes | None = None, **context: Any
+    ) -> None:
         """Reflex's save; a signed-out tab's keys then expire soon."""
         await super().set_state(token, state, lock_id=lock_id, **context)
         token = self._coerce_token(token)

@@ -19,6 +19,7 @@ from .helpers import (
     chat_id,
     chat_item,
     expected,
+    fill_sign_in,
     open_app,
     open_user_menu,
     session_token,
@@ -207,3 +208,28 @@ def test_a_signed_out_session_cookie_is_dead(
     wait_login(thief)
     response = httpx.get(f"{base_url}/api/account/export", cookies={SESSION_COOKIE: stolen}, timeout=30)
     assert response.status_code == 401
+
+
+def test_a_shared_computer_shows_the_next_user_nothing_of_the_last(
+    open_page: Callable[..., Page], make_account: Callable[..., Account]
+) -> None:
+    """A signs out, B signs in in the same tab: no frame B's page receives carries anything of A's."""
+    alice, bob = make_account("first"), make_account("second")
+    page = open_page(signed_in=alice)
+    _, question = _chat_of(page, "shared")
+    received: list[str] = []
+    listening = {"on": False}
+
+    def tap(ws) -> None:  # every websocket the tab opens from now on (sign-out and sign-in reload the page)
+        ws.on("framereceived", lambda frame: listening["on"] and received.append(str(frame)))
+
+    page.on("websocket", tap)
+    open_user_menu(page).get_by_test_id("menu-sign-out").click()
+    wait_login(page)
+    listening["on"] = True
+    fill_sign_in(page, bob.email, bob.password)
+    wait_live(page)
+    expect(page.get_by_test_id("sidebar")).to_contain_text("No chats yet")
+    assert received, "no websocket frame was seen after the sign-in (the check would prove nothing)"
+    leaked = [f[:200] for f in received if alice.email in f or question in f]
+    assert not leaked, f"Bob's page received Alice's data: {leaked}"

@@ -44,7 +44,7 @@ def test_a_tab_token_on_another_worker_without_its_cookie_gets_nothing(app: Clus
 
 
 def test_redis_holds_no_cookie_and_sign_out_deletes_the_sessions_tab_states(app: Cluster) -> None:
-    email, cookie = app.new_user("purged")
+    _, cookie = app.new_user("purged")
     tail = session_tail(hash_token(cookie))
 
     async def scenario() -> str:

@@ -17,7 +17,6 @@ from pathlib import Path
 from bench.ws_client import STATE, Tab
 from rubin_app.services.sessions import hash_token
 from rubin_app.state.socket import tab_key
-
 from tests.security.client import open_tab, post_form, received, sign_in, sign_up
 from tests.security.conftest import Target
 
