@@ -29,6 +29,7 @@ from rubin_app.models import AppSetting, AuditEvent, AuthSession, Conversation, 
 from rubin_app.models.user import utcnow
 from rubin_app.services import audit, login_guard, sessions
 from rubin_app.services.chats import InputError
+from rubin_app.services.text import has_unstorable
 
 LEGACY_PROVIDER = "legacy"  # the foundation's single local user, before sign-in existed
 EMAIL_MAX = 254
@@ -117,6 +118,8 @@ def check_password(password: str, *, email: str, min_length: int) -> None:
         raise InputError("password_too_short", limit=min_length)
     if len(password) > PASSWORD_MAX:
         raise InputError("password_too_long", limit=PASSWORD_MAX)
+    if has_unstorable(password) or any(c < " " for c in password):
+        raise InputError("password_bad_characters")
     lowered = password.casefold()
     if lowered in COMMON_PASSWORDS or len(set(password)) < 4:
         raise InputError("password_common")
@@ -137,7 +140,8 @@ def _verify(password_hash: str | None, password: str) -> bool:
 
 def _verify_hash(password_hash: str, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash, password)
+        # "surrogatepass": a lone surrogate (a crafted form field) is bytes like any other, never a crash.
+        return _hasher.verify(password_hash, password.encode("utf-8", "surrogatepass"))
     except (VerificationError, InvalidHashError):
         return False
 

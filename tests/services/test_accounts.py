@@ -103,6 +103,8 @@ def test_control_characters_in_names_are_refused(raw: str) -> None:
         ("aaaaaaaaaaaaab", "password_common"),
         ("Anna.Lee@example.com", "password_like_email"),
         ("anna.lee", "password_like_email"),
+        ("broken-emoji-\ud83d-here", "password_bad_characters"),
+        ("tab\tin-the-middle", "password_bad_characters"),
         ("ANNA.LEE.1", None),
     ],
 )
@@ -198,6 +200,7 @@ async def test_wrong_password_and_unknown_email_look_the_same(db_scope, make_set
     await sign_up(db_scope, settings, "user@example.com")
     for email, password in [
         ("user@example.com", "wrong password!"),
+        ("user@example.com", "lone surrogate \udc00 in a crafted form"),  # a wrong password, not a crash
         ("ghost@example.com", PASSWORD),
         ("bad", PASSWORD),
     ]:
