@@ -35,6 +35,8 @@ mkdir -p test-artifacts
 if [ $# -gt 0 ]; then
   python -m pytest "$@"
 else
+  step "lint and format check (ruff)"
+  python -m ruff check . && python -m ruff format --check .
   # Two sessions: pytest-asyncio's loop and Playwright's sync API do not share one process well.
   step "unit, service and fault-injection tests (SQLite + PostgreSQL + LocalAI stand-in)"
   python -m pytest -m "not e2e and not llm"

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, pool, text
 
-from alembic import command
 from rubin_app.config import PROJECT_DIR, get_settings
 
 LOCK_ID = 72_657_101  # any constant: the PostgreSQL advisory lock guarding migrations

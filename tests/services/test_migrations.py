@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -13,7 +14,6 @@ from sqlalchemy import create_engine, inspect, pool, text
 from sqlmodel import SQLModel, col, select
 
 import rubin_app.models  # noqa: F401  (registers the tables)
-from alembic import command
 from rubin_app.models import Role, User
 from rubin_app.services import accounts, chats
 from rubin_app.services import db as db_module
