@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from contextlib import asynccontextmanager
 
 import reflex as rx
@@ -37,6 +38,7 @@ async def runtime_lifespan():
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     install_log_redaction()  # again: basicConfig just added the root handler
+    os.umask(0o077)  # what the app writes from here on (database, tab states, keys) is this user's only
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.data_dir.chmod(0o700)  # the database, the secret key and the engine's model: this user only
     if settings.auto_migrate:

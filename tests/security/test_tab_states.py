@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import json
 import stat
+import time
 import uuid
 from pathlib import Path
 
@@ -108,12 +109,17 @@ def test_no_cookie_or_token_is_stored_in_tab_states(target: Target) -> None:
         return  # the server's files are not ours to read (RUBIN_TARGET_URL)
     user = sign_up(target.base, "stored")
     run(_chat(target.base, user.cookie, f"figs-{uuid.uuid4().hex[:8]}"))
+    for _ in range(100):  # Reflex writes states to disk after a short debounce
+        if target.states():
+            break
+        time.sleep(0.1)
     assert target.states(), "no tab state was stored at all (the check below would prove nothing)"
     for path in target.states():
         blob = path.read_bytes()
         assert user.cookie.encode() not in blob, f"{path.name} holds the session cookie"
         assert b"rubin_session" not in blob
         assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700, "the states folder is readable by others"
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, f"{path.name} is readable by others"
 
 
 def _state_files(target: Target, tab: Tab, session_hash: str) -> list[Path]:
