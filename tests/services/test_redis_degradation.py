@@ -104,7 +104,7 @@ async def test_redis_away_and_back(
     back_user = await new_user()
     await ask(rt, back_user)  # a miss: the restarted Redis is empty; the answer is stored again
     assert await redis_client.exists(f"rubin:rl:user:{back_user}") == 1  # the limiter counts in Redis again
-    hit = await ask(rt, await new_user())
+    hit = await ask(rt, back_user)  # the same user asks again (the cache is per user): answered from Redis
     assert hit.run.replay is not None and standin.requests == 7
     assert warnings_with(caplog, "Redis is back") == 1
     assert warnings_with(caplog, "Redis unavailable") == 1
