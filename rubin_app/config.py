@@ -158,7 +158,8 @@ class Settings(BaseSettings):
         default_factory=list, description="Comma-separated emails that become admins when they sign in."
     )
     secret_key: SecretStr | None = Field(
-        default=None, description="Signs the sign-in flow cookie (32+ chars); empty: generated into DATA_DIR."
+        default=None,
+        description="Signs the sign-in flow and known-device cookies (32+ chars); empty: generated into DATA_DIR.",
     )
     session_lifetime_hours: float = Field(default=720, gt=0, description="How long a sign-in lasts, in hours.")
     password_min_length: int = Field(default=10, ge=8, le=128, description="Shortest password accepted.")
