@@ -10,7 +10,7 @@ import json
 import logging
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -48,7 +48,9 @@ def _peer(request: Request) -> str:
 def client_ip(request: Request) -> str:
     """The client's address: the peer, or X-Forwarded-For when the peer is one of TRUSTED_PROXIES."""
     trusted = get_runtime().settings.trusted_proxies
-    return net.client_address(_peer(request), request.headers.get("x-forwarded-for", ""), trusted)
+    # Every X-Forwarded-For line, in order: a proxy may add a line of its own instead of appending.
+    forwarded = ", ".join(request.headers.getlist("x-forwarded-for"))
+    return net.client_address(_peer(request), forwarded, trusted)
 
 
 def safe_next(value: str | None) -> str:
@@ -96,7 +98,11 @@ def _same_origin(request: Request) -> bool:
     origin = request.headers.get("origin")
     if origin is None or origin == "null":
         return origin is None
-    return urlsplit(origin).netloc == request.headers.get("host", "")
+    rt = get_runtime()
+    scheme = net.forwarded_proto(
+        _peer(request), request.headers.get("x-forwarded-proto", ""), request.url.scheme, rt.settings.trusted_proxies
+    )
+    return net.origin_allowed(origin, request.headers.get("host", ""), rt.settings.public_url, scheme=scheme)
 
 
 async def _form(request: Request) -> dict[str, str]:

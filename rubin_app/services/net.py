@@ -20,12 +20,18 @@ def parse_networks(items: tuple[str, ...]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(i, strict=False) for i in items)
 
 
-def _trusted(address: str, networks: Iterable[Network]) -> bool:
+def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address as an IP (an IPv4-mapped IPv6 address as the IPv4 one); None when it is not one."""
     try:
         ip = ipaddress.ip_address(address.strip().strip("[]"))
     except ValueError:
-        return False
-    return any(ip in net for net in networks)
+        return None
+    return ip.ipv4_mapped or ip if isinstance(ip, ipaddress.IPv6Address) else ip
+
+
+def _trusted(address: str, networks: Iterable[Network]) -> bool:
+    ip = _ip(address)
+    return ip is not None and any(ip in net for net in networks)
 
 
 def client_address(peer: str, forwarded_for: str, trusted_proxies: Iterable[str]) -> str:
@@ -40,8 +46,9 @@ def client_address(peer: str, forwarded_for: str, trusted_proxies: Iterable[str]
     hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
     for hop in reversed(hops):
         if not _trusted(hop, networks):
-            return hop[:64]
-    return hops[0][:64] if hops else peer
+            ip = _ip(hop)  # junk, or an address with a port, is not a client address: the proxy is
+            return str(ip) if ip is not None else peer
+    return peer
 
 
 def forwarded_proto(peer: str, proto_header: str, scheme: str, trusted_proxies: Iterable[str]) -> str:
@@ -65,11 +72,13 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
-def origin_allowed(origin: str | None, host: str, public_url: str, extra: Iterable[str] = ()) -> bool:
+def origin_allowed(
+    origin: str | None, host: str, public_url: str, extra: Iterable[str] = (), scheme: str = ""
+) -> bool:
     """Whether a browser request from `origin` may act on this app (websocket handshake, CORS).
 
     Allowed: no Origin header at all (not a browser page: curl, the SDKs), the app's own public origin
-    (PUBLIC_URL), the same host the request was sent to, and `extra` (the dev frontend's origin).
+    (PUBLIC_URL), the same scheme and host the request was sent to, and `extra` (the dev frontend's origin).
     A page on another port or another subdomain of the same host is a different origin: refused.
     """
     if origin is None:
@@ -81,4 +90,8 @@ def origin_allowed(origin: str | None, host: str, public_url: str, extra: Iterab
         return True
     if origin in {o.lower() for o in extra}:
         return True
-    return bool(host) and urlsplit(origin).netloc == host.strip().lower()
+    parts = urlsplit(origin)
+    # http://host is not https://host. An https page asking a server that sees plain http is a TLS proxy
+    # in front (not declared in TRUSTED_PROXIES): as trustworthy as the app itself.
+    same_scheme = not scheme or parts.scheme in (scheme, "https")
+    return bool(host) and same_scheme and parts.netloc == host.strip().lower()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -15,6 +16,17 @@ from rubin_app.state.socket import SecureEventNamespace
 from rubin_app.state.tab_store import TabStateDisk, TabStateRedis
 
 log = logging.getLogger(__name__)
+# The second purge of an ended session's tabs: after the event that ended it (sign-out, deletion) has
+# finished and saved, and after every worker's 2-second cache of the session has expired.
+PURGE_AGAIN_AFTER = 3.0
+
+
+async def _purge_later(store: Any, token_hashes: list[str]) -> None:
+    await asyncio.sleep(PURGE_AGAIN_AFTER)
+    try:
+        await store.purge_sessions(token_hashes)
+    except Exception:
+        log.exception("purging the tab states of ended sessions failed")
 
 
 def install(app: Any, settings: Settings) -> None:
@@ -32,10 +44,17 @@ def install(app: Any, settings: Settings) -> None:
         app._event_namespace = namespace
         app.sio.register_namespace(namespace)
 
+    pending: set[asyncio.Task] = set()
+
     async def purge(token_hashes: list[str]) -> None:
+        """Purge now what no event is using, and everything again once in-flight events and caches are done."""
         store = app._state_manager
-        if hasattr(store, "purge_sessions"):
-            await store.purge_sessions(token_hashes)
+        if not hasattr(store, "purge_sessions"):
+            return
+        await store.purge_sessions(token_hashes)
+        task = asyncio.create_task(_purge_later(store, token_hashes))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
 
     sessions.ended_hooks[:] = [purge]
     install_log_redaction()

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 MAX_WAIT = 2.0  # seconds an event may be held back before it is dropped instead
 DROPS_BEFORE_DISCONNECT = 50
 OPEN_WINDOW = 60.0  # connections opened per IP are counted over this many seconds
+SWEEP_EVERY = 10.0  # how often idle addresses and owners are forgotten
 
 
 @dataclass
@@ -51,6 +52,7 @@ class RateGate:
         self._drops: dict[str, int] = {}
         self._open: dict[str, int] = {}
         self._opened: dict[str, deque[float]] = {}
+        self._swept = 0.0
 
     # ---- connections -------------------------------------------------------------------------------
     def open_connection(self, ip: str) -> bool:
@@ -75,8 +77,20 @@ class RateGate:
             self._open[ip] = left
         else:
             self._open.pop(ip, None)
-            if not self._opened.get(ip):
-                self._opened.pop(ip, None)
+        self._sweep(time.monotonic())
+
+    def _sweep(self, now: float) -> None:
+        """Forget addresses with nothing open and nothing opened in the window, and idle owners (bounded memory)."""
+        if now - self._swept < SWEEP_EVERY:
+            return
+        self._swept = now
+        for ip, opened in list(self._opened.items()):
+            while opened and now - opened[0] > OPEN_WINDOW:
+                opened.popleft()
+            if not opened and ip not in self._open:
+                del self._opened[ip]
+        # A full bucket (refilled for burst/rate seconds) is the same as no bucket: drop those.
+        self._owners = {k: b for k, b in self._owners.items() if now - b.at < b.burst / b.rate}
 
     def connections(self, ip: str) -> int:
         """Open connections from `ip` in this worker."""
@@ -104,9 +118,6 @@ class RateGate:
         return self._drops[sid] == DROPS_BEFORE_DISCONNECT
 
     def forget(self, sid: str) -> None:
-        """Drop a closed tab's bucket (owners' buckets are small and refill; pruned when many)."""
+        """Drop a closed tab's bucket (owners' buckets are swept once full again)."""
         self._tabs.pop(sid, None)
         self._drops.pop(sid, None)
-        if len(self._owners) > 10_000:
-            now = time.monotonic()
-            self._owners = {k: b for k, b in self._owners.items() if now - b.at < 60}

@@ -36,6 +36,7 @@ from socketio.exceptions import ConnectionRefusedError as SocketRefused
 
 from rubin_app.config import Settings
 from rubin_app.services import net
+from rubin_app.services.runtime import get_runtime
 from rubin_app.services.sessions import hash_token, token_from_cookie_header
 from rubin_app.state.rate_gate import RateGate
 
@@ -69,8 +70,12 @@ def session_tail(session_hash: str) -> str:
 
 
 def _headers(environ: dict[str, Any]) -> dict[str, str]:
-    scope = environ.get("asgi.scope", {})
-    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+    """The handshake's headers; a header sent on several lines is joined in order (X-Forwarded-For)."""
+    headers: dict[str, str] = {}
+    for k, v in environ.get("asgi.scope", {}).get("headers", []):
+        name, value = k.decode("latin-1").lower(), v.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers and name != "cookie" else value
+    return headers
 
 
 def _peer(environ: dict[str, Any]) -> str:
@@ -96,16 +101,18 @@ class SecureEventNamespace(EventNamespace):
     async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
         """Refuse foreign origins and over-limit IPs; bind the presented token to the session cookie."""
         headers = _headers(environ)
+        peer, trusted = _peer(environ), self.settings.trusted_proxies
+        scheme = {"wss": "https", "ws": "http"}.get(environ.get("asgi.scope", {}).get("scheme", ""), "")
+        scheme = net.forwarded_proto(peer, headers.get("x-forwarded-proto", ""), scheme, trusted) if scheme else ""
         if not net.origin_allowed(headers.get("origin"), headers.get("host", ""), self.settings.public_url,
-                                  self.dev_origins):  # fmt: skip
+                                  self.dev_origins, scheme=scheme):  # fmt: skip
             log.warning("websocket refused: foreign origin %r", (headers.get("origin") or "")[:100])
             raise SocketRefused("origin not allowed")
-        ip = net.client_address(_peer(environ), headers.get("x-forwarded-for", ""), self.settings.trusted_proxies)
+        ip = net.client_address(peer, headers.get("x-forwarded-for", ""), trusted)
         if not self.gate.open_connection(ip):
             log.warning("websocket refused: too many connections from one address")
             raise SocketRefused("too many connections")
-        cookie = token_from_cookie_header(headers.get("cookie", ""))
-        session_hash = hash_token(cookie) if cookie else ""
+        session_hash = await self._live_session(headers.get("cookie", ""))
         query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
         presented = (query.get("token") or [""])[0]
         if not CLIENT_TOKEN.match(presented):
@@ -119,6 +126,19 @@ class SecureEventNamespace(EventNamespace):
         except BaseException:
             self._forget(sid)
             raise
+
+    @staticmethod
+    async def _live_session(cookie_header: str) -> str:
+        """The hash of the connection's session token when that session is live; "" (signed out) otherwise.
+
+        A made-up, revoked or idle-expired cookie binds the tab to nothing: it gets a signed-out tab's state
+        (memory only, short-lived), never a state that a dead session left behind.
+        """
+        cookie = token_from_cookie_header(cookie_header)
+        if not cookie:
+            return ""
+        session_hash = hash_token(cookie)
+        return session_hash if await get_runtime().principal_by_hash(session_hash) is not None else ""
 
     def _build_static_router_data(self, sid: str, environ: dict) -> dict[str, Any]:
         """Reflex's per-connection router data, minus credentials, with the trusted client address."""

@@ -86,6 +86,8 @@ class TabStateDisk(StateManagerDisk):
         """Forget and delete the states of the given sessions' tabs; returns how many tabs."""
         tails = tuple(session_tail(h) for h in token_hashes)
         keys = [k for k in list(self._token_last_touched) if k.endswith(tails)]
+        # A tab whose event is running now (the sign-out or deletion itself) is left to the second pass.
+        keys = [k for k in keys if not self._is_locked(self._token_last_touched[k][1])]
         for key in keys:
             _, token = self._token_last_touched[key]
             self._purge_token(token)
@@ -127,7 +129,7 @@ class TabStateRedis(ResilientStateManager):
         try:
             pipeline = self.redis.pipeline(transaction=False)
             for cls in state_classes():
-                pipeline.expire(str(BaseStateToken(ident=ident, cls=cls)), int(self.anonymous_seconds), xx=True)
+                pipeline.expire(str(BaseStateToken(ident=ident, cls=cls)), int(self.anonymous_seconds))
             await pipeline.execute()
         except UNREACHABLE as exc:
             self.guard.trip(exc)
@@ -137,15 +139,18 @@ class TabStateRedis(ResilientStateManager):
         tails = [session_tail(h) for h in token_hashes]
         idents: set[str] = {k for k in list(self._used) if any(k.endswith(t) for t in tails)}
         for key in idents:
-            self._drop(key)
+            self.forget(key)  # this worker's copy (kept while one of its events runs: the second pass)
         assert self.guard is not None
         if self.guard.up:
             try:
                 for tail in tails:
-                    async for raw in self.redis.scan_iter(match=f"t*{tail}_*", count=500):
-                        key = raw.decode() if isinstance(raw, bytes) else raw
-                        idents.add(key.partition("_")[0])
-                        await self.redis.delete(key)
+                    keys = [k.decode() if isinstance(k, bytes) else k
+                            async for k in self.redis.scan_iter(match=f"t*{tail}_*", count=500)]  # fmt: skip
+                    busy = {k.partition("_")[0] for k in keys if k.endswith("_lock")}  # an event runs on it now
+                    gone = [k for k in keys if k.partition("_")[0] not in busy]
+                    idents.update(k.partition("_")[0] for k in gone)
+                    if gone:
+                        await self.redis.delete(*gone)
             except UNREACHABLE as exc:
                 self.guard.trip(exc)
         return len(idents)

@@ -224,9 +224,9 @@ def test_a_shared_computer_shows_the_next_user_nothing_of_the_last(
         ws.on("framereceived", lambda frame: listening["on"] and received.append(str(frame)))
 
     page.on("websocket", tap)
+    listening["on"] = True  # from the sign-out on: the login page's own hydration is where the old leak showed
     open_user_menu(page).get_by_test_id("menu-sign-out").click()
     wait_login(page)
-    listening["on"] = True
     fill_sign_in(page, bob.email, bob.password)
     wait_live(page)
     expect(page.get_by_test_id("sidebar")).to_contain_text("No chats yet")

@@ -15,6 +15,7 @@ from bench.ws_client import NAMESPACE, STATE, Tab
 
 AUTH = f"{STATE}.rubin_app___state___auth____auth_state"
 CHAT = f"{AUTH}.rubin_app___state___chat____chat_state"
+ACCOUNT = f"{AUTH}.rubin_app___pages___account____account_state"
 
 
 @dataclass

@@ -18,7 +18,7 @@ from pathlib import Path
 from bench.ws_client import STATE, Tab
 from rubin_app.services.sessions import hash_token
 from rubin_app.state.socket import tab_key
-from tests.security.client import open_tab, post_form, received, sign_in, sign_up
+from tests.security.client import ACCOUNT, open_tab, post_form, received, sign_in, sign_up
 from tests.security.conftest import Target
 
 from .helpers import run
@@ -161,3 +161,48 @@ def test_the_hydrate_frame_of_a_signed_out_tab_names_nobody(target: Target) -> N
         return first
 
     assert user.email not in run(scenario())
+
+
+def test_a_made_up_or_dead_cookie_binds_the_tab_to_nothing(target: Target) -> None:
+    if not target.local:
+        return  # disk use is not visible from outside (RUBIN_TARGET_URL)
+    user = sign_up(target.base, "deadcookie")
+    secret = f"dates-{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> tuple[Tab, Tab, str, str]:
+        token = await _chat(target.base, user.cookie, secret)
+        made_up = await open_tab(target.base, "x" * 43, path="/login")  # looks like a cookie, names no session
+        await made_up.close()
+        assert post_form(target.base, "/auth/logout", user.cookie).status_code == 303
+        await asyncio.sleep(4)  # the second purge pass
+        dead = await open_tab(target.base, user.cookie, token=token)  # the signed-out cookie, the same tab
+        await dead.close()
+        await asyncio.sleep(3)  # Reflex writes states to disk after a short debounce
+        return made_up, dead, token, received(dead)
+
+    made_up, dead, _, seen = run(scenario())
+    assert user.email not in seen and secret not in seen
+    for tab, cookie in ((made_up, "x" * 43), (dead, user.cookie)):
+        # Neither a state bound to the dead or made-up session (for the signed-out cookie: what the session's
+        # tab kept, purged at sign-out) nor a signed-out tab's state is on disk.
+        for session_hash in (hash_token(cookie), ""):
+            written = [p for p in _state_files(target, tab, session_hash) if p.exists()]
+            assert not written, f"{len(written)} state files on disk for a tab with a dead or made-up cookie"
+
+
+def test_deleting_the_account_purges_its_tabs(target: Target) -> None:
+    if not target.local:
+        return  # the server's files are not ours to read (RUBIN_TARGET_URL)
+    user = sign_up(target.base, "deleted")
+
+    async def scenario() -> Tab:
+        tab = await open_tab(target.base, user.cookie, path="/account")
+        await asyncio.sleep(3)  # its state reaches the disk
+        assert any(p.exists() for p in _state_files(target, tab, hash_token(user.cookie)))
+        await tab.emit(f"{ACCOUNT}.delete_account", {"form": {"confirm": user.email}})
+        await asyncio.sleep(5)  # deleted, then both purge passes
+        await tab.close()
+        return tab
+
+    tab = run(scenario())
+    assert not [p for p in _state_files(target, tab, hash_token(user.cookie)) if p.exists()]

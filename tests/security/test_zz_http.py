@@ -37,9 +37,12 @@ def test_security_headers_on_pages_api_and_404s(target: Target) -> None:
 
 
 def test_redirects_never_follow_a_forged_host(target: Target) -> None:
-    for path in ("/login/", "/account/", "/api/health/"):
+    redirected = 0
+    for path in ("/login/", "/auth/signed-out/", "/auth/login/mock/", "/api/health/"):
         response = httpx.get(f"{target.base}{path}", headers={"Host": "evil.example"}, timeout=30)
+        redirected += response.is_redirect
         assert "evil.example" not in response.headers.get("location", ""), (path, response.headers.get("location"))
+    assert redirected, "none of the trailing-slash paths redirected (the check would prove nothing)"
 
 
 def test_health_shows_no_cache_counters_to_strangers(target: Target) -> None:
