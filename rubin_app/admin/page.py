@@ -168,7 +168,10 @@ def _audit_filters() -> rx.Component:
             rx.el.label(
                 rx.hstack(
                     rx.checkbox(
-                        name="failures", default_checked=AdminState.audit_failures, data_testid="audit-failures"
+                        name="failures",
+                        default_checked=AdminState.audit_failures,
+                        aria_label=T["audit_failures_only"],  # Radix's checkbox is a button: the label is not its name
+                        data_testid="audit-failures",
                     ),
                     rx.text(T["audit_failures_only"], size="2"),
                     align="center",
