@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -377,12 +378,31 @@ async def _reserve_check(
             known=known,
         )  # fmt: skip
     except InputError as exc:
-        detail = f"{kind} {source.partition(':')[0]} {exc.code} {exc.params}"
-        await audit.record(
-            session=session, action=audit.LOCKED_OUT, ok=False, user_id=user_id, email=email, ip=ip, detail=detail
-        )
-        await session.commit()
+        if _refusal_worth_auditing(email, ip):
+            detail = f"{kind} {source.partition(':')[0]} {exc.code} {exc.params}"
+            await audit.record(
+                session=session, action=audit.LOCKED_OUT, ok=False, user_id=user_id, email=email, ip=ip, detail=detail
+            )
+            await session.commit()
         raise
+
+
+_refusals_audited: dict[tuple[str, str], float] = {}
+REFUSAL_AUDIT_EVERY = 60.0  # seconds: one "locked out" row per account and address, however many refusals
+
+
+def _refusal_worth_auditing(email: str, ip: str) -> bool:
+    """Whether a refused sign-in gets an audit row (a flood of refused attempts must not flood the log)."""
+    now = time.monotonic()
+    if len(_refusals_audited) > 10_000:
+        for key, at in list(_refusals_audited.items()):
+            if now - at > REFUSAL_AUDIT_EVERY:
+                del _refusals_audited[key]
+    last = _refusals_audited.get((email, ip))
+    if last is not None and now - last < REFUSAL_AUDIT_EVERY:
+        return False
+    _refusals_audited[(email, ip)] = now
+    return True
 
 
 async def _signed_in(session: AsyncSession, settings: Settings, user: User, ip: str) -> None:
