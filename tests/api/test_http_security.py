@@ -251,7 +251,9 @@ def test_forwarded_for_from_a_trusted_proxy_is_the_client(start_app, serve: Serv
     app = start_app(trusted_proxies="127.0.0.1/32")
     url = serve(build_api())
     data = {"email": "a@example.com", "password": "correct horse battery", "password2": "correct horse battery"}
-    headers = {"Origin": url, "X-Forwarded-For": "198.51.100.1, 203.0.113.9", "X-Forwarded-Proto": "https"}
+    # The browser's page is https (TLS ends at the proxy), so that is its Origin.
+    origin = url.replace("http://", "https://", 1)
+    headers = {"Origin": origin, "X-Forwarded-For": "198.51.100.1, 203.0.113.9", "X-Forwarded-Proto": "https"}
     response = httpx.post(url + "/auth/local/signup", data=data, headers=headers, timeout=15)
     assert response.status_code == 303
     assert session_ip(app) == "203.0.113.9"  # the rightmost address the trusted proxy saw
@@ -314,3 +316,14 @@ def test_health_shows_cache_counters_only_to_an_admin(start_app) -> None:
     app.sign_up(user, "user@example.com")
     assert "cache" not in user.get("/api/health").json()
     assert admin.get("/api/health").json()["cache"] == {"hits": 0, "misses": 0}
+
+
+def test_a_plain_http_page_cannot_post_to_an_https_app(start_app, serve: Serve) -> None:
+    """Login CSRF across schemes: http://host is another origin than https://host (a downgraded page)."""
+    start_app(trusted_proxies="127.0.0.1/32")
+    url = serve(build_api())
+    data = {"email": "b@example.com", "password": "correct horse battery", "password2": "correct horse battery"}
+    headers = {"Origin": url, "X-Forwarded-Proto": "https"}  # the proxy saw https, the page was http
+    response = httpx.post(url + "/auth/local/signup", data=data, headers=headers, timeout=15)
+    assert session_cookie(response) is None
+    assert "bad_origin" in response.headers.get("location", "")
