@@ -8,17 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, func, select
@@ -28,123 +23,14 @@ from rubin_app.config import Settings
 from rubin_app.i18n import CATALOGS
 from rubin_app.models import AppSetting, AuditEvent, AuthSession, Conversation, Message, Role, User
 from rubin_app.models.user import utcnow
-from rubin_app.services import audit, login_guard, sessions
+from rubin_app.services import audit, credentials, login_guard, sessions
 from rubin_app.services.chats import InputError
-from rubin_app.services.text import has_unstorable
+from rubin_app.services.credentials import check_password, clean_display_name, normalize_email
 
 LEGACY_PROVIDER = "legacy"  # the foundation's single local user, before sign-in existed
-EMAIL_MAX = 254
-NAME_MAX = 100
-PASSWORD_MAX = 256
 LANGUAGES = {"", *CATALOGS}  # "": follow the browser
 THEMES = {"", "light", "dark"}
-JOINERS = {"\u200c", "\u200d"}  # zero-width non-joiner and joiner
-COMMON_PASSWORDS = frozenset(
-    [
-        "123456789012",
-        "1234567890",
-        "12345678901",
-        "password123",
-        "password1234",
-        "qwertyuiop",
-        "qwerty12345",
-        "1q2w3e4r5t",
-        "iloveyou123",
-        "administrator",
-        "passw0rd123",
-        "welcome123",
-        "letmein1234",
-        "abc1234567",
-        "0987654321",
-        "1111111111",
-        "monkey12345",
-        "dragon12345",
-        "football123",
-        "baseball123",
-        "sunshine123",
-        "princess123",
-        "qwerty123456",
-        "password12",
-        "йцукенгшщз",
-        "1234567890q",
-    ]
-)
-
-INTERNAL_DOMAIN = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$", re.I)
-
-_hasher = PasswordHasher()
-_dummy_hash: str | None = None
 _first_user_lock = asyncio.Lock()
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def normalize_email(raw: str) -> str:
-    """A syntactically valid email, lower-cased; InputError("bad_email") otherwise."""
-    raw = (raw or "").strip()
-    if not raw or len(raw) > EMAIL_MAX:
-        raise InputError("bad_email")
-    try:
-        return validate_email(raw, check_deliverability=False).normalized.lower()
-    except EmailNotValidError:
-        pass
-    # Company directories hand out addresses on internal names (user@corp.local, admin@intranet.lan) that
-    # the validator rejects as special-use domains: accept them when the address is otherwise valid.
-    local, _, domain = raw.rpartition("@")
-    if local and INTERNAL_DOMAIN.match(domain):
-        try:
-            checked = validate_email(f"{local}@example.com", check_deliverability=False)
-        except EmailNotValidError:
-            raise InputError("bad_email") from None
-        return f"{checked.local_part}@{domain}".lower()
-    raise InputError("bad_email")
-
-
-def clean_display_name(raw: str, fallback: str = "") -> str:
-    """A one-line display name of printable characters (any script), at most NAME_MAX long."""
-    name = " ".join((raw or "").split())
-    # Format characters are refused (bidi overrides, zero-width spaces) except the two joiners that
-    # emoji sequences (U+200D) and Persian or Indic scripts (U+200C) need.
-    if any(unicodedata.category(c) in {"Cc", "Cf", "Co", "Cs"} and c not in JOINERS for c in name):
-        raise InputError("bad_name")
-    if len(name) > NAME_MAX:
-        raise InputError("name_too_long", limit=NAME_MAX)
-    return name or fallback
-
-
-def check_password(password: str, *, email: str, min_length: int) -> None:
-    """Minimum strength: long enough, not a well-known password, not the email."""
-    if len(password) < min_length:
-        raise InputError("password_too_short", limit=min_length)
-    if len(password) > PASSWORD_MAX:
-        raise InputError("password_too_long", limit=PASSWORD_MAX)
-    if has_unstorable(password) or any(c < " " for c in password):
-        raise InputError("password_bad_characters")
-    lowered = password.casefold()
-    if lowered in COMMON_PASSWORDS or len(set(password)) < 4:
-        raise InputError("password_common")
-    if email and (lowered == email.casefold() or lowered == email.split("@")[0].casefold()):
-        raise InputError("password_like_email")
-
-
-def _verify(password_hash: str | None, password: str) -> bool:
-    global _dummy_hash
-    if password_hash is None:
-        # Unknown account: spend the same time as a real check, so timing does not reveal which emails exist.
-        _dummy_hash = _dummy_hash or _hasher.hash("not-a-real-password")
-        password_hash = _dummy_hash
-        _verify_hash(password_hash, password)
-        return False
-    return _verify_hash(password_hash, password)
-
-
-def _verify_hash(password_hash: str, password: str) -> bool:
-    try:
-        # "surrogatepass": a lone surrogate (a crafted form field) is bytes like any other, never a crash.
-        return _hasher.verify(password_hash, password.encode("utf-8", "surrogatepass"))
-    except (VerificationError, InvalidHashError):
-        return False
 
 
 # --------------------------------------------------------------------------- policy
@@ -280,7 +166,9 @@ async def sign_up_local(
     check_password(password, email=email, min_length=settings.password_min_length)
     limits = login_guard.Limits.of(settings)
     attempt = await login_guard.reserve_sign_up(session=session, limits=limits, email=email, ip=ip)
-    password_hash = await asyncio.to_thread(_hasher.hash, password)  # also when the email is taken: same timing
+    password_hash = await asyncio.to_thread(
+        credentials.hasher.hash, password
+    )  # also when the email is taken: same timing
     async with _first_user_lock:  # two first sign-ups at once must not both become admin
         owner = (await session.exec(select(User).where(User.email == email))).first()
         if owner is not None:
@@ -348,7 +236,7 @@ async def sign_in_local(
         source=f"device:{device}" if device else f"ip:{ip}", known=device is not None,
         user_id=user.id if user else None,
     )  # fmt: skip
-    ok = await asyncio.to_thread(_verify, user.password_hash if user else None, password)
+    ok = await asyncio.to_thread(credentials.verify, user.password_hash if user else None, password)
     await login_guard.settle(session=session, attempt_id=attempt, ok=ok and user is not None)
     if not ok or user is None:
         await audit.record(
@@ -361,8 +249,8 @@ async def sign_in_local(
         )
         await session.commit()
         raise InputError("bad_credentials")
-    if user.password_hash and _hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = await asyncio.to_thread(_hasher.hash, password)
+    if user.password_hash and credentials.hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = await asyncio.to_thread(credentials.hasher.hash, password)
     await _signed_in(session, settings, user, ip)
     return user
 
@@ -435,7 +323,9 @@ async def sign_in_external(
             raise InputError("no_email")
         email = normalize_email(email)
         try:
-            name = clean_display_name(display_name[:NAME_MAX] if display_name else "", fallback=email.split("@")[0])
+            name = clean_display_name(
+                display_name[: credentials.NAME_MAX] if display_name else "", fallback=email.split("@")[0]
+            )
         except InputError:  # the provider's name is not the user's to fix here: show the email's local part
             name = email.split("@")[0]
         async with _first_user_lock:
@@ -491,7 +381,7 @@ async def change_password(
         session, settings, kind=login_guard.PASSWORD, email=user.email or "", ip=ip, source=source,
         known=keep_session_id is not None, user_id=user_id,
     )  # fmt: skip
-    ok = await asyncio.to_thread(_verify_hash, user.password_hash, current)
+    ok = await asyncio.to_thread(credentials.verify_hash, user.password_hash, current)
     await login_guard.settle(session=session, attempt_id=attempt, ok=ok)
     if not ok:
         await audit.record(session=session, action=audit.PASSWORD_CHANGED, ok=False, user_id=user_id, ip=ip)
@@ -499,7 +389,7 @@ async def change_password(
     if not ok:
         raise InputError("wrong_password")
     check_password(new, email=user.email or "", min_length=settings.password_min_length)
-    user.password_hash = await asyncio.to_thread(_hasher.hash, new)
+    user.password_hash = await asyncio.to_thread(credentials.hasher.hash, new)
     session.add(user)
     ended = await sessions.revoke_all(session=session, user_id=user_id, keep_session_id=keep_session_id)
     await audit.record(session=session, action=audit.PASSWORD_CHANGED, user_id=user_id, ip=ip, detail=f"ended {ended}")

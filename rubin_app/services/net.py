@@ -72,9 +72,7 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
-def origin_allowed(
-    origin: str | None, host: str, public_url: str, extra: Iterable[str] = (), scheme: str = ""
-) -> bool:
+def origin_allowed(origin: str | None, host: str, public_url: str, extra: Iterable[str] = (), scheme: str = "") -> bool:
     """Whether a browser request from `origin` may act on this app (websocket handshake, CORS).
 
     Allowed: no Origin header at all (not a browser page: curl, the SDKs), the app's own public origin

@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import col, select
 
 from rubin_app.models import AuditEvent, AuthSession, Conversation, Message, Role, User
-from rubin_app.services import accounts, sessions
+from rubin_app.services import accounts, credentials, sessions
 from rubin_app.services.chats import InputError
 from tests.factories import make_account, make_conversation, make_exchange
 
@@ -61,13 +61,13 @@ async def refused(db_scope, code: str, action) -> InputError:
 def test_bad_emails_are_refused(email: str) -> None:
     """Empty, malformed and overlong addresses are refused with one clear code."""
     with pytest.raises(InputError) as info:
-        accounts.normalize_email(email)
+        credentials.normalize_email(email)
     assert info.value.code == "bad_email"
 
 
 def test_emails_are_normalised() -> None:
-    assert accounts.normalize_email("  Ivan.Petrov@Example.COM ") == "ivan.petrov@example.com"
-    assert accounts.normalize_email("Иван@Пример.рф") == "иван@пример.рф"
+    assert credentials.normalize_email("  Ivan.Petrov@Example.COM ") == "ivan.petrov@example.com"
+    assert credentials.normalize_email("Иван@Пример.рф") == "иван@пример.рф"
 
 
 @pytest.mark.parametrize(
@@ -82,14 +82,14 @@ def test_emails_are_normalised() -> None:
 )
 def test_unicode_display_names_are_kept(raw: str, shown: str) -> None:
     """Names in any script, with emoji, are kept as typed (whitespace collapsed to one line)."""
-    assert accounts.clean_display_name(raw) == shown
+    assert credentials.clean_display_name(raw) == shown
 
 
 @pytest.mark.parametrize("raw", ["bell\x07", "nul\x00", "evil\u202egnp.exe", "zero\u200bwidth", "private\ue000"])
 def test_control_characters_in_names_are_refused(raw: str) -> None:
     """Invisible and direction-changing characters cannot hide in a name."""
     with pytest.raises(InputError) as info:
-        accounts.clean_display_name(raw)
+        credentials.clean_display_name(raw)
     assert info.value.code == "bad_name"
 
 
@@ -111,10 +111,10 @@ def test_control_characters_in_names_are_refused(raw: str) -> None:
 def test_weak_passwords_are_refused(password: str, code: str | None) -> None:
     """Too short, well-known, repetitive or the email itself: refused with a reason."""
     if code is None:
-        accounts.check_password(password, email="anna.lee@example.com", min_length=10)
+        credentials.check_password(password, email="anna.lee@example.com", min_length=10)
         return
     with pytest.raises(InputError) as info:
-        accounts.check_password(password, email="anna.lee@example.com", min_length=8)
+        credentials.check_password(password, email="anna.lee@example.com", min_length=8)
     assert info.value.code == code
 
 
@@ -427,4 +427,4 @@ async def test_policy_switches(db_scope, make_settings) -> None:
 @pytest.mark.parametrize("email", ["dev@rubin.local", "Ops@Intranet.Corp.LAN", "x@host.internal"])
 async def test_company_addresses_on_internal_domains_are_accepted(email: str) -> None:
     """An IdP or a user with user@corp.local can sign up (the validator's special-use list is too strict)."""
-    assert accounts.normalize_email(email) == email.lower()
+    assert credentials.normalize_email(email) == email.lower()
