@@ -263,3 +263,26 @@ def test_admin_approves_a_new_user(
     _set_approval(page, False)
     page.reload()
     expect(_approval_switch(page)).to_have_attribute("data-state", "unchecked")
+
+
+def test_someone_signing_up_with_my_email_is_told_neutrally_and_shown_to_me(
+    open_page: Callable[..., Page], make_account: Callable[..., Account]
+) -> None:
+    owner = make_account("owned")
+    stranger = open_page(signed_in=False)
+    stranger.goto("/login?mode=signup")
+    form = stranger.get_by_test_id("signup-form")
+    expect(form).to_be_visible(timeout=20_000)
+    form.locator('input[name="email"]').fill(owner.email)
+    for name in ("password", "password2"):
+        form.locator(f'input[name="{name}"]').fill("a-brand-new-password-1")
+    form.get_by_test_id("sign-up").click()
+    error = stranger.get_by_test_id("login-error")
+    expect(error).to_have_text(
+        "No account was created with these details. If you already have an account, sign in instead."
+    )
+    expect(stranger.locator("body")).not_to_contain_text("already registered")
+
+    page = open_page(signed_in=owner)
+    open_account(page)
+    expect(page.get_by_test_id("security-notice")).to_contain_text("Someone tried to create an account with your email")
