@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
@@ -286,3 +287,33 @@ def test_someone_signing_up_with_my_email_is_told_neutrally_and_shown_to_me(
     page = open_page(signed_in=owner)
     open_account(page)
     expect(page.get_by_test_id("security-notice")).to_contain_text("Someone tried to create an account with your email")
+
+
+def test_admin_filters_the_audit_log_and_sees_look_alike_accounts(
+    admin_page: Page, make_account: Callable[..., Account], app_server
+) -> None:
+    tag = unique("audited")
+    real = make_account(tag)
+    imitation = real.email.replace("a", "\u0430", 1)  # a Cyrillic "а" in place of the first Latin "a"
+    assert imitation != real.email
+    password = f"pw-{tag}-long"
+    form = {"name": "Imitator", "email": imitation, "password": password, "password2": password}
+    httpx.post(f"{app_server.url}/auth/local/signup", data=form, timeout=30)
+    for _ in range(2):  # two failed sign-ins of the real account
+        httpx.post(
+            f"{app_server.url}/auth/local/login", data={"email": real.email, "password": "wrong password!"}, timeout=30
+        )
+
+    page = admin_page
+    open_admin(page)
+    # The imitation's row warns that it looks like the real account (and the real one's row the other way).
+    expect(page.get_by_test_id("lookalike").filter(has_text=f"Looks like {real.email}")).to_have_count(1)
+    expect(page.get_by_test_id("lookalike").filter(has_text=f"Looks like {imitation}")).to_have_count(1)
+
+    page.get_by_test_id("audit-text").fill(real.email)
+    page.get_by_test_id("audit-failures").click()
+    page.get_by_test_id("audit-filter").click()
+    audit = page.get_by_test_id("audit-row")
+    expect(audit).to_have_count(2)
+    expect(audit.first).to_contain_text("sign_in_failed")
+    expect(page.get_by_test_id("audit-older")).to_be_disabled()
