@@ -68,6 +68,7 @@ class StandInConfig:
     fail_first_n: int = 0
     api_key: str | None = None
     ready: bool = True
+    models_fault: str = "none"  # "hang": GET /v1/models accepts and never answers (until the client goes away)
 
 
 @dataclass
@@ -202,6 +203,7 @@ class StandIn:
         """Zero counters, records and the fail_first_n budget (`active_streams` is a gauge: kept)."""
         self.active_streams = getattr(self, "active_streams", 0)
         self.requests = self.cancelled = self.completed = self.dropped = self.errors = 0
+        self.model_requests = 0  # GET /v1/models
         self.failed_first = 0
         self.records: list[RequestRecord] = []
         self.last_request_json: dict[str, Any] | None = None
@@ -277,8 +279,12 @@ class StandIn:
 
     async def _models(self, request: Request) -> Response:
         """GET /v1/models."""
+        self.model_requests += 1
         if (denied := self._auth_error(request)) is not None:
             return denied
+        if self.config.models_fault == "hang":
+            await self._wait(request, HANG_SECONDS)
+            return Response(status_code=499)
         data = [{"id": m, "object": "model", "owned_by": "standin"} for m in self.config.models]
         return JSONResponse({"object": "list", "data": data})
 

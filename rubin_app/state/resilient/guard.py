@@ -13,13 +13,16 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import NoScriptError, RedisError
+
+from rubin_app.services.redis_store import UNREACHABLE, describe
 
 log = logging.getLogger(__name__)
 
-
-# What "Redis is unreachable" looks like (refused, reset, timed out); anything else is a real error.
-UNREACHABLE: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
+# `UNREACHABLE` (refused, reset, timed out) is the app's one definition of "Redis is away": only these
+# trip the breaker. Any other Redis error is Redis refusing one command (a bug, not an outage): it is
+# logged with its message and raised to Reflex, and the state stays in Redis.
+__all__ = ["UNREACHABLE", "RedisGuard", "make_client"]
 RETRY_AFTER = 2.0  # seconds between probes while Redis is away
 COMMAND_TIMEOUT = 2.0  # a Reflex state command (GET/MGET/EVAL of pickled states) taking longer is a failure
 SWEEP_INTERVAL = 60.0  # how often forgotten tabs are dropped from the shadow
@@ -86,7 +89,9 @@ class RedisGuard:
                 await self.client.ping()
             except UNREACHABLE:
                 continue
-            except Exception as exc:  # e.g. LOADING, auth: not usable yet either
+            except Exception as exc:  # Redis answers but refuses PING (e.g. an ACL): not usable yet either
+                if self.last_error != type(exc).__name__:
+                    log.error("Redis refused the probe's PING (%s): %s", type(exc).__name__, describe(exc))
                 self.last_error = type(exc).__name__
                 continue
             break
@@ -125,12 +130,21 @@ class _Client(aioredis.Redis):
     listener: aioredis.Redis
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
-        """Run a command; a connection failure trips the guard before it propagates."""
+        """Run a command; a connection failure trips the guard before it propagates.
+
+        Any other Redis error (WRONGTYPE, a script error, OOM...) leaves the guard alone: it is logged with
+        Redis's message and raised. NOSCRIPT is not logged: redis-py's scripts answer it by loading the script.
+        """
         try:
             return await super().execute_command(*args, **options)
         except UNREACHABLE as exc:
             if self.guard is not None:
                 self.guard.trip(exc)
+            raise
+        except RedisError as exc:
+            if not isinstance(exc, NoScriptError):
+                command = str(args[0]).upper() if args else "?"
+                log.error("Redis refused %s (%s): %s", command, type(exc).__name__, describe(exc))
             raise
 
     def pubsub(self, **kwargs: Any) -> PubSub:
