@@ -98,7 +98,6 @@ def app_env(localai_url: str, db_path: Path, port: int, **extra: str) -> dict[st
         LOCALAI_URL=localai_url,
         DATABASE_URL=f"sqlite:///{db_path}",
         FRONTEND_PORT=str(port),
-        TITLE_MODE="first_message",
         LOG_LEVEL="WARNING",
         # Limits stay on (their checks are part of the measured path) but high enough for a benchmark.
         RATE_LIMIT_RPM="1000000",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, overload
 
@@ -22,14 +22,31 @@ HISTORY_PAGE = 100  # messages read at a time when building a chat's context
 
 log = logging.getLogger(__name__)
 
+# Work that follows an answer off its path (automatic titles): strong references until it ends.
+_background: set[asyncio.Task[Any]] = set()
+
 
 @dataclass
 class Started:
-    """What a use case created: the conversation, the new/changed messages and the live run."""
+    """What a use case created: the conversation, the new/changed messages and the live run.
+
+    `title`: for a new conversation with TITLE_MODE=llm, the model's title, written after the answer in
+    a background task of its own (its result is the saved title, or None). Nothing waits for it: the answer
+    is finished, its concurrency slot free and the conversation listed with its provisional title (the
+    first message's start) before it starts.
+    """
 
     conversation: Conversation
     messages: list[Message]
     run: Run
+    title: asyncio.Task[str | None] | None = None
+
+
+def _in_background(work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    task = asyncio.create_task(work)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return task
 
 
 async def check_model(rt: Runtime, model: str) -> str:
@@ -163,23 +180,36 @@ async def send_message(
         raise
     persisted.set()
     rt.relay.publish(run)
+    title = None
     if first and rt.settings.title_mode == "llm":
-        run.after_tasks.append(asyncio.create_task(_title_after(rt, run, text)))
-    return Started(conversation=conversation, messages=[question, answer], run=run)
+        title = _in_background(_title_after(rt, run, text))
+        run.after_tasks.append(title)  # related work, for whoever wants all of it (tests); tabs never wait
+    return Started(conversation=conversation, messages=[question, answer], run=run, title=title)
 
 
-async def _title_after(rt: Runtime, run: Run, question: str) -> None:
-    """Once the first answer is done, let the model title the conversation."""
+async def _title_after(rt: Runtime, run: Run, question: str) -> str | None:
+    """Once the first answer is done, let the model title the conversation; the saved title, or None.
+
+    Off the answer's path: the run is finished (saved, its slot free) before the model is asked, and a
+    failure is only logged (the provisional title stays).
+    """
     await run.wait_done()
-    if run.status != MessageStatus.complete:
-        return
-    title = chats.clean_title(await titles.generate_title(rt.client, run.model, question, run.text))
-    if not title:  # nothing visible left (the model wrote only invisible characters): keep the first title
-        return
-    async with session_scope() as session:
-        await chats.update_conversation(
-            session=session, user_id=run.user_id, conversation_id=run.conversation_id, title=title, auto_title=True
-        )
+    if run.status != MessageStatus.complete or run.discarded:
+        return None
+    try:
+        title = chats.clean_title(await titles.generate_title(rt.client, run.model, question, run.text))
+        if not title:  # nothing visible left (the model wrote only invisible characters): keep the first title
+            return None
+        async with session_scope() as session:
+            conversation = await chats.update_conversation(
+                session=session, user_id=run.user_id, conversation_id=run.conversation_id, title=title, auto_title=True
+            )
+    except Exception:
+        log.exception("could not title conversation %s", run.conversation_id)
+        return None
+    if conversation is None or not conversation.title_is_auto:  # deleted meanwhile, or the user renamed it
+        return None
+    return conversation.title
 
 
 async def _last_exchange(rt: Runtime, user_id: int, conversation_id: str) -> tuple[Conversation, list[Message]]:

@@ -123,7 +123,6 @@ def app_environment(standin_url: str, db_path: Path, port: int, issuer: str) -> 
         LLM_READ_TIMEOUT="3",
         LLM_CONNECT_TIMEOUT="2",
         LLM_RETRIES="0",
-        TITLE_MODE="first_message",
         MAX_MESSAGE_CHARS=str(MAX_MESSAGE_CHARS),
         MODELS_CACHE_TTL="60",
         FRONTEND_PORT=str(port),

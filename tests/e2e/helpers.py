@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from playwright.sync_api import BrowserContext, Locator, Page, expect
 
-from tests.fakes.localai_standin import build_pieces, expected_reply
+from tests.fakes.localai_standin import RequestRecord, StandIn, build_pieces, expected_reply
 
 MAX_MESSAGE_CHARS = 2000  # the e2e app's MAX_MESSAGE_CHARS
 DEFAULT_RATE = 40.0  # stand-in pieces per second unless a message says [[rate=R]]
@@ -51,6 +51,11 @@ def expected(text: str, tokens: int = DEFAULT_TOKENS) -> str:
 def pieces(text: str, tokens: int = DEFAULT_TOKENS) -> list[str]:
     """The stand-in's answer to this text, piece by piece."""
     return build_pieces([{"role": "user", "content": text}], tokens=tokens)[0]
+
+
+def answer_requests(standin: StandIn) -> list[RequestRecord]:
+    """The stand-in's answer requests: a new chat's title request (the default TITLE_MODE=llm) left out."""
+    return [r for r in standin.records if not r.title]
 
 
 def open_app(page: Page, path: str = "/") -> Page:

@@ -7,6 +7,7 @@ from playwright.sync_api import Page, expect
 from tests.fakes.localai_standin import StandIn, last_user_text
 
 from .helpers import (
+    answer_requests,
     answers,
     ask,
     body,
@@ -60,7 +61,7 @@ def test_regenerate_replaces_the_answer(page: Page, standin: StandIn) -> None:
     open_app(page)
     ask(page, question)
     expect(body(last_answer(page))).to_have_text(expected(question))
-    assert standin.requests == 1
+    assert len(answer_requests(standin)) == 1
 
     # The stand-in now answers longer, so the new answer is visibly different.
     standin.config.tokens = 30
@@ -72,8 +73,8 @@ def test_regenerate_replaces_the_answer(page: Page, standin: StandIn) -> None:
     expect(answers(page)).to_have_count(1)
     expect(page.get_by_test_id("user-message")).to_have_count(1)
     # The same question went to LocalAI a second time (and nothing of the old answer with it).
-    assert standin.requests == 2
-    sent = standin.last_request_json or {}
+    assert len(answer_requests(standin)) == 2
+    sent = standin.last_answer_json or {}
     assert last_user_text(sent["messages"]) == question
     assert [m["role"] for m in sent["messages"]] == ["system", "user"]
 
@@ -100,7 +101,7 @@ def test_edit_last_message_resends_it(page: Page, standin: StandIn) -> None:
     expect(page.get_by_test_id("user-message")).not_to_contain_text(first)
     expect(body(answer)).to_have_text(expected(second))
     expect(answers(page)).to_have_count(1)
-    assert last_user_text((standin.last_request_json or {})["messages"]) == second
+    assert last_user_text((standin.last_answer_json or {})["messages"]) == second
 
     page.reload()
     expect(page.get_by_test_id("user-message")).to_have_count(1)

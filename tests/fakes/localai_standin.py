@@ -43,6 +43,8 @@ REASONING = ["Thinking", " about", " it"]
 HANG_SECONDS = 3600.0
 _MARKER = re.compile(r"\[\[(\w+)(?:=(.*?))?\]\]", re.DOTALL)
 _BUSY = {"error": {"message": "server busy", "type": "server_error"}}
+# How Rubin's title requests begin (rubin_app/services/titles.py): a slow title model is simulated on these only.
+TITLE_PROMPT = "Write a title of"
 
 
 class _Dropped(Exception):
@@ -69,6 +71,7 @@ class StandInConfig:
     api_key: str | None = None
     ready: bool = True
     models_fault: str = "none"  # "hang": GET /v1/models accepts and never answers (until the client goes away)
+    title_delay: float = 0.0  # seconds added to every title request (a model slow to write titles)
 
 
 @dataclass
@@ -81,6 +84,7 @@ class RequestRecord:
     status: int = 200
     outcome: str = "pending"  # pending | completed | cancelled | dropped | errors (= counter names)
     pieces_sent: int = 0
+    title: bool = False  # a conversation-title request (TITLE_PROMPT), not an answer
 
 
 @dataclass
@@ -128,6 +132,11 @@ def last_user_text(messages: list[dict[str, Any]]) -> str:
         if msg.get("role") == "user":
             return _text(msg.get("content"))
     return ""
+
+
+def is_title_request(messages: list[dict[str, Any]]) -> bool:
+    """True for Rubin's request for a conversation title (its prompt quotes the question, markers included)."""
+    return last_user_text(messages).startswith(TITLE_PROMPT)
 
 
 def parse_markers(text: str) -> dict[str, str]:
@@ -207,6 +216,7 @@ class StandIn:
         self.failed_first = 0
         self.records: list[RequestRecord] = []
         self.last_request_json: dict[str, Any] | None = None
+        self.last_answer_json: dict[str, Any] | None = None  # the last request that was not a title request
         self.last_headers: dict[str, str] = {}
 
     @property
@@ -323,6 +333,9 @@ class StandIn:
         cfg, messages = self.config, body.get("messages") or []
         marks = parse_markers(last_user_text(messages))
         rec = RequestRecord(body.get("model") or cfg.models[0], bool(body.get("stream")), marks.get("fault", cfg.fault))
+        rec.title = is_title_request(messages)
+        if not rec.title:
+            self.last_answer_json = body
         self.records.append(rec)
         early = self._early_fault(rec)
         if early is not None:
@@ -344,6 +357,8 @@ class StandIn:
             f"chatcmpl-{uuid.uuid4().hex[:24]}",
             int(time.time()),
         )
+        if rec.title:  # a slow title model: config.title_delay, or [[title_delay=S]] in the quoted question
+            plan.ttft += float(marks.get("title_delay", cfg.title_delay))
         if not rec.stream:
             return await self._complete(request, plan)
         if not (body.get("stream_options") or {}).get("include_usage"):
@@ -454,6 +469,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fault", default="none", choices=FAULTS)
     ap.add_argument("--fail-first-n", type=int, default=0)
     ap.add_argument("--api-key", default=None)
+    ap.add_argument("--title-delay", type=float, default=0.0, help="seconds added to every title request")
     ap.add_argument("--models", default="standin-model,standin-small", help="comma-separated model ids")
     a = ap.parse_args(argv)
     cfg = StandInConfig(
@@ -464,6 +480,7 @@ def main(argv: list[str] | None = None) -> None:
         fault=a.fault,
         fail_first_n=a.fail_first_n,
         api_key=a.api_key,
+        title_delay=a.title_delay,
     )
     StandIn(cfg, host=a.host, port=a.port).serve_forever()
 
