@@ -15,6 +15,8 @@ from rubin_app.config import get_settings
 _engines: dict[str, AsyncEngine] = {}
 _makers: dict[str, async_sessionmaker[AsyncSession]] = {}
 _read_makers: dict[str, async_sessionmaker[AsyncSession]] = {}
+BUSY_TIMEOUT_MS = 15_000  # how long an SQLite write waits for the lock, unless a session says less
+LOCK_WAIT_OPTION = "rubin_lock_wait_ms"  # execution option: this transaction's lock wait (session_scope)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -22,7 +24,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=15000")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cur.close()
     # Transactions start with BEGIN IMMEDIATE (below) instead of the driver's deferred BEGIN: a
     # transaction that reads and then writes would otherwise fail at once with "database is locked"
@@ -31,7 +33,16 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 
 def _begin_immediate(conn) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    wait = conn.get_execution_options().get(LOCK_WAIT_OPTION)
+    if wait is None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        return
+    # Only BEGIN IMMEDIATE waits for the write lock; once taken, the usual timeout is back for the connection.
+    conn.exec_driver_sql(f"PRAGMA busy_timeout={int(wait)}")
+    try:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    finally:
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
 
 def _begin_deferred(conn) -> None:
@@ -77,16 +88,26 @@ def _read_maker(url: str) -> async_sessionmaker[AsyncSession]:
 
 
 @asynccontextmanager
-async def session_scope(url: str | None = None, *, read_only: bool = False) -> AsyncIterator[AsyncSession]:
+async def session_scope(
+    url: str | None = None, *, read_only: bool = False, lock_timeout: float | None = None
+) -> AsyncIterator[AsyncSession]:
     """A session that commits on success and rolls back on error.
 
     `read_only` sessions (the hot reads: chat lists, a message's status, a session cookie) never queue
     behind SQLite's write lock; never write through one (with another writer about it may fail).
+    `lock_timeout` (seconds) bounds how long the transaction waits for a lock (SQLite's write lock,
+    PostgreSQL's row and table locks) before it fails, instead of 15 s (SQLite) or for ever (PostgreSQL).
     """
     url = url or get_settings().async_database_url
     get_engine(url)
     async with (_read_maker(url) if read_only else _makers[url])() as session:
         try:
+            if lock_timeout is not None and not read_only:
+                wait_ms = max(1, int(lock_timeout * 1000))
+                if url.startswith("sqlite"):
+                    await session.connection(execution_options={LOCK_WAIT_OPTION: wait_ms})
+                else:
+                    await (await session.connection()).exec_driver_sql(f"SET LOCAL lock_timeout = {wait_ms}")
             yield session
             await session.commit()
         except BaseException:

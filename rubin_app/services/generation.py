@@ -19,11 +19,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rubin_app.models import MessageStatus
 from rubin_app.services import chats
 from rubin_app.services.cache import CachedAnswer, ResponseCache
+from rubin_app.services.context import estimate_tokens
 from rubin_app.services.llm import LLMClient, LLMError, StreamEvent
 
 log = logging.getLogger(__name__)
 
-SessionFactory = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+# session_scope: `lock_timeout` bounds how long a save waits for a lock (SQLite's write lock, a row lock).
+SessionFactory = Callable[..., AbstractAsyncContextManager[AsyncSession]]
+SAVE_FAILED = "save_failed"  # the answer's final state could not be saved (err_save_failed)
+QUOTA_SHORT = "quota_short"  # the question alone needs more of the token quota than the answer reserved
 
 
 @dataclass(eq=False)
@@ -54,6 +58,9 @@ class Run:
     cache_key: str | None = None  # a cacheable request: a complete answer is stored under this key
     replay: CachedAnswer | None = None  # a cache hit: streamed from here instead of LocalAI
     slot: str | None = None  # the concurrency slot this answer holds (released at the end)
+    cut_short: bool = False  # max_tokens lowered to fit the run's token reservation
+    finish_reason: str = ""
+    save_error: str = ""  # why the last save attempt failed (class and first line), for the logs
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -116,7 +123,15 @@ class Run:
 
 def _log_failed_flush(flush: asyncio.Future[None]) -> None:
     if not flush.cancelled() and flush.exception() is not None:
-        log.warning("periodic save failed (the final save retries): %r", flush.exception())
+        log.warning("periodic save failed (the final save retries): %s", _describe(flush.exception()))
+
+
+def _describe(exc: BaseException | None) -> str:
+    """An exception's class and first line, short: a database error's text may quote the statement."""
+    if exc is None:
+        return ""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first[:200]}" if first else type(exc).__name__
 
 
 @dataclass
@@ -126,6 +141,12 @@ class GenerationSettings:
     flush_seconds: float = 2.0
     max_tokens: int | None = None
     temperature: float | None = None
+    # The final save is retried with backoff for about `save_retry_seconds`, each attempt waiting at most
+    # `save_lock_wait` for a lock; then the answer is marked `save_failed` in a last attempt that waits at
+    # most `mark_lock_wait`. Periodic saves wait at most `save_retry_seconds` (the final save waits for them).
+    save_retry_seconds: float = 5.0
+    save_lock_wait: float = 1.0
+    mark_lock_wait: float = 5.0
 
 
 class GenerationManager:
@@ -144,6 +165,8 @@ class GenerationManager:
         self.cache = cache
         # Called with every run once it is saved (token quotas, concurrency slots); errors are logged.
         self.on_finish: list[Callable[[Run], Awaitable[None]]] = []
+        # The tokens a run may use in all (its quota reservation), or None: its answer is held to them.
+        self.token_budget: Callable[[Run], int | None] | None = None
         self._runs: dict[int, Run] = {}
         self._finishing: set[asyncio.Task[None]] = set()
 
@@ -232,17 +255,34 @@ class GenerationManager:
         self._finishing.add(task)
         task.add_done_callback(self._finishing.discard)
 
+    def _max_tokens(self, run: Run, messages: list[dict[str, str]]) -> int | None:
+        """max_tokens of the request: the setting, lowered to what the run's token reservation leaves after
+        its prompt (estimated), so that an answer never uses more of a quota than it reserved; 0 when the
+        prompt alone does not fit (the run then ends without asking LocalAI)."""
+        budget = self.token_budget(run) if self.token_budget is not None and run.replay is None else None
+        if budget is None:
+            return self.settings.max_tokens
+        room = max(0, budget - sum(estimate_tokens(m.get("content") or "") for m in messages))
+        if self.settings.max_tokens is not None and self.settings.max_tokens <= room:
+            return self.settings.max_tokens
+        run.cut_short = True  # a request that differs from the cached one: its end may not be cached
+        return room
+
     async def _generate(self, run: Run, messages: list[dict[str, str]]) -> None:
         run.started = True
         started = time.monotonic()
         last_flush = started
         pieces = 0
         try:
+            max_tokens = self._max_tokens(run, messages)
+            if max_tokens == 0:
+                run.status, run.error = MessageStatus.error, QUOTA_SHORT
+                return
             stream = (
                 _replay(run.replay)
                 if run.replay is not None
                 else self.client.stream_chat(
-                    run.model, messages, max_tokens=self.settings.max_tokens, temperature=self.settings.temperature
+                    run.model, messages, max_tokens=max_tokens, temperature=self.settings.temperature
                 )
             )
             # aclosing: a Stop that lands during a DB flush (outside the stream) must still close the request.
@@ -258,6 +298,8 @@ class GenerationManager:
                     elif event.kind == "usage":
                         run.prompt_tokens = event.usage.get("prompt_tokens", run.prompt_tokens)
                         run.completion_tokens = event.usage.get("completion_tokens", run.completion_tokens)
+                    elif event.kind == "finish":
+                        run.finish_reason = event.finish_reason or ""
                     run.notify()
                     if time.monotonic() - last_flush >= self.settings.flush_seconds and (
                         run.flushing is None or run.flushing.done()
@@ -267,7 +309,9 @@ class GenerationManager:
                         # SQLite write lock would stall the answer), and a Stop cannot cut the transaction
                         # short (the driver's thread would keep the write lock until garbage collection).
                         # One at a time; `_finish` waits for it, so the final save always comes last.
-                        run.flushing = asyncio.ensure_future(self._save(run))
+                        run.flushing = asyncio.ensure_future(
+                            self._save(run, lock_timeout=self.settings.save_retry_seconds)
+                        )
                         run.flushing.add_done_callback(_log_failed_flush)
             run.status = MessageStatus.complete
         except asyncio.CancelledError:
@@ -291,11 +335,16 @@ class GenerationManager:
         try:
             if run.flushing is not None:
                 await asyncio.wait([run.flushing])
-            await self._save(run)
+            if not await self._save_final(run):
+                await self._mark_unsaved(run)
         except Exception:
             log.exception("could not save answer %s", run.message_id)
         try:
-            if self.cache is not None and run.cache_key and run.replay is None and run.status == MessageStatus.complete:
+            cut = run.cut_short and run.finish_reason == "length"  # ended by a quota's cap, not by the model
+            if (
+                self.cache is not None and run.cache_key and run.replay is None and not cut
+                and run.status == MessageStatus.complete
+            ):  # fmt: skip
                 answer = CachedAnswer(run.text, run.reasoning, run.completion_tokens)
                 try:
                     await self.cache.put(run.cache_key, answer)
@@ -313,18 +362,66 @@ class GenerationManager:
             run._done.set()
             run.notify()
 
-    async def _save(self, run: Run) -> None:
+    async def _save_final(self, run: Run) -> bool:
+        """Save the run's final state, retried with backoff for about `save_retry_seconds` (a database
+        that is briefly locked, busy or away); False when every attempt failed."""
+        deadline = time.monotonic() + self.settings.save_retry_seconds
+        delay, attempt = 0.05, 0
+        while True:
+            attempt += 1
+            try:
+                await self._save(run, lock_timeout=self.settings.save_lock_wait)
+                if attempt > 1:
+                    log.info("answer %s saved at attempt %d", run.message_id, attempt)
+                return True
+            except Exception as exc:
+                run.save_error = _describe(exc)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    log.warning("final save of answer %s failed %d times: %s", run.message_id, attempt, run.save_error)
+                    return False
+                log.info("final save of answer %s failed (attempt %d), retrying: %s", run.message_id, attempt,
+                         run.save_error)  # fmt: skip
+                await asyncio.sleep(min(delay, left))
+                delay = min(delay * 2, 1.0)
+
+    async def _mark_unsaved(self, run: Run) -> None:
+        """The final save failed: the run ends as `save_failed` (its end event carries it to the tabs that
+        follow it, which keep showing its text), and a last attempt writes that mark with the text."""
+        run.error, run.error_detail = SAVE_FAILED, ""
+        run.status = MessageStatus.interrupted if run.text else MessageStatus.error
+        run.notify()
+        try:
+            await self._save(run, lock_timeout=self.settings.mark_lock_wait)
+            log.warning("answer %s marked %s (%d characters saved)", run.message_id, SAVE_FAILED, len(run.text))
+            return
+        except Exception as exc:
+            first = _describe(exc)
+        try:  # the text may be what the database refuses: at least the mark, the last periodic save's text stays
+            await self._save(run, lock_timeout=self.settings.save_lock_wait, with_text=False)
+            log.error(
+                "answer %s marked %s without its final text (%d characters not saved): %s",
+                run.message_id, SAVE_FAILED, len(run.text), first,
+            )  # fmt: skip
+        except Exception as exc:
+            log.error(
+                "answer %s could not be saved nor marked (%d characters lost; the reaper marks it later): %s",
+                run.message_id, len(run.text), _describe(exc),
+            )  # fmt: skip
+        log.debug("unsaved text of answer %s: %r", run.message_id, run.text)
+
+    async def _save(self, run: Run, *, lock_timeout: float | None = None, with_text: bool = True) -> None:
         if run.persisted is not None:
             await run.persisted.wait()
         if run.discarded:
             return
-        async with self.session_factory() as session:
+        text = {"content": run.text, "reasoning": run.reasoning} if with_text else {}
+        async with self.session_factory(lock_timeout=lock_timeout) as session:
             await chats.update_message(
                 session=session,
                 user_id=run.user_id,
                 message_id=run.message_id,
-                content=run.text,
-                reasoning=run.reasoning,
+                **text,
                 status=run.status,
                 error=run.error,
                 error_detail=run.error_detail,

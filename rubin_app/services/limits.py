@@ -3,6 +3,13 @@
 With Redis every check is one atomic Lua script (a sliding-window log in a sorted set, timed by the
 Redis server's clock, so several workers share exact counts and parallel requests cannot overshoot).
 Without Redis, or while it is away, the same algorithms run in-process under a lock.
+
+Tokens per day are reserved, then settled. Admitting an answer reserves an estimate of what it may use,
+never more than what is left today, in the same script (or under the same lock) that checks the quota:
+left = quota - settled - live reservations; nothing left refuses (`token_quota`). The answer is then held
+to its reservation (the runtime lowers its `max_tokens`), and when it ends the reservation is replaced by
+the real count (an answer that fails or is refused settles 0). So parallel answers share what is left
+instead of each seeing all of it. A reservation whose worker died lapses after `slot_ttl`, like a slot.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ from rubin_app.services.redis_store import RedisStore
 
 WINDOW_MS = 60_000
 DAY_SECONDS = 86_400
+# What an answer reserves of a token quota when LLM_MAX_TOKENS does not bound it (plus its context budget).
+DEFAULT_ANSWER_TOKENS = 2_048
 
 # KEYS[1] sorted set of request stamps; ARGV: window ms, limit, member. Returns {allowed, count, retry_ms}.
 SLIDING_WINDOW = """
@@ -53,6 +62,53 @@ if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
 end
 return 0
 """
+
+# KEYS[1] the day's settled tokens, KEYS[2] hash of live reservations (member -> "tokens:expiry ms");
+# ARGV: quota, estimate, member, reservation ttl ms, key ttl s. Returns {reserved (0: refused), settled, held}.
+RESERVE_TOKENS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+local held = 0
+local all = redis.call('HGETALL', KEYS[2])
+for i = 1, #all, 2 do
+  local amount, expires = string.match(all[i + 1], '^(%d+):(%d+)$')
+  if amount == nil or tonumber(expires) <= now then
+    redis.call('HDEL', KEYS[2], all[i])
+  else
+    held = held + tonumber(amount)
+  end
+end
+local left = tonumber(ARGV[1]) - used - held
+if left <= 0 then
+  return {0, used, held}
+end
+local take = math.min(tonumber(ARGV[2]), left)
+redis.call('HSET', KEYS[2], ARGV[3], take .. ':' .. (now + tonumber(ARGV[4])))
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+return {take, used, held}
+"""
+
+# KEYS[1] settled tokens, KEYS[2] reservations; ARGV: member, real tokens, key ttl s. The reservation goes and
+# the real count comes in one step: no moment where both, or neither, count.
+SETTLE_TOKENS = """
+redis.call('HDEL', KEYS[2], ARGV[1])
+if tonumber(ARGV[2]) > 0 then
+  redis.call('INCRBY', KEYS[1], ARGV[2])
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+end
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """Tokens held for one answer until it ends: `day` is the counter it was taken from."""
+
+    user_id: int
+    day: str
+    tokens: int
+    in_redis: bool
 
 
 @dataclass(frozen=True)
@@ -131,6 +187,8 @@ class Limiter:
         self._windows: dict[str, deque[float]] = defaultdict(deque)
         self._slots: dict[str, dict[str, float]] = defaultdict(dict)
         self._tokens: dict[str, int] = defaultdict(int)
+        self._held: dict[str, dict[str, tuple[int, float]]] = defaultdict(dict)  # in-process reservations
+        self._reservations: dict[str, Reservation] = {}  # this worker's live reservations, by ticket
 
     # ---- requests per minute -------------------------------------------------------------------
     async def hit(self, name: str, limit: int, window_ms: int = WINDOW_MS) -> tuple[bool, float]:
@@ -163,7 +221,7 @@ class Limiter:
 
     # ---- tokens per day ------------------------------------------------------------------------
     async def tokens_today(self, user_id: int) -> int:
-        """Tokens the user's answers used today (UTC)."""
+        """Tokens the user's answers used today (UTC), settled ones only (not what running answers hold)."""
         name = f"tok:{user_id}:{_today()}"
         if self.store is not None:
             store = self.store
@@ -175,7 +233,7 @@ class Limiter:
         return self._tokens[name]
 
     async def add_tokens(self, user_id: int, tokens: int) -> None:
-        """Count an answer's tokens against today's quota."""
+        """Count an answer's tokens against today's quota (an answer that reserved none: `settle` otherwise)."""
         if tokens <= 0:
             return
         name = f"tok:{user_id}:{_today()}"
@@ -189,10 +247,77 @@ class Limiter:
 
             await store.run(action, lambda: None)
 
+    async def reserve_tokens(self, user_id: int, quota: int, estimate: int, ticket: str) -> int:
+        """Hold up to `estimate` tokens of today's quota for one answer, checked and taken in one step.
+
+        Returns the tokens held: the estimate, or what is left when that is less; 0 when nothing is left
+        (the caller refuses). The ticket settles it (`settle_tokens`) or gives it back (`release`).
+        """
+        estimate = max(1, estimate)
+        day = _today()
+        name = f"tok:{user_id}:{day}"
+        if self.store is not None:
+            store = self.store
+
+            async def action(client) -> tuple[int, bool]:
+                taken, _used, _held = await client.eval(
+                    RESERVE_TOKENS, 2, store.key(name), store.key("tokres", user_id, day),
+                    quota, estimate, ticket, int(self.slot_ttl * 1000), DAY_SECONDS * 2,
+                )  # fmt: skip
+                return int(taken), True
+
+            async def fallback() -> tuple[int, bool]:
+                return await self._reserve_local(name, quota, estimate, ticket), False
+
+            taken, in_redis = await store.run(action, fallback)
+        else:
+            taken, in_redis = await self._reserve_local(name, quota, estimate, ticket), False
+        if taken > 0:
+            self._reservations[ticket] = Reservation(user_id, day, taken, in_redis)
+        return taken
+
+    async def _reserve_local(self, name: str, quota: int, estimate: int, ticket: str) -> int:
+        async with self._lock:
+            now = time.monotonic()
+            held = self._held[name]
+            for key in [k for k, (_, exp) in held.items() if exp <= now]:
+                del held[key]
+            left = quota - self._tokens[name] - sum(amount for amount, _ in held.values())
+            if left <= 0:
+                return 0
+            taken = min(estimate, left)
+            held[ticket] = (taken, now + self.slot_ttl)
+            return taken
+
+    def reserved(self, ticket: str | None) -> int | None:
+        """The tokens a live reservation of this worker holds (None: no reservation, no quota)."""
+        found = self._reservations.get(ticket) if ticket else None
+        return found.tokens if found is not None else None
+
+    async def settle_tokens(self, ticket: str, tokens: int) -> None:
+        """An answer ended: its reservation gives way to the real count (0 for one that failed)."""
+        found = self._reservations.pop(ticket, None)
+        if found is None:
+            return
+        name = f"tok:{found.user_id}:{found.day}"
+        tokens = max(0, tokens)
+        self._held[name].pop(ticket, None)
+        self._tokens[name] += tokens  # as in add_tokens: the in-process count follows Redis
+        if found.in_redis and self.store is not None:
+            store = self.store
+
+            async def action(client) -> None:
+                await client.eval(
+                    SETTLE_TOKENS, 2, store.key(name), store.key("tokres", found.user_id, found.day),
+                    ticket, tokens, DAY_SECONDS * 2,
+                )  # fmt: skip
+
+            await store.run(action, lambda: None)  # Redis away: the reservation lapses after slot_ttl
+
     # ---- concurrent answers --------------------------------------------------------------------
-    async def acquire(self, user_id: int, limit: int) -> str | None:
-        """Take one of the user's answer slots; the slot id, or None when all are taken."""
-        slot = uuid.uuid4().hex
+    async def acquire(self, user_id: int, limit: int, slot: str | None = None) -> str | None:
+        """Take one of the user's answer slots; the slot id (`slot` or a new one), or None when all are taken."""
+        slot = slot or uuid.uuid4().hex
         if limit <= 0:
             return slot
         if self.store is not None:
@@ -219,7 +344,8 @@ class Limiter:
             return slot
 
     async def release(self, user_id: int, slot: str) -> None:
-        """Give a slot back when its answer ends."""
+        """Give a slot back when its answer ends, and the tokens it holds if they were not settled."""
+        await self.settle_tokens(slot, 0)
         self._slots[str(user_id)].pop(slot, None)
         if self.store is not None:
             store = self.store
@@ -230,16 +356,28 @@ class Limiter:
             await store.run(action, lambda: None)
 
     # ---- one call per chat request ---------------------------------------------------------------
-    async def check_request(self, *, user_id: int, ip: str, limits: Limits) -> None:
-        """Refuse a new chat request over any limit (LimitExceeded); counts it otherwise."""
-        if limits.tokens_per_day > 0:
-            used = await self.tokens_today(user_id)
-            if used >= limits.tokens_per_day:
-                raise LimitExceeded("token_quota", limits.tokens_per_day, _seconds_to_midnight())
-        ok, wait = await self.hit(f"user:{user_id}", limits.requests_per_minute)
-        if not ok:
-            raise LimitExceeded("rate_limit", limits.requests_per_minute, wait)
-        if ip:
-            ok, wait = await self.hit(f"ip:{ip}", limits.ip_requests_per_minute)
+    async def check_request(
+        self, *, user_id: int, ip: str, limits: Limits, estimate: int = 1, ticket: str | None = None
+    ) -> str:
+        """Refuse a new chat request over any limit (LimitExceeded); count it otherwise.
+
+        With a token quota, `estimate` tokens (at most what is left) are reserved under the returned
+        ticket, to settle when the answer ends; a refusal keeps nothing.
+        """
+        ticket = ticket or uuid.uuid4().hex
+        if limits.tokens_per_day > 0 and not await self.reserve_tokens(
+            user_id, limits.tokens_per_day, estimate, ticket
+        ):
+            raise LimitExceeded("token_quota", limits.tokens_per_day, _seconds_to_midnight())
+        try:
+            ok, wait = await self.hit(f"user:{user_id}", limits.requests_per_minute)
             if not ok:
-                raise LimitExceeded("ip_rate_limit", limits.ip_requests_per_minute, wait)
+                raise LimitExceeded("rate_limit", limits.requests_per_minute, wait)
+            if ip:
+                ok, wait = await self.hit(f"ip:{ip}", limits.ip_requests_per_minute)
+                if not ok:
+                    raise LimitExceeded("ip_rate_limit", limits.ip_requests_per_minute, wait)
+        except BaseException:
+            await self.settle_tokens(ticket, 0)
+            raise
+        return ticket

@@ -15,12 +15,13 @@ from functools import cached_property
 from redis.exceptions import RedisError
 
 from rubin_app.config import Settings, get_settings
+from rubin_app.models import MessageStatus
 from rubin_app.models.user import utcnow
 from rubin_app.services import chats, limits, model_settings, sessions
 from rubin_app.services.cache import CachedAnswer, ResponseCache, request_key
 from rubin_app.services.db import session_scope
 from rubin_app.services.generation import GenerationManager, GenerationSettings, Run
-from rubin_app.services.limits import Limiter, LimitExceeded, Limits
+from rubin_app.services.limits import DEFAULT_ANSWER_TOKENS, Limiter, LimitExceeded, Limits
 from rubin_app.services.llm import LLMClient, LLMError
 from rubin_app.services.oauth import Providers
 from rubin_app.services.redis_store import RedisStore
@@ -154,6 +155,7 @@ class Runtime:
             cache=self.cache,
         )
         self.generation.on_finish.append(self._account)
+        self.generation.token_budget = lambda run: self.limiter.reserved(run.slot)
         self._cacheable_at = 0.0
         self._limits: dict[int, tuple[float, Limits]] = {}
 
@@ -260,12 +262,21 @@ class Runtime:
         """An admin changed the user's limits: use the new ones at once in this worker."""
         self._limits.pop(user_id, None)
 
+    @property
+    def answer_reservation(self) -> int:
+        """Tokens an answer reserves of a daily quota: its longest context plus its longest answer."""
+        return self.settings.context_token_budget + (self.settings.llm_max_tokens or DEFAULT_ANSWER_TOKENS)
+
     async def admit(self, user_id: int, ip: str = "") -> str | None:
-        """Check a new chat request against the user's limits and take an answer slot; LimitExceeded if over."""
+        """Check a new chat request against the user's limits, reserve its tokens and take an answer slot;
+        LimitExceeded if over. The slot id is also the ticket of the reservation (settled by `_account`)."""
         user_limits = await self.limits_for(user_id)
-        await self.limiter.check_request(user_id=user_id, ip=ip, limits=user_limits)
-        slot = await self.limiter.acquire(user_id, user_limits.concurrent)
+        ticket = await self.limiter.check_request(
+            user_id=user_id, ip=ip, limits=user_limits, estimate=self.answer_reservation
+        )
+        slot = await self.limiter.acquire(user_id, user_limits.concurrent, slot=ticket)
         if slot is None:
+            await self.limiter.release(user_id, ticket)
             raise LimitExceeded("concurrency", user_limits.concurrent, 5)
         return slot
 
@@ -292,9 +303,15 @@ class Runtime:
         return key, await self.cache.get(key)
 
     async def _account(self, run: Run) -> None:
-        """After an answer: count its tokens against the quota (not for cache hits), free its slot."""
-        if run.replay is None:
-            await self.limiter.add_tokens(run.user_id, (run.prompt_tokens or 0) + (run.completion_tokens or 0))
+        """After an answer: settle its reserved tokens to the real count, free its slot.
+
+        Cache hits, answers that failed before any text and runs discarded unsaved count 0."""
+        failed = run.discarded or run.replay is not None or (run.status == MessageStatus.error and not run.text)
+        tokens = 0 if failed else (run.prompt_tokens or 0) + (run.completion_tokens or 0)
+        if run.slot and self.limiter.reserved(run.slot) is not None:
+            await self.limiter.settle_tokens(run.slot, tokens)
+        else:
+            await self.limiter.add_tokens(run.user_id, tokens)
         if run.slot:
             await self.limiter.release(run.user_id, run.slot)
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import itertools
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import pytest
 from sqlmodel import select
 
 from rubin_app.models import Message, MessageRole, MessageStatus
@@ -18,6 +20,7 @@ from rubin_app.services.generation import Run
 from rubin_app.services.runtime import Runtime
 from tests.factories import make_conversation, make_message, make_user
 from tests.fakes.localai_standin import StandIn, expected_reply, prompt_tokens
+from tests.services.conftest import RuntimeFactory
 
 MODEL = "standin-model"
 
@@ -395,3 +398,131 @@ async def test_a_run_stopped_before_its_row_is_saved_is_saved_interrupted(runtim
     assert (final.status, final.error) == (MessageStatus.interrupted, "stopped")
     assert final.content == run.text and 10 < len(final.content) < len(expected_reply(p.messages, tokens=200))
     assert not await runtime.generation.stop_run(run)
+
+
+# --------------------------------------------------------------------------- a final save the database refuses
+
+
+REFUSE_COMPLETE = {  # a constraint-like refusal of the answer's final state (the database says no at once)
+    "sqlite": [
+        "CREATE TRIGGER refuse_saves BEFORE UPDATE ON messages WHEN NEW.status = 'complete' "
+        "BEGIN SELECT RAISE(ABORT, 'saves refused'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_saves() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'saves refused'; END $$",
+        "CREATE TRIGGER refuse_saves BEFORE UPDATE ON messages FOR EACH ROW WHEN (NEW.status = 'complete') "
+        "EXECUTE FUNCTION refuse_saves()",
+    ],
+}
+ALLOW_SAVES = {
+    "sqlite": ["DROP TRIGGER refuse_saves"],
+    "postgresql": ["DROP TRIGGER refuse_saves ON messages", "DROP FUNCTION refuse_saves()"],
+}
+
+
+def dialect(db_url: str) -> str:
+    return "sqlite" if db_url.startswith("sqlite") else "postgresql"
+
+
+async def run_sql(statements: list[str]) -> None:
+    async with session_scope() as s:
+        for statement in statements:
+            await (await s.connection()).exec_driver_sql(statement)
+
+
+def fast_retries(rt: Runtime, *, retry: float = 1.0, attempt: float = 0.2, mark: float = 10.0) -> None:
+    settings = rt.generation.settings
+    settings.save_retry_seconds, settings.save_lock_wait, settings.mark_lock_wait = retry, attempt, mark
+
+
+@pytest.mark.parametrize("how", ["locked", "refused"])
+async def test_a_final_save_that_keeps_failing_marks_the_answer_save_failed(
+    make_runtime: RuntimeFactory, standin: StandIn, db_url: str, how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database refuses the final save for longer than its retries (another connection holds the row /
+    SQLite's write lock, or a trigger refuses the complete state): the run ends as `save_failed` at once (its
+    followers keep the whole text), and a last attempt writes that mark with the text."""
+    caplog.set_level(logging.DEBUG, logger="rubin_app.services.generation")
+    rt = await make_runtime(db_flush_seconds=60)  # no periodic save: the final one is the first
+    fast_retries(rt, retry=1.0, attempt=0.2)
+    p = await prepare("[[tokens=30]] an answer to keep")
+    full = expected_reply(p.messages, tokens=30)
+    if how == "refused":
+        await run_sql(REFUSE_COMPLETE[dialect(db_url)])
+    try:
+        async with session_scope() as lock:
+            if how == "locked":  # SQLite: BEGIN IMMEDIATE takes the write lock; PostgreSQL: the row lock
+                await lock.exec(select(Message).where(Message.id == p.message_id).with_for_update())
+            run = start(rt, p)
+            followed = asyncio.create_task(asyncio.wait_for(_collect(run), timeout=20))
+            started = time.monotonic()
+            await wait_for(lambda: run.error == "save_failed", timeout=8)
+            assert time.monotonic() - started < 4, "the retries are bounded"
+            if how == "locked":  # the mark waits for the lock
+                assert (await saved_now(p)).status == MessageStatus.streaming
+        assert await run.wait_done(timeout=12)
+    finally:
+        if how == "refused":
+            await run_sql(ALLOW_SAVES[dialect(db_url)])
+    assert await followed == full  # the tab that followed the run still shows the whole answer
+    assert (run.status, run.error, run.text) == (MessageStatus.interrupted, "save_failed", full)
+    message = await saved(p)
+    assert (message.status, message.error, message.content) == (MessageStatus.interrupted, "save_failed", full)
+    assert message.duration_ms is not None
+    logged = [r for r in caplog.records if r.name == "rubin_app.services.generation"]
+    assert any("save_failed" in r.getMessage() and r.levelno >= logging.WARNING for r in logged)
+    assert not any(full.strip()[:30] in r.getMessage() for r in logged if r.levelno >= logging.INFO)
+    assert rt.generation.active_ids() == []
+
+
+async def test_a_briefly_refusing_database_gets_the_answer_saved_by_the_retries(
+    make_runtime: RuntimeFactory, standin: StandIn, db_url: str
+) -> None:
+    """The database refuses the final save at once for a moment (shorter than the retries): saved normally."""
+    rt = await make_runtime(db_flush_seconds=60)
+    fast_retries(rt, retry=5.0, attempt=0.2)
+    p = await prepare("[[tokens=30]] an answer to keep")
+    await run_sql(REFUSE_COMPLETE[dialect(db_url)])
+    try:
+        run = start(rt, p)
+        await wait_for(lambda: standin.completed == 1)
+        await asyncio.sleep(0.4)  # a few attempts fail
+        assert not run.finished
+    finally:
+        await run_sql(ALLOW_SAVES[dialect(db_url)])
+    assert await run.wait_done(timeout=8)
+    assert (run.status, run.error) == (MessageStatus.complete, "")
+    message = await saved(p)
+    assert (message.status, message.error, message.content) == (
+        MessageStatus.complete, "", expected_reply(p.messages, tokens=30)
+    )  # fmt: skip
+
+
+async def test_a_briefly_locked_database_gets_the_answer_saved(make_runtime: RuntimeFactory, standin: StandIn) -> None:
+    """A lock held for longer than one attempt waits, but shorter than the retries: saved normally."""
+    rt = await make_runtime(db_flush_seconds=60)
+    fast_retries(rt, retry=5.0, attempt=0.2)
+    p = await prepare("[[tokens=30]] an answer to keep")
+    async with session_scope() as lock:
+        await lock.exec(select(Message).where(Message.id == p.message_id).with_for_update())
+        run = start(rt, p)
+        await wait_for(lambda: standin.completed == 1)
+        await asyncio.sleep(0.8)  # several attempts time out on the lock
+        assert not run.finished
+    assert await run.wait_done(timeout=8)
+    message = await saved(p)
+    assert (message.status, message.error) == (MessageStatus.complete, "")
+    assert message.content == expected_reply(p.messages, tokens=30)
+
+
+async def _collect(run: Run) -> str:
+    return "".join([text async for text, _ in run.follow(interval=0)])
+
+
+async def saved_now(p: Prepared) -> Message:
+    """The row as a reader sees it while a writer holds the lock (read-only sessions never wait)."""
+    async with session_scope(read_only=True) as s:
+        message = await chats.get_message(session=s, user_id=p.user_id, message_id=p.message_id)
+    assert message is not None
+    return message

@@ -139,6 +139,83 @@ async def test_the_token_quota_refuses_until_midnight_utc(new_limiter: LimiterFa
         assert await new_limiter().tokens_today(1) == 100
 
 
+async def test_parallel_reservations_share_the_quota_exactly(new_limiter: LimiterFactory) -> None:
+    """50 requests at once against 1,000 tokens, 150 reserved each: 6 full reservations and one of the last
+    100, never more than the quota in all; the others are refused with the quota error."""
+    limiter = new_limiter()
+    limits = Limits(tokens_per_day=1000)
+
+    async def ask() -> str | LimitExceeded:
+        try:
+            return await limiter.check_request(user_id=1, ip="", limits=limits, estimate=150)
+        except LimitExceeded as exc:
+            return exc
+
+    results = await asyncio.gather(*(ask() for _ in range(50)))
+    tickets = [r for r in results if isinstance(r, str)]
+    refused = [r for r in results if isinstance(r, LimitExceeded)]
+    assert sorted(limiter.reserved(t) or 0 for t in tickets) == [100, 150, 150, 150, 150, 150, 150]
+    assert {(r.code, r.params["limit"]) for r in refused} == {("token_quota", 1000)}
+    assert await limiter.tokens_today(1) == 0  # reserved, not used yet
+    # An answer settles below its reservation: the rest is free again, for the next one only.
+    await limiter.settle_tokens(tickets[0], 40)
+    assert await limiter.tokens_today(1) == 40
+    again = await limiter.check_request(user_id=1, ip="", limits=limits, estimate=150)
+    assert limiter.reserved(again) == 1000 - 40 - (sum(limiter.reserved(t) or 0 for t in tickets[1:]))
+    with pytest.raises(LimitExceeded):
+        await limiter.check_request(user_id=1, ip="", limits=limits, estimate=150)
+    # A failed answer (or one refused later, e.g. by the concurrency limit) gives all of it back.
+    await limiter.release(1, tickets[1])
+    assert limiter.reserved(tickets[1]) is None
+    assert await limiter.tokens_today(1) == 40
+    assert limiter.reserved(await limiter.check_request(user_id=1, ip="", limits=limits, estimate=500)) == 150
+
+
+async def test_a_refused_request_keeps_no_reservation(new_limiter: LimiterFactory) -> None:
+    limiter = new_limiter()
+    limits = Limits(tokens_per_day=100, requests_per_minute=1)
+    first = await limiter.check_request(user_id=1, ip="", limits=limits, estimate=60)
+    with pytest.raises(LimitExceeded) as info:
+        await limiter.check_request(user_id=1, ip="", limits=limits, estimate=60)
+    assert info.value.code == "rate_limit"
+    await limiter.settle_tokens(first, 0)
+    assert limiter.reserved(await limiter.check_request(user_id=1, ip="", limits=Limits(tokens_per_day=100))) == 1
+    assert (
+        limiter.reserved(await limiter.check_request(user_id=2, ip="", limits=Limits(tokens_per_day=100), estimate=100))
+        == 100
+    )  # the refused one held nothing: the whole quota was free
+
+
+async def test_two_workers_share_one_quota(redis_url: str) -> None:
+    stores = [RedisStore(redis_url), RedisStore(redis_url)]
+    a, b = Limiter(stores[0]), Limiter(stores[1])
+    limits = Limits(tokens_per_day=1000)
+
+    async def ask(limiter: Limiter) -> int:
+        try:
+            return limiter.reserved(await limiter.check_request(user_id=1, ip="", limits=limits, estimate=300)) or 0
+        except LimitExceeded:
+            return 0
+
+    try:
+        held = await asyncio.gather(*(ask(a if i % 2 else b) for i in range(20)))
+        assert sorted(h for h in held if h) == [100, 300, 300, 300]
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_a_reservation_whose_worker_died_lapses(new_limiter: LimiterFactory) -> None:
+    limiter = new_limiter(slot_ttl=0.4)
+    limits = Limits(tokens_per_day=100)
+    await limiter.check_request(user_id=1, ip="", limits=limits, estimate=100)  # never settled
+    other = new_limiter(slot_ttl=0.4) if limiter.store is not None else limiter  # another worker, with Redis
+    with pytest.raises(LimitExceeded):
+        await other.check_request(user_id=1, ip="", limits=limits, estimate=100)
+    await asyncio.sleep(0.5)
+    assert limiter.reserved(await limiter.check_request(user_id=1, ip="", limits=limits, estimate=100)) == 100
+
+
 # --------------------------------------------------------------------------- concurrent answers
 
 
@@ -329,18 +406,82 @@ async def test_regenerate_or_edit_while_the_answer_streams_takes_over_its_slot(l
         await finish(await send(rt, user_id, "Next", conversation_id=first.conversation.id))
 
 
-async def test_the_days_tokens_used_up_refuse_the_next_message(limited_runtime: RuntimeFactory) -> None:
-    rt = await limited_runtime(tokens_per_day=30)
+async def test_an_answer_is_held_to_the_quota_and_then_the_next_message_is_refused(
+    limited_runtime: RuntimeFactory, standin: StandIn
+) -> None:
+    rt = await limited_runtime(tokens_per_day=120)
     user_id = await new_user()
-    first = await send(rt, user_id, "[[tokens=40]] tell me a lot")
-    await finish(first)
-    assert (first.run.prompt_tokens or 0) + (first.run.completion_tokens or 0) > 30
-    before = await rows()
+    first = await send(rt, user_id, "[[tokens=400]] tell me a lot")
+    await finish(first)  # cut short by its max_tokens: it reserved the 120 tokens left (finish "length")
+    used = (first.run.prompt_tokens or 0) + (first.run.completion_tokens or 0)
+    assert 50 < used <= 120 and first.run.completion_tokens and first.run.completion_tokens < 400
+    assert await rt.limiter.tokens_today(user_id) == used
+    await rt.limiter.add_tokens(user_id, 120 - used)  # the day's tokens used up
+    before, requests = await rows(), standin.requests
     with pytest.raises(LimitExceeded) as info:
         await send(rt, user_id, "More")
-    assert (info.value.code, info.value.params["limit"]) == ("token_quota", 30)
+    assert (info.value.code, info.value.params["limit"]) == ("token_quota", 120)
     assert 1 <= info.value.params["hours"] <= 24
     assert await rows() == before
+    assert standin.requests == requests
+
+
+async def test_too_little_left_for_the_question_ends_the_answer_without_asking_localai(
+    limited_runtime: RuntimeFactory, standin: StandIn
+) -> None:
+    rt = await limited_runtime(tokens_per_day=100)
+    user_id = await new_user()
+    await rt.limiter.add_tokens(user_id, 90)  # 10 left: less than the system prompt and the question
+    requests = standin.requests
+    started = await send(rt, user_id, "A question that does not fit")
+    assert await started.run.wait_done(timeout=10)
+    assert (started.run.status, started.run.error) == (MessageStatus.error, "quota_short")
+    assert standin.requests == requests
+    assert await rt.limiter.tokens_today(user_id) == 90  # it used nothing, and holds nothing
+    assert rt.limiter.reserved(started.run.slot) is None
+
+
+async def test_parallel_answers_never_exceed_the_days_tokens(limited_runtime: RuntimeFactory, standin: StandIn) -> None:
+    """Ten messages at once (on two workers with Redis, one without) against 400 tokens a day: each answer
+    reserves its context budget and max_tokens (164) of what is left; the answer that got less is cut to fit;
+    the others are refused with the quota error. The day's count never exceeds the quota, then or later."""
+    settings = dict(tokens_per_day=400, llm_max_tokens=100, context_token_budget=64, max_concurrent_answers=0)
+    rts = [await limited_runtime(**settings)]
+    if rts[0].redis is not None:
+        rts.append(await limited_runtime(**settings))
+    workers = len(rts)
+    user_id = await new_user()
+    standin.config.token_rate = 200
+
+    async def one(i: int) -> chat_flow.Started | LimitExceeded:
+        try:
+            return await send(rts[i % workers], user_id, "[[tokens=80]] Tell me about rubies")
+        except LimitExceeded as exc:
+            return exc
+
+    results = await asyncio.gather(*(one(i) for i in range(10)))
+    started = [r for r in results if isinstance(r, chat_flow.Started)]
+    refused = [r for r in results if isinstance(r, LimitExceeded)]
+    assert len(started) == 3, "164 + 164 + the 72 left"
+    assert {(r.code, r.params["limit"]) for r in refused} == {("token_quota", 400)}
+    for s in started:
+        assert await s.run.wait_done(timeout=10)
+    counted = sum((s.run.prompt_tokens or 0) + (s.run.completion_tokens or 0) for s in started)
+    assert sorted(s.run.completion_tokens or 0 for s in started)[1:] == [80, 80]
+    assert await rts[0].limiter.tokens_today(user_id) == counted <= 400
+    for _ in range(10):  # what is left goes to the next messages, never more
+        try:
+            more = await send(rts[0], user_id, "[[tokens=80]] And sapphires?")
+        except LimitExceeded as exc:
+            assert exc.code == "token_quota"
+            break
+        assert await more.run.wait_done(timeout=10)
+        assert await rts[0].limiter.tokens_today(user_id) <= 400
+        if more.run.error == "quota_short":  # what is left is less than the question
+            break
+    else:
+        raise AssertionError("the quota never ran out")
+    assert await rts[0].limiter.tokens_today(user_id) <= 400
 
 
 async def test_an_admins_override_applies_to_the_next_message(limited_runtime: RuntimeFactory) -> None:
