@@ -41,6 +41,7 @@ def _user_row(user: UserRow) -> rx.Component:
                         T["lookalike_of"].replace("{email}", user.lookalike),
                         color_scheme="amber",
                         variant="surface",
+                        high_contrast=True,  # amber text on its light surface is under WCAG AA otherwise (axe)
                         data_testid="lookalike",
                     ),
                 ),

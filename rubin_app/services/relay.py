@@ -37,9 +37,16 @@ class Relay:
         """Mirror a run's deltas into its stream (no-op without Redis)."""
         if self.store is None:
             return
-        task = asyncio.create_task(self._publish(run), name=f"relay-{run.message_id}")
+        task = asyncio.create_task(self._publish_logged(run), name=f"relay-{run.message_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _publish_logged(self, run: Run) -> None:
+        """`_publish`, with a command Redis refuses (not an outage: the breaker handles those) logged."""
+        try:
+            await self._publish(run)
+        except RedisError as exc:  # already logged with its message by the store; the answer itself goes on
+            log.warning("live relay of answer %s stopped: %s", run.message_id, type(exc).__name__)
 
     async def _publish(self, run: Run) -> None:
         store = self.store
@@ -106,7 +113,7 @@ class Relay:
                     seen_think += len(think)
                     if new_text or new_think:
                         yield new_text, new_think
-        except (RedisError, OSError) as exc:
+        except (RedisError, OSError) as exc:  # the store logged a refused command with its message
             log.warning("following answer %s through Redis failed: %s", message_id, type(exc).__name__)
 
     async def close(self) -> None:

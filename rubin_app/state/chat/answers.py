@@ -11,7 +11,7 @@ from rubin_app.models import Message, MessageStatus
 from rubin_app.services import chat_flow, chats
 from rubin_app.services.chats import InputError
 from rubin_app.services.db import session_scope
-from rubin_app.services.generation import Run
+from rubin_app.services.generation import SAVE_FAILED, Run
 from rubin_app.services.llm import LLMError
 from rubin_app.services.runtime import get_runtime
 from rubin_app.state.chat.common import (
@@ -263,6 +263,9 @@ class AnswersMixin(rx.State, mixin=True):
             await self._poll_saved(user_id, message_id, token)
         async with session_scope(read_only=True) as session:
             saved = await chats.get_message(session=session, user_id=user_id, message_id=message_id)
+        if run is not None and run.error == SAVE_FAILED and saved is not None:
+            # The database refused the final save (maybe the mark too): show what the run has, and say so.
+            saved = saved.model_copy(update={"content": run.text, "status": run.status, "error": run.error})
         async with self:
             if _following.get(token) != message_id:
                 return
