@@ -26,6 +26,7 @@ from rubin_app.config import PROVIDER_ID
 from rubin_app.services import accounts, audit, login_guard, net, sessions
 from rubin_app.services.chats import InputError
 from rubin_app.services.db import session_scope
+from rubin_app.services.export import export_data
 from rubin_app.services.oauth import LoginError
 from rubin_app.services.runtime import Runtime, get_runtime
 from rubin_app.services.sessions import COOKIE_NAME, Principal
@@ -315,7 +316,7 @@ async def export(request: Request) -> Response:
     if principal is None:
         return JSONResponse({"error": "not_signed_in"}, status_code=401)
     async with session_scope(read_only=True) as session:
-        data = await accounts.export_data(session=session, user_id=principal.user_id)
+        data = await export_data(session=session, user_id=principal.user_id)
     stamp = data["exported_at"][:10].replace("-", "")
     chunk = 256 * 1024
 

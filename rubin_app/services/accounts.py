@@ -12,7 +12,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import delete, text, update
 from sqlalchemy.exc import IntegrityError
@@ -415,67 +414,6 @@ async def delete_account(*, session: AsyncSession, user_id: int, actor_id: int, 
         session=session, action=audit.ACCOUNT_DELETED, user_id=user_id, actor_id=actor_id, email=user.email, ip=ip
     )
     await session.flush()
-
-
-async def export_data(*, session: AsyncSession, user_id: int, page: int = 500) -> dict[str, Any]:
-    """Everything Rubin keeps about the user, as JSON-ready data.
-
-    Messages are read `page` at a time (plain columns, not ORM objects) and the event loop is given back
-    between pages: an account with a hundred thousand messages must not stall everyone else's events.
-    Read it in one transaction (a read-only session) for a consistent snapshot.
-    """
-    user = await session.get(User, user_id)
-    if user is None:
-        raise InputError("account_not_found")
-    user_data = dict(
-        email=user.email, display_name=user.display_name, provider=user.provider, language=user.language,
-        theme=user.theme, created_at=user.created_at.isoformat(),
-    )  # fmt: skip
-    conversation_columns = (Conversation.id, Conversation.title, Conversation.model, Conversation.created_at,
-                            Conversation.updated_at)  # fmt: skip
-    convs = (
-        await session.exec(
-            select(*conversation_columns)
-            .where(Conversation.user_id == user_id)
-            .order_by(col(Conversation.created_at), col(Conversation.id))
-        )
-    ).all()
-    message_columns = (Message.id, Message.conversation_id, Message.role, Message.content, Message.reasoning,
-                       Message.model, Message.status, Message.created_at)  # fmt: skip
-    by_conv: dict[str, list[dict[str, Any]]] = {}
-    after = 0
-    while True:
-        rows = (
-            await session.exec(
-                select(*message_columns)
-                .where(Message.user_id == user_id, col(Message.id) > after)
-                .order_by(col(Message.id))
-                .limit(page)
-            )
-        ).all()
-        for m_id, conversation_id, role, content, reasoning, model, status, created_at in rows:
-            message = dict(
-                role=str(role), content=content, reasoning=reasoning or None, model=model, status=str(status),
-                created_at=created_at.isoformat(),
-            )  # fmt: skip
-            by_conv.setdefault(conversation_id, []).append(message)
-            after = m_id
-        if len(rows) < page:
-            break
-        await asyncio.sleep(0)  # other users' events run between two pages
-    conversations: list[dict[str, Any]] = []
-    for c_id, title, model, created_at, updated_at in convs:
-        conversation = dict(
-            id=c_id, title=title, model=model, created_at=created_at.isoformat(), updated_at=updated_at.isoformat(),
-            messages=by_conv.get(c_id, []),
-        )  # fmt: skip
-        conversations.append(conversation)
-    return {
-        "format": "rubin-export/1",
-        "exported_at": utcnow().isoformat(),
-        "user": user_data,
-        "conversations": conversations,
-    }
 
 
 # --------------------------------------------------------------------------- admin

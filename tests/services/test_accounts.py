@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import col, select
 
 from rubin_app.models import AuditEvent, AuthSession, Conversation, Message, Role, User
-from rubin_app.services import accounts, credentials, sessions
+from rubin_app.services import accounts, credentials, export, sessions
 from rubin_app.services.chats import InputError
 from tests.factories import make_account, make_conversation, make_exchange
 
@@ -358,7 +358,7 @@ async def test_export_contains_only_the_users_chats(db_scope) -> None:
         await make_exchange(s, conversation=await make_conversation(s, user_id=alice.id, title="Alice"), question="a?")
         await make_exchange(s, conversation=await make_conversation(s, user_id=bob.id, title="Bob"), question="b?")
     async with db_scope() as s:
-        data = await accounts.export_data(session=s, user_id=alice.id)
+        data = await export.export_data(session=s, user_id=alice.id)
     assert data["user"]["email"] == "alice@example.com"
     assert [c["title"] for c in data["conversations"]] == ["Alice"]
     assert [m["content"] for m in data["conversations"][0]["messages"]] == ["a?", "Hello!"]

@@ -15,7 +15,7 @@ from sqlmodel import SQLModel, col, select
 
 import rubin_app.models  # noqa: F401  (registers the tables)
 from rubin_app.models import Role, User
-from rubin_app.services import accounts, chats
+from rubin_app.services import accounts, chats, export
 from rubin_app.services import db as db_module
 from rubin_app.services.db import session_scope
 from rubin_app.services.migrate import alembic_config, upgrade_head
@@ -152,7 +152,7 @@ async def test_first_admin_inherits_the_chats_made_before_accounts(empty_url: st
             messages = await chats.list_messages(session=s, user_id=admin.id, conversation_id="c0ffee")
             assert [m.content for m in messages] == ["old question", "old answer"]
             assert await chats.list_conversations(session=s, user_id=second.id) == []
-            exported = await accounts.export_data(session=s, user_id=second.id)
+            exported = await export.export_data(session=s, user_id=second.id)
             assert exported["conversations"] == []
     finally:
         await db_module.dispose_all()
