@@ -195,7 +195,8 @@ class Runtime:
         async with session_scope(read_only=True) as session:
             principal = await sessions.resolve_hash(session=session, token_hash=token_hash, idle=idle)
         self.principals.put_hash(token_hash, principal)
-        if principal is not None and (principal.seen_at is None or utcnow() - principal.seen_at > TOUCH_EVERY):
+        stale = principal is not None and (principal.seen_at is None or utcnow() - principal.seen_at > TOUCH_EVERY)
+        if idle is not None and stale and principal is not None:  # last use is only kept for the idle timeout
             task = asyncio.create_task(self._touch(principal.session_id))  # off the event's path
             self._touches.add(task)
             task.add_done_callback(self._touches.discard)
