@@ -16,18 +16,11 @@ from rubin_app.models import MessageStatus
 from rubin_app.services import chat_flow, chats
 from rubin_app.services.db import session_scope
 from rubin_app.services.runtime import Runtime
-from tests.factories import make_user
 from tests.fakes.localai_standin import StandIn
+from tests.services.helpers import new_user
 
 MODEL, OTHER_MODEL = "standin-model", "standin-small"
 RuntimeFactory = Callable[..., Awaitable[Runtime]]
-
-
-async def new_user() -> int:
-    async with session_scope() as session:
-        user = await make_user(session)
-    assert user.id is not None
-    return user.id
 
 
 _asker: dict[str, int] = {}

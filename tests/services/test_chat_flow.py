@@ -6,9 +6,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
-from sqlmodel import func, select
 
-from rubin_app.models import Conversation, Message, MessageRole, MessageStatus
+from rubin_app.models import Conversation, MessageRole, MessageStatus
 from rubin_app.services import chat_flow, chats, titles
 from rubin_app.services.chats import InputError
 from rubin_app.services.context import estimate_tokens
@@ -17,29 +16,10 @@ from rubin_app.services.runtime import Runtime
 from rubin_app.services.titles import title_from_text
 from tests.factories import make_conversation, make_exchange, make_user
 from tests.fakes.localai_standin import StandIn, expected_reply
+from tests.services.helpers import counts, history, new_user
 
 MODEL = "standin-model"
 RuntimeFactory = Callable[..., Awaitable[Runtime]]
-
-
-async def new_user() -> int:
-    """A fresh signed-up user's id (each test acts as its own user)."""
-    async with session_scope() as session:
-        user = await make_user(session)
-    assert user.id is not None
-    return user.id
-
-
-async def counts() -> tuple[int, int]:
-    async with session_scope() as s:
-        conversations = (await s.exec(select(func.count()).select_from(Conversation))).one()
-        messages = (await s.exec(select(func.count()).select_from(Message))).one()
-    return int(conversations), int(messages)
-
-
-async def history(user_id: int, conversation_id: str) -> list[Message]:
-    async with session_scope() as s:
-        return list(await chats.list_messages(session=s, user_id=user_id, conversation_id=conversation_id))
 
 
 async def conversation(user_id: int, conversation_id: str) -> Conversation:

@@ -17,23 +17,15 @@ from starlette.requests import Request
 from rubin_app.api.routes import health
 from rubin_app.models import MessageStatus
 from rubin_app.services import chat_flow
-from rubin_app.services.db import session_scope
 from rubin_app.services.limits import LimitExceeded
 from rubin_app.services.runtime import Runtime
-from tests.factories import make_user
 from tests.fakes.localai_standin import StandIn
 from tests.fakes.redis_server import RedisServer
+from tests.services.helpers import new_user
 
 MODEL = "standin-model"
 RETRY_AFTER = 0.3
 RuntimeFactory = Callable[..., Awaitable[Runtime]]
-
-
-async def new_user() -> int:
-    async with session_scope() as session:
-        user = await make_user(session)
-    assert user.id is not None
-    return user.id
 
 
 async def ask(rt: Runtime, user_id: int, text: str = "What is Redis?") -> chat_flow.Started:

@@ -9,20 +9,12 @@ from collections.abc import Awaitable, Callable
 
 from rubin_app.models import MessageStatus
 from rubin_app.services import chat_flow
-from rubin_app.services.db import session_scope
 from rubin_app.services.relay import KEEP_SECONDS
 from rubin_app.services.runtime import Runtime
-from tests.factories import make_user
+from tests.services.helpers import new_user
 
 MODEL = "standin-model"
 RuntimeFactory = Callable[..., Awaitable[Runtime]]
-
-
-async def new_user() -> int:
-    async with session_scope() as session:
-        user = await make_user(session)
-    assert user.id is not None
-    return user.id
 
 
 async def collect(rt: Runtime, message_id: int, text_offset: int = 0, think_offset: int = 0, idle: float = 10.0):

@@ -12,9 +12,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
-from sqlmodel import func, select
 
-from rubin_app.models import Conversation, Message, MessageRole, MessageStatus
+from rubin_app.models import MessageRole, MessageStatus
 from rubin_app.services import chat_flow, chats
 from rubin_app.services.chats import InputError
 from rubin_app.services.db import session_scope
@@ -22,6 +21,7 @@ from rubin_app.services.runtime import Runtime
 from rubin_app.services.titles import title_from_text
 from tests.factories import make_conversation, make_user
 from tests.fakes.localai_standin import StandIn
+from tests.services.helpers import counts, history, new_user
 
 MODEL = "standin-model"
 RuntimeFactory = Callable[..., Awaitable[Runtime]]
@@ -32,26 +32,6 @@ UNSTORABLE = {
     "lone low surrogate": "\ude00 broken",
     "only a surrogate": "\ud800",
 }
-
-
-async def new_user() -> int:
-    """A fresh user's id."""
-    async with session_scope() as session:
-        user = await make_user(session)
-    assert user.id is not None
-    return user.id
-
-
-async def counts() -> tuple[int, int]:
-    async with session_scope() as s:
-        conversations = (await s.exec(select(func.count()).select_from(Conversation))).one()
-        messages = (await s.exec(select(func.count()).select_from(Message))).one()
-    return int(conversations), int(messages)
-
-
-async def history(user_id: int, conversation_id: str) -> list[Message]:
-    async with session_scope() as s:
-        return list(await chats.list_messages(session=s, user_id=user_id, conversation_id=conversation_id))
 
 
 async def title_of(user_id: int, conversation_id: str, open_scope: Callable = session_scope) -> str:

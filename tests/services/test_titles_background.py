@@ -16,19 +16,12 @@ from rubin_app.services import chat_flow, chats
 from rubin_app.services.db import session_scope
 from rubin_app.services.runtime import Runtime
 from rubin_app.services.titles import title_from_text
-from tests.factories import make_user
 from tests.fakes.localai_standin import StandIn
+from tests.services.helpers import new_user
 
 MODEL = "standin-model"
 TITLE_DELAY = 3.0
 RuntimeFactory = Callable[..., Awaitable[Runtime]]
-
-
-async def new_user() -> int:
-    async with session_scope() as session:
-        user = await make_user(session)
-    assert user.id is not None
-    return user.id
 
 
 def title_requests(standin: StandIn) -> list:
