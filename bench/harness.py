@@ -109,6 +109,20 @@ def app_env(localai_url: str, db_path: Path, port: int, **extra: str) -> dict[st
     return env
 
 
+def settings_env(localai_url: str, db_path: Path, data_dir: Path, port: int, **settings: str) -> dict[str, str]:
+    """An app environment where no setting leaks in from the shell: defaults, where things are, and `settings`."""
+    from rubin_app.config import Settings
+
+    env = app_env(localai_url, db_path, port)
+    for name in [*Settings.model_fields, "reflex_redis_url"]:
+        env.pop(name.upper(), None)
+    env.update(
+        LOCALAI_URL=localai_url, DATABASE_URL=f"sqlite:///{db_path}", DATA_DIR=str(data_dir), FRONTEND_PORT=str(port),
+        **settings,
+    )  # fmt: skip
+    return env
+
+
 def isolated_copy(dest: Path) -> Path:
     """A copy of the app sources sharing .venv/.tools, so a second build never touches ./.web."""
     skip = {".web", ".git", "data", ".venv", ".tools", ".states", "test-artifacts", "__pycache__", ".pytest_cache"}

@@ -15,6 +15,7 @@ import base64
 import hashlib
 import re
 import time
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -55,6 +56,7 @@ def _websocket_origin(origin: str) -> str:
     return "ws" + origin[4:] if origin.startswith("http") else ""
 
 
+@lru_cache(maxsize=8)  # one string per build (and settings): not rebuilt for every response
 def policy(script_hashes: tuple[str, ...], public_url: str = "", api_url: str = "") -> str:
     """The Content-Security-Policy for the built app (see the module's docstring for each relaxation)."""
     connect = ["'self'"]  # 'self' covers ws(s):// of this host in current browsers; named too for older ones

@@ -28,7 +28,7 @@ import re
 import urllib.parse
 from typing import Any
 
-from reflex.app import EventNamespace
+from reflex.app import EventNamespace, _decode_asgi_headers
 from reflex.istate.data import SessionData
 from reflex.istate.manager.token import BaseStateToken
 from reflex_base import constants
@@ -70,12 +70,8 @@ def session_tail(session_hash: str) -> str:
 
 
 def _headers(environ: dict[str, Any]) -> dict[str, str]:
-    """The handshake's headers; a header sent on several lines is joined in order (X-Forwarded-For)."""
-    headers: dict[str, str] = {}
-    for k, v in environ.get("asgi.scope", {}).get("headers", []):
-        name, value = k.decode("latin-1").lower(), v.decode("latin-1")
-        headers[name] = f"{headers[name]}, {value}" if name in headers and name != "cookie" else value
-    return headers
+    """The handshake's headers, decoded as Reflex does (a header sent on several lines is joined in order)."""
+    return _decode_asgi_headers(environ.get("asgi.scope", {}).get("headers", []))
 
 
 def _peer(environ: dict[str, Any]) -> str:

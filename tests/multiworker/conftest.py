@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.harness import ROOT, app_env, free_port, isolated_copy, sign_in, start_app, stop_app
-from rubin_app.config import Settings
+from bench.harness import ROOT, free_port, isolated_copy, settings_env, sign_in, start_app, stop_app
 from tests.fakes.localai_standin import StandIn, StandInConfig
 from tests.fakes.redis_server import RedisServer
 
@@ -36,14 +35,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def environment(standin_url: str, redis_url: str, db_path: Path, data_dir: Path, port: int) -> dict[str, str]:
     """The app's environment: no setting leaks in from the shell; three workers on one Redis."""
-    env = app_env(standin_url, db_path, port)
-    for name in [*Settings.model_fields, "reflex_redis_url"]:
-        env.pop(name.upper(), None)
-    env.update(
-        LOCALAI_URL=standin_url,
-        DATABASE_URL=f"sqlite:///{db_path}",
-        DATA_DIR=str(data_dir),
-        FRONTEND_PORT=str(port),
+    return settings_env(
+        standin_url,
+        db_path,
+        data_dir,
+        port,
         REDIS_URL=redis_url,
         WORKERS=str(WORKERS),
         PYTHONUNBUFFERED="1",
@@ -62,7 +58,6 @@ def environment(standin_url: str, redis_url: str, db_path: Path, data_dir: Path,
         REQUIRE_APPROVAL="false",
         SECRET_KEY=secrets.token_hex(32),
     )
-    return env
 
 
 @pytest.fixture(scope="session")

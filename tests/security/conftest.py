@@ -21,8 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.harness import ROOT, app_env, free_port, isolated_copy, start_app, stop_app
-from rubin_app.config import Settings
+from bench.harness import ROOT, free_port, isolated_copy, settings_env, start_app, stop_app
 from tests.fakes.localai_standin import StandIn, StandInConfig
 
 ARTIFACTS = ROOT / "test-artifacts" / "security"
@@ -60,22 +59,6 @@ class Target:
         return self.log_path.read_text(errors="replace")
 
 
-def _environment(standin_url: str, db_path: Path, data_dir: Path, port: int) -> dict[str, str]:
-    """Default settings: nothing from the shell, no limit switched off; only where things are."""
-    env = app_env(standin_url, db_path, port)
-    for name in [*Settings.model_fields, "reflex_redis_url"]:
-        env.pop(name.upper(), None)
-    env.update(
-        LOCALAI_URL=standin_url,
-        DATABASE_URL=f"sqlite:///{db_path}",
-        DATA_DIR=str(data_dir),
-        FRONTEND_PORT=str(port),
-        SECRET_KEY=secrets.token_hex(32),
-        LOG_LEVEL="INFO",
-    )
-    return env
-
-
 @pytest.fixture(scope="session")
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     """The running instance: RUBIN_TARGET_URL, or a production build started here on default settings."""
@@ -90,7 +73,10 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     log_path = tmp / "app.log"
     proc = None
     try:
-        proc = start_app(_environment(standin.url, tmp / "rubin.db", tmp / "data", port), log_path, root=root)
+        env = settings_env(
+            standin.url, tmp / "rubin.db", tmp / "data", port, SECRET_KEY=secrets.token_hex(32), LOG_LEVEL="INFO"
+        )
+        proc = start_app(env, log_path, root=root)
         yield Target(f"http://127.0.0.1:{port}", root, log_path)
     finally:
         if proc is not None:
