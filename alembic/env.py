@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 from sqlmodel import SQLModel
 
-import rubin_app.models  # noqa: F401  (registers the tables)
+import rubin_app.models  # noqa: F401  (registers the tables, the domain packages' too)
 from rubin_app.config import get_settings
 
 config = context.config

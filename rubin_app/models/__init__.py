@@ -1,5 +1,7 @@
 """SQLModel tables and their schemas."""
 
+# Tables of the domain packages, registered with the same metadata (alembic, foreign keys).
+from rubin_app.accounts.models import ApiKey
 from rubin_app.models.auth import AppSetting, AuditEvent, AuthSession, UserLimit
 from rubin_app.models.chat import (
     Conversation,
@@ -11,8 +13,10 @@ from rubin_app.models.chat import (
 )
 from rubin_app.models.login import LoginAttempt
 from rubin_app.models.user import Role, User, UserPublic
+from rubin_app.usage.models import UsageRecord
 
 __all__ = [
+    "ApiKey",
     "AppSetting",
     "AuditEvent",
     "AuthSession",
@@ -24,6 +28,7 @@ __all__ = [
     "MessageRole",
     "MessageStatus",
     "Role",
+    "UsageRecord",
     "User",
     "UserLimit",
     "UserPublic",

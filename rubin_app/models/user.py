@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import text
 from sqlmodel import Field, SQLModel
 
+from rubin_app.core.clock import utcnow
 
-def utcnow() -> datetime:
-    """Timezone-aware now, stored as UTC."""
-    return datetime.now(UTC)
+__all__ = ["Role", "User", "UserBase", "UserPublic", "utcnow"]
 
 
 class Role(StrEnum):

@@ -34,6 +34,21 @@ FORBIDDEN = {
     "state": ("rubin_app.pages", "rubin_app.admin", "rubin_app.components"),
     "pages": (),
     "admin": (),
+    # The bottom layer: errors, the outbound-request guard. Imports nothing of Rubin but config.
+    "core": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
+             "rubin_app.api", "rubin_app.services", "rubin_app.models", "rubin_app.llm", "rubin_app.accounts",
+             "rubin_app.usage", "rubin_app.webhooks"),
+    # Typed LLM requests and events: no database, no domain package.
+    "llm": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
+            "rubin_app.api", "rubin_app.services", "rubin_app.models", "rubin_app.accounts", "rubin_app.usage",
+            "rubin_app.webhooks"),
+    # Domain packages (a table, a service, rules of their own): never the UI or the HTTP layer.
+    "accounts": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
+                 "rubin_app.api"),
+    "usage": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
+              "rubin_app.api"),
+    "webhooks": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
+                 "rubin_app.api"),
     "i18n": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
              "rubin_app.api", "rubin_app.services", "rubin_app.models"),
 }  # fmt: skip

@@ -1,0 +1,1 @@
+"""Outbound webhooks: endpoints, a durable outbox, signed delivery (Standard Webhooks 1.0)."""
