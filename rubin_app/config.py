@@ -106,6 +106,10 @@ class Settings(BaseSettings):
 
     # Chat behaviour
     max_message_chars: int = Field(default=32_000, ge=1, description="Longest message a user may send.")
+    api_max_body_bytes: int = Field(
+        default=8_000_000, ge=1024, description="Largest request body the APIs accept, in bytes (images included)."
+    )
+    api_max_messages: int = Field(default=1000, ge=1, description="Most messages one API chat request may carry.")
     context_token_budget: int = Field(
         default=3_000, ge=64, description="Token budget of the history sent to the model."
     )
@@ -205,6 +209,32 @@ class Settings(BaseSettings):
         default=10, gt=0, description="How long a signed-out tab's state is kept (in memory only)."
     )
 
+    # Webhooks (docs/webhooks.md)
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Let webhooks reach loopback, private, link-local and other non-public addresses (a trusted "
+        "LAN only: any user could then make the server call its internal services).",
+    )
+    webhook_allowed_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated IPs/CIDRs webhooks may reach even though they are private (e.g. one "
+        "automation server on the LAN: 10.0.5.7/32); narrower than WEBHOOK_ALLOW_PRIVATE.",
+    )
+    webhook_retry_schedule: str = Field(
+        default="0,5,300,1800,7200,18000,36000,36000",
+        description="Webhook delivery attempts: comma-separated seconds, one per attempt, each the wait after the "
+        "previous one failed (the first attempt goes at once), jittered ±20 %; when the last fails, it has failed.",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=15, gt=0, le=120, description="Seconds one delivery attempt may take, redirects included."
+    )
+    webhook_secret_overlap_hours: float = Field(
+        default=24, ge=0, le=720, description="After a secret rotation, hours the old secret still signs too."
+    )
+    webhook_poll_seconds: float = Field(
+        default=5, gt=0, le=300, description="How often the delivery worker looks for due webhook deliveries."
+    )
+
     # Web
     frontend_port: int = Field(default=3000, ge=1, le=65535, description="Port the app serves.")
     api_url: str = Field(default="", description="Public URL of the backend when not on localhost.")
@@ -242,6 +272,30 @@ class Settings(BaseSettings):
                 except ValueError:
                     raise ValueError(f"{item!r} is not an IP address or CIDR (e.g. 10.0.0.0/8, 127.0.0.1)") from None
         return value
+
+    @field_validator("webhook_allowed_networks", mode="before")
+    @classmethod
+    def _split_webhook_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [p.strip() for p in value.split(",") if p.strip()]
+        if isinstance(value, list):
+            for item in value:
+                try:
+                    ipaddress.ip_network(str(item), strict=False)
+                except ValueError:
+                    raise ValueError(f"{item!r} is not an IP address or CIDR (e.g. 10.0.5.7/32)") from None
+        return value
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _check_retry_schedule(cls, value: str) -> str:
+        try:
+            delays = [float(d) for d in value.split(",") if d.strip()]
+        except ValueError:
+            raise ValueError("must be comma-separated seconds, e.g. 0,5,300,1800") from None
+        if not 1 <= len(delays) <= 20 or not all(0 <= d <= 7 * 86_400 for d in delays):  # also refuses nan, inf
+            raise ValueError("must list 1 to 20 delays of 0 to 604800 seconds (7 days), e.g. 0,5,300,1800")
+        return ",".join(d.strip() for d in value.split(",") if d.strip())
 
     @field_validator("redis_url")
     @classmethod
@@ -319,6 +373,11 @@ class Settings(BaseSettings):
     def llm_base_url(self) -> str:
         """LocalAI URL, or the bundled engine's loopback URL."""
         return self.localai_url or f"http://127.0.0.1:{self.engine_port}"
+
+    @property
+    def webhook_retry_delays(self) -> tuple[float, ...]:
+        """WEBHOOK_RETRY_SCHEDULE as seconds: one entry per attempt, the delay before it."""
+        return tuple(float(d) for d in self.webhook_retry_schedule.split(","))
 
     @property
     def sync_database_url(self) -> str:
