@@ -45,7 +45,8 @@ STALL_S = 1.0
 
 def lookup_cost(redis_url: str | None, runs: int) -> list[float]:
     """Milliseconds per (cache lookup + rate-limit check), as chat_flow does them per request."""
-    from rubin_app.services.cache import ResponseCache, request_key
+    from rubin_app.llm.types import ChatRequest, Params
+    from rubin_app.services.cache import ResponseCache
     from rubin_app.services.limits import Limiter, Limits
     from rubin_app.services.redis_store import RedisStore
 
@@ -57,7 +58,9 @@ def lookup_cost(redis_url: str | None, runs: int) -> list[float]:
         out = []
         for i in range(runs + 50):
             t0 = time.perf_counter()
-            await cache.get(request_key("standin-model", messages, {"temperature": 0, "n": i % 7}))
+            await cache.get(
+                ChatRequest.of_turns("standin-model", messages, Params(temperature=0, seed=i % 7)).cache_key()
+            )
             ticket = await limiter.check_request(user_id=1, ip="127.0.0.1", limits=limits, estimate=3000)
             if i >= 50:  # warm-up: pool connections, script cache
                 out.append((time.perf_counter() - t0) * 1000)

@@ -286,6 +286,8 @@ async def make_runtime(
     yield make
     for rt in made:
         await rt.generation.shutdown()
+        await rt.usage.close()  # its batch writer and the worker bus are long-lived tasks: stopped here
+        await rt.bus.close()
     # Background work the test started (e.g. automatic titles) may finish, then is cancelled.
     leftover = asyncio.all_tasks() - tasks_before - {asyncio.current_task()}
     if leftover:

@@ -15,6 +15,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rubin_app.api.auth import AuthApp, current_principal, export
+from rubin_app.api.openai.routes import build_openai_app
 from rubin_app.api.security_headers import SecurityHeaders
 from rubin_app.services.runtime import get_runtime
 
@@ -127,6 +128,7 @@ def build_api() -> ApiLayers:
             Route("/api/version", version),
             Route("/api/account/export", export),
             Mount("/auth", app=AuthApp()),
+            Mount("/v1", app=build_openai_app()),
         ]
     )
     return ApiLayers([routes, lambda app: SecurityHeaders(app, STATIC_DIR)])

@@ -1,7 +1,8 @@
 """Response cache: an identical request (model, messages, parameters) is answered from Redis.
 
 Only deterministic requests are cached (temperature 0) unless a model's "cacheable" switch is on.
-Keys are the SHA-256 of the request's canonical JSON and its scope: the asking user by default, so one user
+Keys are the SHA-256 of the whole canonical request (`ChatRequest.cache_key`: messages with every part,
+tools, parameters) and its scope: the asking user by default, so one user
 is never answered from another's question (CACHE_SHARED=true shares answers per model across users, and a
 fast answer then tells a user that someone asked the same before); nothing readable is in the key;
 values are bounded in size and expire after the TTL. Without Redis, or while it is away, the cache
@@ -10,10 +11,8 @@ is simply off (a miss) — answers are never cached in-process, where they would
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
 
 from rubin_app.services.redis_store import RedisStore
 
@@ -27,17 +26,6 @@ class CachedAnswer:
     text: str
     reasoning: str = ""
     completion_tokens: int | None = None
-
-
-def request_key(model: str, messages: list[dict[str, str]], params: dict[str, Any], scope: str = "") -> str:
-    """The canonical hash of a chat request within a scope ("user:<id>", or "" when shared)."""
-    canonical = json.dumps(
-        {"scope": scope, "model": model,
-         "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
-         "params": {k: v for k, v in sorted(params.items()) if v is not None}},
-        sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-    )  # fmt: skip
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass

@@ -10,12 +10,14 @@ from typing import Any, Literal, overload
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rubin_app.generation.manager import EarlyStart
+from rubin_app.generation.run import Run
+from rubin_app.llm.types import ChatRequest
 from rubin_app.models import Conversation, Message, MessageRole, MessageStatus
 from rubin_app.services import chats, titles
 from rubin_app.services.chats import InputError
 from rubin_app.services.context import Turn, build_context, estimate_tokens
 from rubin_app.services.db import session_scope
-from rubin_app.services.generation import Run
 from rubin_app.services.runtime import Runtime
 
 HISTORY_PAGE = 100  # messages read at a time when building a chat's context
@@ -64,13 +66,15 @@ async def check_model(rt: Runtime, model: str) -> str:
     return model
 
 
-def _context(rt: Runtime, history: Sequence[Message | chats.Turn]) -> list[dict[str, str]]:
+def _request(rt: Runtime, model: str, history: Sequence[Message | chats.Turn]) -> ChatRequest:
+    """The request the chat UI makes: the conversation's context within the budget, the settings' parameters."""
     turns = [
         Turn(role=m.role.value, content=m.content)
         for m in history
         if m.role in (MessageRole.user, MessageRole.assistant) and m.status != MessageStatus.streaming
     ]
-    return build_context(rt.settings.system_prompt, turns, rt.settings.context_token_budget)
+    context = build_context(rt.settings.system_prompt, turns, rt.settings.context_token_budget)
+    return ChatRequest.of_turns(model, context, rt.chat_params())
 
 
 async def _empty_answer(session: AsyncSession, user_id: int, conversation_id: str, model: str) -> Message:
@@ -90,14 +94,14 @@ async def _start(
     *, use_cache: bool,
 ) -> Run:  # fmt: skip
     assert assistant.id is not None
-    messages = _context(rt, history)
-    key, replay = await rt.cached_answer(assistant.model, messages, conversation.user_id)
+    request = _request(rt, assistant.model, history)
+    key, replay = await rt.cached_answer(request, conversation.user_id)
     run = rt.generation.start(
+        request,
         user_id=conversation.user_id,
+        sinks=rt.sinks(rt.answer_writer()),
         conversation_id=conversation.id,
         message_id=assistant.id,
-        model=assistant.model,
-        messages=messages,
         cache_key=key,
         replay=replay if use_cache else None,
         slot=slot,
@@ -115,6 +119,8 @@ async def send_message(
     model: str,
     ip: str = "",
     on_run: Callable[[Run], object] | None = None,
+    source: str = "ui",
+    api_key_id: int | None = None,
 ) -> Started:
     """Save the user's message and an empty answer, then start generating it (within the user's limits).
 
@@ -125,8 +131,7 @@ async def send_message(
     text = chats.check_message_text(text, rt.settings.max_message_chars)
     model = await check_model(rt, model)
     slot = await rt.admit(user_id, ip)
-    persisted = asyncio.Event()
-    run: Run | None = None
+    early: EarlyStart | None = None
     try:
         history: Sequence[chats.Turn] = []
         if conversation_id:
@@ -135,19 +140,14 @@ async def send_message(
             async with session_scope(read_only=True) as session:
                 history = await _recent_history(rt, session, user_id, conversation_id, turns_only=True)
         pending_question = Message(role=MessageRole.user, content=text, user_id=user_id, conversation_id="")
-        messages = _context(rt, [*history, pending_question])
-        key, replay = await rt.cached_answer(model, messages, user_id)
-        run = rt.generation.start(
-            user_id=user_id,
-            conversation_id=conversation_id or "",
-            message_id=None,
-            model=model,
-            messages=messages,
-            persisted=persisted,
-            cache_key=key,
-            replay=replay,
-            slot=slot,
-        )
+        request = _request(rt, model, [*history, pending_question])
+        key, replay = await rt.cached_answer(request, user_id)
+        writer = rt.answer_writer(committed=False)
+        early = rt.generation.start_early(
+            request, writer=writer, user_id=user_id, sinks=rt.sinks(writer), conversation_id=conversation_id or "",
+            cache_key=key, replay=replay, slot=slot, source=source, api_key_id=api_key_id,
+        )  # fmt: skip
+        run = early.run
         if on_run is not None:
             on_run(run)
         async with session_scope() as session:
@@ -171,14 +171,14 @@ async def send_message(
             )
             answer = await _empty_answer(session, user_id, conversation.id, model)
             assert answer.id is not None
-            rt.generation.bind(run, message_id=answer.id, conversation_id=conversation.id)
+            early.bind(message_id=answer.id, conversation_id=conversation.id)
     except BaseException:
-        if run is not None:
-            rt.generation.discard(run)  # its finish hook frees the slot
+        if early is not None:
+            early.discard()  # its quota sink frees the slot
         elif slot:
             await rt.limiter.release(user_id, slot)
         raise
-    persisted.set()
+    early.committed()
     rt.relay.publish(run)
     title = None
     if first and rt.settings.title_mode == "llm":
@@ -288,7 +288,7 @@ async def _answer_again(
     user_id = conversation.user_id
     for message in history:
         if message.id is not None and message.id > question.id and message.status == MessageStatus.streaming:
-            await rt.generation.stop(user_id=user_id, message_id=message.id)
+            await rt.stop_answer(user_id=user_id, message_id=message.id)
     model = await check_model(rt, model)
     slot = await rt.admit(user_id, ip)
     try:

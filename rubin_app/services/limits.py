@@ -105,7 +105,7 @@ return 1
 class Reservation:
     """Tokens held for one answer until it ends: `day` is the counter it was taken from."""
 
-    user_id: int
+    user_id: int | str  # a user id, or "key<id>" for an API key's own quota
     day: str
     tokens: int
     in_redis: bool
@@ -220,7 +220,7 @@ class Limiter:
             return False, max(0.001, (stamps[0] + window_ms - now) / 1000)
 
     # ---- tokens per day ------------------------------------------------------------------------
-    async def tokens_today(self, user_id: int) -> int:
+    async def tokens_today(self, user_id: int | str) -> int:
         """Tokens the user's answers used today (UTC), settled ones only (not what running answers hold)."""
         name = f"tok:{user_id}:{_today()}"
         if self.store is not None:
@@ -232,7 +232,7 @@ class Limiter:
             return await store.run(action, lambda: self._tokens[name])
         return self._tokens[name]
 
-    async def add_tokens(self, user_id: int, tokens: int) -> None:
+    async def add_tokens(self, user_id: int | str, tokens: int) -> None:
         """Count an answer's tokens against today's quota (an answer that reserved none: `settle` otherwise)."""
         if tokens <= 0:
             return
@@ -247,7 +247,7 @@ class Limiter:
 
             await store.run(action, lambda: None)
 
-    async def reserve_tokens(self, user_id: int, quota: int, estimate: int, ticket: str) -> int:
+    async def reserve_tokens(self, user_id: int | str, quota: int, estimate: int, ticket: str) -> int:
         """Hold up to `estimate` tokens of today's quota for one answer, checked and taken in one step.
 
         Returns the tokens held: the estimate, or what is left when that is less; 0 when nothing is left

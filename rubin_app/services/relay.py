@@ -17,7 +17,7 @@ from contextlib import aclosing
 
 from redis.exceptions import RedisError
 
-from rubin_app.services.generation import Run
+from rubin_app.generation.run import Run
 from rubin_app.services.redis_store import RedisStore
 
 log = logging.getLogger(__name__)

@@ -14,21 +14,28 @@ from functools import cached_property
 
 from redis.exceptions import RedisError
 
+from rubin_app.accounts.key_cache import KeyResolver
 from rubin_app.config import Settings, get_settings
+from rubin_app.generation.manager import GenerationManager
+from rubin_app.generation.run import Run
+from rubin_app.generation.sinks import AfterRun, AnswerWriter, CacheWriter, FinalSaveHook, SaveSettings, Sink
+from rubin_app.llm.client import LLMClient, LLMError
+from rubin_app.llm.types import ChatRequest, Params
 from rubin_app.models import MessageStatus
 from rubin_app.models.user import utcnow
 from rubin_app.services import chats, limits, model_settings, sessions
-from rubin_app.services.cache import CachedAnswer, ResponseCache, request_key
+from rubin_app.services.bus import Bus
+from rubin_app.services.cache import CachedAnswer, ResponseCache
 from rubin_app.services.db import session_scope
-from rubin_app.services.generation import GenerationManager, GenerationSettings, Run
 from rubin_app.services.limits import DEFAULT_ANSWER_TOKENS, Limiter, LimitExceeded, Limits
-from rubin_app.services.llm import LLMClient, LLMError
 from rubin_app.services.oauth import Providers
 from rubin_app.services.redis_store import RedisStore
 from rubin_app.services.relay import Relay
 from rubin_app.services.sessions import Principal, PrincipalCache
+from rubin_app.usage.recorder import UsageRecorder
 
 log = logging.getLogger(__name__)
+STOP = "stop_answer"  # bus message: stop this user's answer wherever it runs
 HEALTH_TTL = 5
 CACHEABLE_TTL = 10.0
 LIMITS_TTL = 10.0
@@ -144,17 +151,16 @@ class Runtime:
             cacheable_models=set(settings.cache_models),
         )  # fmt: skip
         self.relay = Relay(self.redis, interval=RELAY_INTERVAL)
-        self.generation = GenerationManager(
-            self.client,
-            session_scope,
-            GenerationSettings(
-                flush_seconds=settings.db_flush_seconds,
-                max_tokens=settings.llm_max_tokens or None,
-                temperature=settings.llm_temperature,
-            ),
-            cache=self.cache,
-        )
-        self.generation.on_finish.append(self._account)
+        self.generation = GenerationManager(self.client)
+        self.save_settings = SaveSettings(flush_seconds=settings.db_flush_seconds)
+        # Run inside an answer's final save (the webhook outbox); registered by the app at start.
+        self.final_save_hooks: list[FinalSaveHook] = []
+        self.bus = Bus(self.redis)
+        self.bus.on(STOP, self._on_stop)
+        self.keys = KeyResolver(session_scope, self.bus)
+        self.usage = UsageRecorder(session_scope)
+        # Told of every ended run, stored or not, after the quota settlement: usage accounting, then more.
+        self.after_run: list[Sink] = [self.usage]
         self.generation.token_budget = lambda run: self.limiter.reserved(run.slot)
         self._cacheable_at = 0.0
         self._limits: dict[int, tuple[float, Limits]] = {}
@@ -240,10 +246,30 @@ class Runtime:
         ok = await self.redis.ping()
         return {"configured": True, "ok": ok, **({} if ok else {"error": self.redis.last_error or "unreachable"})}
 
+    async def stop_answer(self, *, user_id: int, message_id: int) -> bool:
+        """Stop the user's answer wherever it runs: here, or on another worker (through the bus).
+
+        True when it was stopped here or the request reached the other workers (the one that runs it stops it
+        and saves it as interrupted; followers see it end)."""
+        if await self.generation.stop(user_id=user_id, message_id=message_id):
+            return True
+        if self.redis is None:
+            return False  # one worker: nobody else can be running it
+        return await self.bus.publish(STOP, user_id=user_id, message_id=message_id) > 0
+
+    async def _on_stop(self, message: dict[str, object]) -> None:
+        user_id, message_id = message.get("user_id"), message.get("message_id")
+        if isinstance(user_id, int) and isinstance(message_id, int):
+            run = self.generation.get(user_id=user_id, message_id=message_id)
+            if run is not None:
+                await self.generation.stop_run(run, wait=False)
+
     async def close(self) -> None:
-        """Stop answers (saving them), flush the relay, close Redis."""
+        """Stop answers (saving them), flush the relay and usage, close Redis."""
         await self.generation.shutdown()
         await self.relay.close()
+        await self.usage.close()
+        await self.bus.close()
         if self.redis is not None:
             await self.redis.close()
 
@@ -291,17 +317,26 @@ class Runtime:
             self._cacheable_at = time.monotonic()
         return self.cache.cacheable_models
 
-    async def cached_answer(
-        self, model: str, messages: list[dict[str, str]], user_id: int
-    ) -> tuple[str | None, CachedAnswer | None]:
+    def chat_params(self) -> Params:
+        """The parameters of the chat UI's requests (from settings)."""
+        return Params(max_tokens=self.settings.llm_max_tokens or None, temperature=self.settings.llm_temperature)
+
+    async def cached_answer(self, request: ChatRequest, user_id: int) -> tuple[str | None, CachedAnswer | None]:
         """(cache key, cached answer) for a user's request: (None, None) when the request is not cacheable."""
         if self.cache.store is not None:
             await self.refresh_cacheable()
-        if not self.cache.applies(model, self.settings.llm_temperature):
+        if not self.cache.applies(request.model, request.params.temperature):
             return None, None
-        params = {"max_tokens": self.settings.llm_max_tokens or None, "temperature": self.settings.llm_temperature}
-        key = request_key(model, messages, params, scope="" if self.settings.cache_shared else f"user:{user_id}")
+        key = request.cache_key(scope="" if self.settings.cache_shared else f"user:{user_id}")
         return key, await self.cache.get(key)
+
+    def answer_writer(self, *, committed: bool = True) -> AnswerWriter:
+        """The sink that saves an answer into its message row."""
+        return AnswerWriter(session_scope, self.save_settings, committed=committed, final_hooks=self.final_save_hooks)
+
+    def sinks(self, writer: AnswerWriter | None) -> list[Sink]:
+        """What every run is told, in order: its row (if stored), the cache, the quota, then the rest."""
+        return [*([writer] if writer else []), CacheWriter(self.cache), AfterRun(self._account), *self.after_run]
 
     async def _account(self, run: Run) -> None:
         """After an answer: settle its reserved tokens to the real count, free its slot.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 
-from rubin_app.services.llm import LLMClient, LLMError
+from rubin_app.llm.client import LLMClient, LLMError
 
 log = logging.getLogger(__name__)
 MAX_WORDS = 8

@@ -45,6 +45,8 @@ FORBIDDEN = {
     # Domain packages (a table, a service, rules of their own): never the UI or the HTTP layer.
     "accounts": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
                  "rubin_app.api"),
+    "generation": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
+                   "rubin_app.api"),
     "usage": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
               "rubin_app.api"),
     "webhooks": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",

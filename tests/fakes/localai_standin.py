@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import logging
 import re
@@ -100,6 +101,7 @@ class _Plan:
     usage: dict[str, int] | None
     cid: str
     created: int
+    tool_call: dict[str, Any] | None = None  # asked by [[tool=name]] when the request offers tools
 
     def chunk(self, delta: dict[str, Any] | None, reason: str | None = None) -> str:
         """Encode a chat.completion.chunk frame (``delta=None`` gives the usage frame)."""
@@ -171,6 +173,22 @@ def expected_reply(messages: list[dict[str, Any]], max_tokens: int | None = None
     return "".join(build_pieces(messages, max_tokens, tokens)[0])
 
 
+def embedding_of(text: str) -> list[float]:
+    """The stand-in's embedding of a text: 8 numbers in [-1, 1) from its SHA-256."""
+    digest = hashlib.sha256(text.encode()).digest()
+    return [round(b / 128 - 1, 6) for b in digest[:8]]
+
+
+def tool_call_of(messages: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The tool call a `[[tool=name]]` marker asks for (arguments: {"query": the rest of the message}), or None."""
+    text = last_user_text(messages)
+    marks = parse_markers(text)
+    if "tool" not in marks:
+        return None
+    arguments = json.dumps({"query": _MARKER.sub(" ", text).strip()})
+    return {"id": "call_standin1", "type": "function", "function": {"name": marks["tool"], "arguments": arguments}}
+
+
 def prompt_tokens(messages: list[dict[str, Any]]) -> int:
     """Count words over all messages (the stand-in's prompt token count)."""
     return sum(len(_text(m.get("content")).split()) for m in messages)
@@ -182,6 +200,19 @@ def _error(status: int, message: str, etype: str, headers: dict[str, str] | None
     if code:
         body["code"] = status
     return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def _tool_deltas(call: dict[str, Any]) -> list[dict[str, Any]]:
+    """A tool call as OpenAI streams it: the name first, then the arguments in pieces of 8 characters."""
+    head = {
+        "index": 0,
+        "id": call["id"],
+        "type": "function",
+        "function": {"name": call["function"]["name"], "arguments": ""},
+    }
+    arguments = call["function"]["arguments"]
+    pieces = [arguments[i : i + 8] for i in range(0, len(arguments), 8)]
+    return [{"tool_calls": [head]}, *({"tool_calls": [{"index": 0, "function": {"arguments": p}}]} for p in pieces)]
 
 
 def _sse(obj: Any) -> str:
@@ -203,6 +234,7 @@ class StandIn:
                 Route("/readyz", self._readyz, methods=["GET"]),
                 Route("/healthz", self._healthz, methods=["GET"]),
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/embeddings", self._embeddings, methods=["POST"]),
             ]
         )
         self._server: uvicorn.Server | None = None
@@ -213,6 +245,7 @@ class StandIn:
         self.active_streams = getattr(self, "active_streams", 0)
         self.requests = self.cancelled = self.completed = self.dropped = self.errors = 0
         self.model_requests = 0  # GET /v1/models
+        self.embedding_requests = 0  # POST /v1/embeddings
         self.failed_first = 0
         self.records: list[RequestRecord] = []
         self.last_request_json: dict[str, Any] | None = None
@@ -298,6 +331,25 @@ class StandIn:
         data = [{"id": m, "object": "model", "owned_by": "standin"} for m in self.config.models]
         return JSONResponse({"object": "list", "data": data})
 
+    async def _embeddings(self, request: Request) -> Response:
+        """POST /v1/embeddings: a deterministic 8-dimension vector per input (from its SHA-256)."""
+        self.embedding_requests += 1
+        if (denied := self._auth_error(request)) is not None:
+            return denied
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "invalid JSON body", "invalid_request_error")
+        model, inputs = body.get("model"), body.get("input")
+        if model not in self.config.models:
+            return _error(404, f"model '{model}' not found", "invalid_request_error")
+        texts = [inputs] if isinstance(inputs, str) else list(inputs or [])
+        data = [{"object": "embedding", "index": i, "embedding": embedding_of(str(t))} for i, t in enumerate(texts)]
+        words = sum(len(str(t).split()) for t in texts)
+        return JSONResponse(
+            {"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": words, "total_tokens": words}}
+        )
+
     async def _readyz(self, request: Request) -> Response:
         """GET /readyz."""
         if self.config.ready:
@@ -357,6 +409,8 @@ class StandIn:
             f"chatcmpl-{uuid.uuid4().hex[:24]}",
             int(time.time()),
         )
+        if body.get("tools"):
+            plan.tool_call = tool_call_of(messages)
         if rec.title:  # a slow title model: config.title_delay, or [[title_delay=S]] in the quoted question
             plan.ttft += float(marks.get("title_delay", cfg.title_delay))
         if not rec.stream:
@@ -399,6 +453,9 @@ class StandIn:
         if plan.reasoning:
             message["reasoning"] = "".join(REASONING)
         choice = {"index": 0, "message": message, "finish_reason": plan.finish}
+        if plan.tool_call is not None:
+            message.update(content=None, tool_calls=[plan.tool_call])
+            choice["finish_reason"] = "tool_calls"
         payload = {
             "id": plan.cid,
             "object": "chat.completion",
@@ -431,7 +488,7 @@ class StandIn:
             bad_at = min(3, max(1, len(pieces) // 2)) if rec.fault == "malformed" else None
             deltas = [{"reasoning": r} for r in REASONING] if plan.reasoning else []
             n_reasoning = len(deltas)
-            deltas += [{"content": p} for p in pieces[:cut]]
+            deltas += [{"content": p} for p in pieces[:cut]] if plan.tool_call is None else _tool_deltas(plan.tool_call)
             for i, delta in enumerate(deltas):
                 # Inside a streaming response Starlette cancels the generator when the client leaves;
                 # polling request.is_disconnected() here races Starlette's own listener (false positives).
@@ -446,7 +503,7 @@ class StandIn:
             if rec.fault == "error_frame":
                 yield _sse({"error": {"message": "backend crashed", "type": "server_error", "code": 500}})
             else:
-                yield plan.chunk({}, plan.finish)
+                yield plan.chunk({}, "tool_calls" if plan.tool_call is not None else plan.finish)
                 if plan.usage is not None:
                     yield plan.chunk(None)
             yield _sse("[DONE]")

@@ -55,6 +55,8 @@ async def close_runtimes(runtimes: list[Runtime]) -> None:
     """Stop the runtimes' answers, let their relay publishers finish and close their Redis pools."""
     for rt in runtimes:
         await rt.generation.shutdown()
+        await rt.usage.close()
+        await rt.bus.close()
         await rt.relay.close()
         if rt.redis is not None:
             await rt.redis.close()

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 import pytest
 from sqlmodel import select
 
+from rubin_app.generation.run import Run
+from rubin_app.llm.types import ChatRequest
 from rubin_app.models import Message, MessageRole, MessageStatus
 from rubin_app.services import chats
 from rubin_app.services.db import session_scope
-from rubin_app.services.generation import Run
 from rubin_app.services.runtime import Runtime
 from tests.factories import make_conversation, make_message, make_user
 from tests.fakes.localai_standin import StandIn, expected_reply, prompt_tokens
@@ -49,9 +50,12 @@ async def prepare(question: str) -> Prepared:
 
 
 def start(rt: Runtime, p: Prepared) -> Run:
+    """Generate the prepared answer as the chat UI does: saved into its row, cached, accounted."""
+    request = ChatRequest.of_turns(MODEL, p.messages, rt.chat_params())
     return rt.generation.start(
-        user_id=p.user_id, conversation_id=p.conversation_id, message_id=p.message_id, model=MODEL, messages=p.messages
-    )
+        request, user_id=p.user_id, sinks=rt.sinks(rt.answer_writer()), conversation_id=p.conversation_id,
+        message_id=p.message_id,
+    )  # fmt: skip
 
 
 async def saved(p: Prepared) -> Message:
@@ -383,16 +387,17 @@ async def test_a_run_stopped_before_its_row_is_saved_is_saved_interrupted(runtim
     the partial answer is saved as interrupted as soon as its row exists."""
     standin.config.token_rate = 20
     p = await prepare("[[tokens=200]] a long answer")
-    persisted = asyncio.Event()
-    run = runtime.generation.start(
-        user_id=p.user_id, conversation_id="", message_id=None, model=MODEL, messages=p.messages, persisted=persisted
+    writer = runtime.answer_writer(committed=False)
+    early = runtime.generation.start_early(
+        ChatRequest.of_turns(MODEL, p.messages), writer=writer, user_id=p.user_id, sinks=runtime.sinks(writer)
     )
+    run = early.run
     await wait_for(lambda: len(run.text) > 10)
     assert await runtime.generation.stop_run(run, wait=False)
     await wait_for(lambda: standin.cancelled == 1)  # the upstream request is closed before anything is saved
     assert not run.finished
-    runtime.generation.bind(run, message_id=p.message_id, conversation_id=p.conversation_id)
-    persisted.set()
+    early.bind(message_id=p.message_id, conversation_id=p.conversation_id)
+    early.committed()
     assert await run.wait_done(timeout=5)
     final = await saved(p)
     assert (final.status, final.error) == (MessageStatus.interrupted, "stopped")
@@ -432,7 +437,7 @@ async def run_sql(statements: list[str]) -> None:
 
 
 def fast_retries(rt: Runtime, *, retry: float = 1.0, attempt: float = 0.2, mark: float = 10.0) -> None:
-    settings = rt.generation.settings
+    settings = rt.save_settings
     settings.save_retry_seconds, settings.save_lock_wait, settings.mark_lock_wait = retry, attempt, mark
 
 
@@ -443,7 +448,7 @@ async def test_a_final_save_that_keeps_failing_marks_the_answer_save_failed(
     """The database refuses the final save for longer than its retries (another connection holds the row /
     SQLite's write lock, or a trigger refuses the complete state): the run ends as `save_failed` at once (its
     followers keep the whole text), and a last attempt writes that mark with the text."""
-    caplog.set_level(logging.DEBUG, logger="rubin_app.services.generation")
+    caplog.set_level(logging.DEBUG, logger="rubin_app.generation.sinks")
     rt = await make_runtime(db_flush_seconds=60)  # no periodic save: the final one is the first
     fast_retries(rt, retry=1.0, attempt=0.2)
     p = await prepare("[[tokens=30]] an answer to keep")
@@ -470,7 +475,7 @@ async def test_a_final_save_that_keeps_failing_marks_the_answer_save_failed(
     message = await saved(p)
     assert (message.status, message.error, message.content) == (MessageStatus.interrupted, "save_failed", full)
     assert message.duration_ms is not None
-    logged = [r for r in caplog.records if r.name == "rubin_app.services.generation"]
+    logged = [r for r in caplog.records if r.name == "rubin_app.generation.sinks"]
     assert any("save_failed" in r.getMessage() and r.levelno >= logging.WARNING for r in logged)
     assert not any(full.strip()[:30] in r.getMessage() for r in logged if r.levelno >= logging.INFO)
     assert rt.generation.active_ids() == []

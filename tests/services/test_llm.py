@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from rubin_app.services.llm import LLMClient, LLMError, StreamEvent
+from rubin_app.llm.client import LLMClient, LLMError
+from rubin_app.llm.types import StreamEvent, Usage
 from tests.conftest import free_port
 from tests.fakes.localai_standin import REASONING, StandIn, expected_reply, prompt_tokens
 
@@ -50,13 +51,13 @@ async def collect_until_error(client: LLMClient, messages: list[dict[str, str]])
     text = ""
     with pytest.raises(LLMError) as info:
         async for event in client.stream_chat(MODEL, messages):
-            if event.kind == "content":
+            if event.kind == "delta":
                 text += event.text
     return text, info.value
 
 
 def content(events: list[StreamEvent]) -> str:
-    return "".join(e.text for e in events if e.kind == "content")
+    return "".join(e.text for e in events if e.kind == "delta")
 
 
 async def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
@@ -78,12 +79,10 @@ async def test_stream_delivers_the_whole_answer_with_usage_and_finish(
     events = await collect(make_client(), messages)
 
     assert content(events) == expected_reply(messages)
-    finishes = [e.finish_reason for e in events if e.kind == "finish"]
+    finishes = [e.finish_reason for e in events if e.kind == "done"]
     assert finishes == ["stop"]
-    usage = next(e.usage for e in events if e.kind == "usage")
-    assert usage["prompt_tokens"] == prompt_tokens(messages)
-    assert usage["completion_tokens"] == 20
-    assert usage["total_tokens"] == usage["prompt_tokens"] + 20
+    usage = next(e for e in events if isinstance(e, Usage))
+    assert (usage.prompt_tokens, usage.completion_tokens) == (prompt_tokens(messages), 20)
     # the request really asked for a stream with usage
     assert standin.last_request_json is not None
     assert standin.last_request_json["stream"] is True
@@ -96,7 +95,7 @@ async def test_stream_sends_max_tokens_and_temperature(make_client: ClientFactor
     events = await collect(make_client(), messages, max_tokens=5, temperature=0.3)
 
     assert content(events) == expected_reply(messages, max_tokens=5)
-    assert [e.finish_reason for e in events if e.kind == "finish"] == ["length"]
+    assert [e.finish_reason for e in events if e.kind == "done"] == ["length"]
     assert standin.last_request_json is not None
     assert standin.last_request_json["max_tokens"] == 5
     assert standin.last_request_json["temperature"] == 0.3
@@ -109,7 +108,7 @@ async def test_reasoning_deltas_arrive_separately_from_the_answer(make_client: C
     assert "".join(e.text for e in events if e.kind == "reasoning") == "".join(REASONING)
     assert content(events) == expected_reply(messages)
     kinds = [e.kind for e in events]
-    assert kinds.index("reasoning") < kinds.index("content")
+    assert kinds.index("reasoning") < kinds.index("delta")
 
 
 async def test_unicode_answer_survives_streaming(make_client: ClientFactory) -> None:
@@ -122,7 +121,7 @@ async def test_malformed_frame_is_skipped_and_the_good_pieces_still_arrive(make_
     messages = ask("[[fault=malformed]] hello")
     events = await collect(make_client(), messages)
     assert content(events) == expected_reply(messages)
-    assert [e.finish_reason for e in events if e.kind == "finish"] == ["stop"]
+    assert [e.finish_reason for e in events if e.kind == "done"] == ["stop"]
 
 
 # --------------------------------------------------------------------------- HTTP errors and retries
@@ -314,7 +313,7 @@ async def test_closing_the_stream_cancels_the_upstream_request(make_client: Clie
     stream = make_client().stream_chat(MODEL, ask("long answer please"))
     pieces = 0
     async for event in stream:
-        pieces += event.kind == "content"
+        pieces += event.kind == "delta"
         if pieces == 3:
             break
     await stream.aclose()
@@ -335,7 +334,7 @@ async def test_cancelling_the_reading_task_cancels_the_upstream_request(
 
     async def read() -> None:
         async for event in client.stream_chat(MODEL, ask("long answer please")):
-            if event.kind == "content":
+            if event.kind == "delta":
                 received.append(event.text)
                 if len(received) == 3:
                     three.set()

@@ -7,12 +7,12 @@ import logging
 
 import reflex as rx
 
+from rubin_app.generation.run import SAVE_FAILED, Run
+from rubin_app.llm.client import LLMError
 from rubin_app.models import Message, MessageStatus
 from rubin_app.services import chat_flow, chats
 from rubin_app.services.chats import InputError
 from rubin_app.services.db import session_scope
-from rubin_app.services.generation import SAVE_FAILED, Run
-from rubin_app.services.llm import LLMError
 from rubin_app.services.runtime import get_runtime
 from rubin_app.state.chat.common import (
     COALESCE_PER_TAB_S,
@@ -136,7 +136,7 @@ class AnswersMixin(rx.State, mixin=True):
         message_id = self.streaming_id if self.streaming_id > 0 else _following.get(token, 0)
         user_id = await self._user_id()
         if message_id > 0:
-            await get_runtime().generation.stop(user_id=user_id, message_id=message_id)
+            await get_runtime().stop_answer(user_id=user_id, message_id=message_id)  # on any worker
         elif (run := _early.get(token)) is not None and run.user_id == user_id:
             await get_runtime().generation.stop_run(run, wait=False)  # saved as interrupted once its row is
 

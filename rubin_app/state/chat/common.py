@@ -9,7 +9,7 @@ import logging
 
 from reflex.experimental.client_state import ClientStateVar
 
-from rubin_app.services.generation import Run
+from rubin_app.generation.run import Run
 from rubin_app.services.text import for_storage
 
 log = logging.getLogger(__name__)

@@ -103,7 +103,7 @@ class SidebarMixin(rx.State, mixin=True):
         cid, self.delete_id = self.delete_id, ""
         user_id = await self._user_id()
         if self.streaming_id and cid == self.conversation_id:
-            await get_runtime().generation.stop(user_id=user_id, message_id=self.streaming_id)
+            await get_runtime().stop_answer(user_id=user_id, message_id=self.streaming_id)
         async with session_scope() as session:
             await chats.delete_conversation(session=session, user_id=user_id, conversation_id=cid)
         await self._load_chats()

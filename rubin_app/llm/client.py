@@ -1,4 +1,5 @@
-"""Async client for LocalAI or any OpenAI-compatible server: models, SSE chat streaming."""
+"""Async client for LocalAI or any OpenAI-compatible server: models, chat (streamed as typed events or whole),
+embeddings. Errors are `LLMError`s whose codes map to HTTP statuses and messages in rubin_app.core.errors."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
+
+from rubin_app.llm.types import ChatRequest, Delta, Done, Params, Reasoning, StreamEvent, ToolCallDelta, Usage
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +43,6 @@ class LLMError(Exception):
         self.detail = detail[:500]
         self.status = status
         self.retry_after = retry_after
-
-
-@dataclass(slots=True)
-class StreamEvent:
-    """One parsed piece of a streamed answer."""
-
-    kind: Literal["content", "reasoning", "finish", "usage"]
-    text: str = ""
-    finish_reason: str | None = None
-    usage: dict[str, int] = field(default_factory=dict)
 
 
 def _error_message(body: Any) -> str:
@@ -104,15 +96,29 @@ def parse_chunk(payload: str) -> list[StreamEvent]:
         delta = choice.get("delta") or {}
         reasoning = delta.get("reasoning") or delta.get("reasoning_content")
         if reasoning:
-            events.append(StreamEvent("reasoning", str(reasoning)))
+            events.append(Reasoning(str(reasoning)))
         if delta.get("content"):
-            events.append(StreamEvent("content", str(delta["content"])))
+            events.append(Delta(str(delta["content"])))
+        for call in delta.get("tool_calls") or []:
+            function = call.get("function") or {}
+            events.append(
+                ToolCallDelta(
+                    index=int(call.get("index", 0)),
+                    id=call.get("id"),
+                    name=function.get("name"),
+                    arguments=str(function.get("arguments") or ""),
+                )
+            )
         if choice.get("finish_reason"):
-            events.append(StreamEvent("finish", finish_reason=str(choice["finish_reason"])))
+            events.append(Done(str(choice["finish_reason"])))
     usage = data.get("usage")
     if isinstance(usage, dict) and usage:
-        events.append(StreamEvent("usage", usage={k: int(v) for k, v in usage.items() if isinstance(v, int)}))
+        events.append(Usage(_int_or_none(usage.get("prompt_tokens")), _int_or_none(usage.get("completion_tokens"))))
     return events
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 async def _lines_then_blank(response: httpx.Response) -> AsyncIterator[str]:
@@ -159,15 +165,37 @@ class LLMClient:
             raise LLMError("malformed", "GET /v1/models did not return an OpenAI model list") from exc
 
     async def complete(self, model: str, messages: list[dict[str, str]], *, max_tokens: int = 32) -> str:
-        """A short non-streamed answer (titles and other side tasks)."""
-        body = {"model": model, "messages": messages, "max_tokens": max_tokens, "stream": False}
-        response = await self._request("POST", "/v1/chat/completions", body, model=model)
+        """A short non-streamed answer's text (titles and other side tasks)."""
+        request = ChatRequest.of_turns(model, messages, Params(max_tokens=max_tokens))
+        data = await self.complete_request(request)
         try:
-            return str(response.json()["choices"][0]["message"]["content"] or "")
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            return str(data["choices"][0]["message"]["content"] or "")
+        except (KeyError, IndexError, TypeError) as exc:
             raise LLMError("malformed", "the reply is not an OpenAI chat completion") from exc
 
-    async def stream_chat(
+    async def complete_request(self, request: ChatRequest) -> dict[str, Any]:
+        """A whole (non-streamed) chat completion, as the server's JSON."""
+        response = await self._request("POST", "/v1/chat/completions", request.body(stream=False), model=request.model)
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise LLMError("malformed", "the reply is not JSON") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+            raise LLMError("malformed", "the reply is not an OpenAI chat completion")
+        return data
+
+    async def embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /v1/embeddings as given (the caller validated it); the server's JSON."""
+        response = await self._request("POST", "/v1/embeddings", body, model=str(body.get("model", "")))
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise LLMError("malformed", "the reply is not JSON") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+            raise LLMError("malformed", "the reply is not an OpenAI embedding list")
+        return data
+
+    def stream_chat(
         self,
         model: str,
         messages: list[dict[str, str]],
@@ -175,19 +203,14 @@ class LLMClient:
         max_tokens: int | None = None,
         temperature: float | None = None,
     ) -> AsyncIterator[StreamEvent]:
-        """Stream an answer; closing the iterator closes the upstream request."""
-        body: dict[str, Any] = {
-            "model": model,
-            "messages": messages,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        if max_tokens:
-            body["max_tokens"] = max_tokens
-        if temperature is not None:
-            body["temperature"] = temperature
-        request = self._http.build_request("POST", "/v1/chat/completions", json=body)
-        response = await self._send_with_retries(request, model)
+        """Stream a text-only chat (a shorthand of `stream`)."""
+        params = Params(max_tokens=max_tokens or None, temperature=temperature)
+        return self.stream(ChatRequest.of_turns(model, messages, params))
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        """Stream an answer as typed events; closing the iterator closes the upstream request."""
+        http_request = self._http.build_request("POST", "/v1/chat/completions", json=request.body(stream=True))
+        response = await self._send_with_retries(http_request, request.model)
         try:
             ctype = response.headers.get("content-type", "")
             if "text/event-stream" not in ctype:
@@ -219,7 +242,7 @@ class LLMClient:
                     log.warning("skipped a malformed stream frame (%d so far)", bad_frames)
                     continue
                 for event in events:
-                    finished = finished or event.kind == "finish"
+                    finished = finished or isinstance(event, Done)
                     yield event
         except httpx.ReadTimeout as exc:
             raise LLMError("timeout", "no data within the read timeout") from exc

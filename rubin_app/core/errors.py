@@ -1,0 +1,114 @@
+"""Every error code Rubin shows, mapped in one place to an HTTP status, an OpenAI-shaped error body and the
+i18n key the UI translates (`err_<code>`).
+
+The codes are those the services raise (`InputError.code`, `LimitExceeded.code`, `LLMError.code`) and those
+the API adds (keys, scopes, request size). A code missing here answers 400 `invalid_request_error`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorKind:
+    """How one code is answered over HTTP."""
+
+    status: int
+    type: str  # OpenAI's error "type"
+    openai_code: str | None = None  # OpenAI's error "code" when it has a well-known one
+
+
+_INVALID = ErrorKind(400, "invalid_request_error")
+_UPSTREAM = ErrorKind(502, "api_error", "upstream_error")
+
+ERRORS: dict[str, ErrorKind] = {
+    # The model server (rubin_app.llm.client.LLMError codes).
+    "unreachable": ErrorKind(502, "api_error", "upstream_unreachable"),
+    "timeout": ErrorKind(504, "api_error", "upstream_timeout"),
+    "overloaded": ErrorKind(503, "api_error", "upstream_overloaded"),
+    "auth": _UPSTREAM,  # LocalAI refused Rubin's own key: the operator's problem, not the caller's
+    "not_found": ErrorKind(404, "invalid_request_error", "model_not_found"),
+    "bad_request": _INVALID,
+    "server": _UPSTREAM,
+    "upstream": _UPSTREAM,
+    "dropped": _UPSTREAM,
+    "malformed": _UPSTREAM,
+    "internal": ErrorKind(500, "api_error", "internal_error"),
+    "save_failed": ErrorKind(500, "api_error", "internal_error"),
+    # Input (chats.InputError).
+    "empty_message": _INVALID,
+    "message_too_long": ErrorKind(413, "invalid_request_error", "context_length_exceeded"),
+    "bad_characters": _INVALID,
+    "unknown_model": ErrorKind(404, "invalid_request_error", "model_not_found"),
+    "no_model": ErrorKind(503, "api_error", "no_model"),
+    "conversation_not_found": ErrorKind(404, "invalid_request_error", "not_found"),
+    "nothing_to_regenerate": _INVALID,
+    "only_last_editable": _INVALID,
+    "empty_title": _INVALID,
+    "busy": ErrorKind(409, "invalid_request_error", "conflict"),
+    # Limits (limits.LimitExceeded): 429 with Retry-After.
+    "rate_limit": ErrorKind(429, "rate_limit_error", "rate_limit_exceeded"),
+    "ip_rate_limit": ErrorKind(429, "rate_limit_error", "rate_limit_exceeded"),
+    "key_rate_limit": ErrorKind(429, "rate_limit_error", "rate_limit_exceeded"),
+    "concurrency": ErrorKind(429, "rate_limit_error", "rate_limit_exceeded"),
+    "token_quota": ErrorKind(429, "insufficient_quota", "insufficient_quota"),
+    "key_token_quota": ErrorKind(429, "insufficient_quota", "insufficient_quota"),
+    "quota_short": ErrorKind(429, "insufficient_quota", "insufficient_quota"),
+    # The API's own.
+    "missing_api_key": ErrorKind(401, "invalid_request_error", "missing_api_key"),
+    "invalid_api_key": ErrorKind(401, "invalid_request_error", "invalid_api_key"),
+    "expired_api_key": ErrorKind(401, "invalid_request_error", "invalid_api_key"),
+    "insufficient_scope": ErrorKind(403, "permission_error", "insufficient_scope"),
+    "admin_only": ErrorKind(403, "permission_error", "forbidden"),
+    "account_pending": ErrorKind(403, "permission_error", "account_pending"),
+    "not_found_route": ErrorKind(404, "invalid_request_error", "not_found"),
+    "body_too_large": ErrorKind(413, "invalid_request_error", "request_too_large"),
+    "invalid_request": ErrorKind(422, "invalid_request_error", "invalid_value"),
+    "invalid_json": ErrorKind(400, "invalid_request_error", "invalid_json"),
+    "unsupported": ErrorKind(400, "invalid_request_error", "unsupported_value"),
+}
+
+
+def kind_of(code: str) -> ErrorKind:
+    """How `code` is answered (unknown codes: 400 invalid_request_error)."""
+    return ERRORS.get(code, _INVALID)
+
+
+def http_status(code: str) -> int:
+    """The HTTP status of an error code."""
+    return kind_of(code).status
+
+
+def i18n_key(code: str) -> str:
+    """The message key the UI translates for `code`."""
+    return f"err_{code}"
+
+
+def openai_error(code: str, message: str, *, param: str | None = None) -> dict[str, Any]:
+    """An OpenAI-shaped error body: {"error": {"message", "type", "param", "code"}}."""
+    kind = kind_of(code)
+    return {"error": {"message": message, "type": kind.type, "param": param, "code": kind.openai_code or code}}
+
+
+class ApiError(Exception):
+    """An error an HTTP route answers with its code's status and an OpenAI-shaped body."""
+
+    def __init__(
+        self, code: str, message: str = "", *, param: str | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message or code)
+        self.code = code
+        self.message = message or code.replace("_", " ")
+        self.param = param
+        self.retry_after = retry_after
+
+    @property
+    def status(self) -> int:
+        """The HTTP status."""
+        return http_status(self.code)
+
+    def body(self) -> dict[str, Any]:
+        """The OpenAI-shaped body."""
+        return openai_error(self.code, self.message, param=self.param)

@@ -1,0 +1,1 @@
+"""Generation: a run streams a ChatRequest's answer; sinks (the answer's row, the cache, accounting) subscribe."""

@@ -1,0 +1,107 @@
+"""Messages to every worker: Redis pub/sub when there is Redis, in-process otherwise (then there is one worker).
+
+Used for what must reach the worker that holds something: a Stop pressed in a tab (or an API cancel) served
+by another worker than the one generating the answer, a revoked API key dropped from every worker's cache.
+Pub/sub delivers to the workers listening at that moment: a worker cut off from Redis misses messages, so
+whoever relies on the bus also bounds how long a stale state can last (the key cache expires, Stop can be
+pressed again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from rubin_app.services.redis_store import RedisStore
+
+log = logging.getLogger(__name__)
+Handler = Callable[[dict[str, Any]], Awaitable[None]]
+READ_SLICE = 0.25  # seconds one read may block (below the client's socket timeout)
+
+
+class Bus:
+    """Publish a message of a kind; every worker's handlers for that kind run."""
+
+    def __init__(self, store: RedisStore | None, channel: str = "bus") -> None:
+        self.store = store
+        self.channel = store.key(channel) if store is not None else channel
+        self.handlers: dict[str, list[Handler]] = {}
+        self._listener: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    def on(self, kind: str, handler: Handler) -> None:
+        """Run `handler(message)` for every message of `kind` (in every worker)."""
+        self.handlers.setdefault(kind, []).append(handler)
+
+    async def publish(self, kind: str, **data: Any) -> int:
+        """Send to every worker (this one included); the number of workers reached (0: Redis is away)."""
+        message = {"kind": kind, **data}
+        if self.store is None:
+            await self._dispatch(message)
+            return 1
+        await self.ensure_listening()
+        store = self.store
+
+        async def action(client: Any) -> int:
+            return int(await client.publish(self.channel, json.dumps(message)))
+
+        try:
+            return await store.run(action, lambda: 0)
+        except RedisError:
+            return 0
+
+    async def ensure_listening(self) -> None:
+        """Start this worker's subscription (once per event loop); waits briefly until it is subscribed."""
+        if self.store is None:
+            return
+        task = self._listener
+        if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
+            self._ready = asyncio.Event()
+            self._listener = asyncio.get_running_loop().create_task(self._listen(), name="rubin-bus")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), 1.0)
+
+    async def _listen(self) -> None:
+        assert self.store is not None
+        while True:
+            pubsub = self.store.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                self._ready.set()
+                while True:
+                    raw = await pubsub.get_message(timeout=READ_SLICE)
+                    if raw is not None and raw.get("type") == "message":
+                        try:
+                            message = json.loads(raw["data"])
+                        except (ValueError, TypeError):
+                            continue
+                        if isinstance(message, dict):
+                            await self._dispatch(message)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                log.warning("worker bus lost its Redis subscription (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(1.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+    async def _dispatch(self, message: dict[str, Any]) -> None:
+        for handler in self.handlers.get(str(message.get("kind")), []):
+            try:
+                await handler(message)
+            except Exception:
+                log.exception("bus handler for %s failed", message.get("kind"))
+
+    async def close(self) -> None:
+        """Stop listening."""
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listener
