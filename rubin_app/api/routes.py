@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from rubin_app.api.auth import AuthApp, current_principal, export
 from rubin_app.api.openai.routes import build_openai_app
 from rubin_app.api.security_headers import SecurityHeaders
+from rubin_app.api.v1.app import build_rest_app
 from rubin_app.services.runtime import get_runtime
 
 
@@ -129,6 +130,7 @@ def build_api() -> ApiLayers:
             Route("/api/account/export", export),
             Mount("/auth", app=AuthApp()),
             Mount("/v1", app=build_openai_app()),
+            Mount("/api/v1", app=build_rest_app()),
         ]
     )
     return ApiLayers([routes, lambda app: SecurityHeaders(app, STATIC_DIR)])

@@ -91,7 +91,7 @@ async def _empty_answer(session: AsyncSession, user_id: int, conversation_id: st
 
 async def _start(
     rt: Runtime, conversation: Conversation, assistant: Message, history: Sequence[Message], slot: str | None,
-    *, use_cache: bool,
+    *, use_cache: bool, source: str = "ui", api_key_id: int | None = None,
 ) -> Run:  # fmt: skip
     assert assistant.id is not None
     request = _request(rt, assistant.model, history)
@@ -105,6 +105,8 @@ async def _start(
         cache_key=key,
         replay=replay if use_cache else None,
         slot=slot,
+        source=source,
+        api_key_id=api_key_id,
     )
     rt.relay.publish(run)
     return run
@@ -251,14 +253,19 @@ async def _recent_history(
         before = page[0].id
 
 
-async def regenerate(rt: Runtime, *, user_id: int, conversation_id: str, model: str = "", ip: str = "") -> Started:
+async def regenerate(
+    rt: Runtime, *, user_id: int, conversation_id: str, model: str = "", ip: str = "", source: str = "ui",
+    api_key_id: int | None = None,
+) -> Started:  # fmt: skip
     """Answer the last user message again (also Retry after a failure)."""
     conversation, history = await _last_exchange(rt, user_id, conversation_id)
     last_user = next((m for m in reversed(history) if m.role == MessageRole.user), None)
     if last_user is None or last_user.id is None:
         raise InputError("nothing_to_regenerate")
     # A new answer is wanted: never replayed from the cache (the fresh one is stored, though).
-    return await _answer_again(rt, conversation, history, last_user, model or conversation.model, ip=ip)
+    return await _answer_again(
+        rt, conversation, history, last_user, model or conversation.model, ip=ip, source=source, api_key_id=api_key_id
+    )
 
 
 async def edit_and_resend(
@@ -283,6 +290,8 @@ async def _answer_again(
     *,
     edited: bool = False,
     ip: str = "",
+    source: str = "ui",
+    api_key_id: int | None = None,
 ) -> Started:
     assert question.id is not None
     user_id = conversation.user_id
@@ -298,7 +307,7 @@ async def _answer_again(
             await rt.limiter.release(user_id, slot)
         raise
     kept = [m for m in history if m.id is not None and m.id <= question.id]
-    run = await _start(rt, conversation, answer, kept, slot, use_cache=edited)
+    run = await _start(rt, conversation, answer, kept, slot, use_cache=edited, source=source, api_key_id=api_key_id)
     return Started(conversation=conversation, messages=[question, answer], run=run)
 
 

@@ -62,18 +62,20 @@ async def get_or_create_local_user(*, session: AsyncSession) -> User:
 
 
 async def list_conversations(
-    *, session: AsyncSession, user_id: int, query: str = "", limit: int = 500
+    *, session: AsyncSession, user_id: int, query: str = "", limit: int = 500, offset: int = 0
 ) -> Sequence[Conversation]:
-    """The user's conversations, newest first, optionally filtered by title (case-insensitive substring)."""
+    """The user's conversations, newest first, optionally filtered by title (case-insensitive substring);
+    `offset`/`limit` page through them."""
     stmt = select(Conversation).where(Conversation.user_id == user_id)
     stmt = stmt.order_by(col(Conversation.updated_at).desc(), col(Conversation.id))
     needle = query.strip().casefold()
+    offset = max(0, offset)
     if not needle:
-        return (await session.exec(stmt.limit(limit))).all()
+        return (await session.exec(stmt.offset(offset).limit(limit))).all()
     # Filtered in Python: SQL lower()/LIKE only fold ASCII on SQLite (and under a C locale on PostgreSQL),
     # so "рубин" would not find "Рубин". A user's own conversation list is small enough.
     found = [c for c in (await session.exec(stmt)).all() if needle in c.title.casefold()]
-    return found[:limit]
+    return found[offset : offset + limit]
 
 
 async def get_conversation(*, session: AsyncSession, user_id: int, conversation_id: str) -> Conversation | None:

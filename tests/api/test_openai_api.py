@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import subprocess
 import sys
 import time
@@ -18,10 +17,9 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from sqlalchemy import create_engine, pool, text
 
-from rubin_app.accounts.api_keys import hash_key
 from tests.api.conftest import LiveApp
+from tests.api.helpers import new_key, new_user
 from tests.fakes.localai_standin import StandIn, expected_reply, prompt_tokens
 from tests.fakes.redis_server import RedisServer
 
@@ -36,36 +34,6 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.close()
-
-
-def execute(app: LiveApp, sql: str, **params: Any) -> None:
-    engine = create_engine(app.db_url, poolclass=pool.NullPool)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text(sql), params)
-    finally:
-        engine.dispose()
-
-
-def new_user(app: LiveApp, email: str) -> int:
-    response = app.sign_up(app.client(), email)
-    assert response.status_code == 303, response.text[:200]
-    return int(app.query("SELECT id FROM users WHERE email = :e", e=email)[0][0])
-
-
-def new_key(
-    app: LiveApp, user_id: int, scopes: str = "chat conversations:read conversations:write", **cols: Any
-) -> str:
-    """A key row as api_keys.create_key writes it (the CLI test below makes one for real)."""
-    plain = "rk-" + secrets.token_urlsafe(32)
-    values = {"rpm": None, "tpd": None, "expires": None, **cols}
-    execute(
-        app,
-        "INSERT INTO api_keys (user_id, name, prefix, key_hash, scopes, created_at, last_used_ip, requests_per_minute,"
-        " tokens_per_day, expires_at) VALUES (:u, 'test', :p, :h, :s, CURRENT_TIMESTAMP, '', :rpm, :tpd, :expires)",
-        u=user_id, p=plain[:11], h=hash_key(plain), s=scopes, **values,
-    )  # fmt: skip
-    return plain
 
 
 _opened: list[openai.OpenAI] = []
