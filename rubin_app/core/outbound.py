@@ -92,9 +92,9 @@ def non_public_reason(ip: Address) -> str | None:
         ("loopback", ip.is_loopback),
         ("link-local", ip.is_link_local),
         ("multicast", ip.is_multicast),
+        ("reserved", ip.is_reserved),
         ("private", ip.is_private),
         ("carrier-grade NAT", isinstance(ip, ipaddress.IPv4Address) and ip in CGNAT),
-        ("reserved", ip.is_reserved),
         ("non-public", not ip.is_global),
     ]
     return next((name for name, hit in checks if hit), None)
