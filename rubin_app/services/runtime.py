@@ -297,6 +297,7 @@ class Runtime:
     async def admit(self, user_id: int, ip: str = "") -> str | None:
         """Check a new chat request against the user's limits, reserve its tokens and take an answer slot;
         LimitExceeded if over. The slot id is also the ticket of the reservation (settled by `_account`)."""
+        await self.bus.ensure_listening()  # this worker hears Stop for the answer it is about to run
         user_limits = await self.limits_for(user_id)
         ticket = await self.limiter.check_request(
             user_id=user_id, ip=ip, limits=user_limits, estimate=self.answer_reservation
