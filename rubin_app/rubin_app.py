@@ -16,6 +16,7 @@ from rubin_app.components import styles
 from rubin_app.components.pwa import pwa_head
 from rubin_app.config import get_settings
 from rubin_app.pages.account import AccountState, account_page
+from rubin_app.pages.api_keys import ApiKeysState
 from rubin_app.pages.chat import chat_page
 from rubin_app.pages.login import LoginState, PendingState, login_page, pending_page
 from rubin_app.services.migrate import upgrade_head
@@ -88,5 +89,7 @@ app.add_page(chat_page, route="/", title="Rubin AI", on_load=ChatState.on_load)
 app.add_page(chat_page, route="/c/[cid]", title="Rubin AI", on_load=ChatState.on_load)
 app.add_page(login_page, route="/login", title="Sign in · Rubin AI", on_load=LoginState.on_load)
 app.add_page(pending_page, route="/pending", title="Rubin AI", on_load=PendingState.on_load)
-app.add_page(account_page, route="/account", title="Account · Rubin AI", on_load=AccountState.on_load)
+app.add_page(
+    account_page, route="/account", title="Account · Rubin AI", on_load=[AccountState.on_load, ApiKeysState.load]
+)
 app.add_page(admin_page, route="/admin", title="Admin · Rubin AI", on_load=AdminState.on_load)

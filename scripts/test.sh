@@ -31,6 +31,12 @@ if [ ! -f "$RUBIN_ROOT/.tools/axe/node_modules/axe-core/package.json" ] \
   npm install --prefix "$RUBIN_ROOT/.tools/axe" "axe-core@$AXE_VERSION" --no-audit --no-fund --loglevel=error >/dev/null
 fi
 
+# The official openai npm package, for the JavaScript example the API tests run (sdk/js, pinned in its package.json).
+if [ ! -f "$RUBIN_ROOT/sdk/js/node_modules/openai/package.json" ]; then
+  step "installing the openai npm package for sdk/js"
+  npm install --prefix "$RUBIN_ROOT/sdk/js" --no-audit --no-fund --loglevel=error >/dev/null
+fi
+
 mkdir -p test-artifacts
 if [ $# -gt 0 ]; then
   python -m pytest "$@"

@@ -28,13 +28,7 @@ API_MESSAGES = {
     "expired_api_key": "The API key has expired.",
     "insufficient_scope": "The API key lacks the scope this call needs.",
     "account_pending": "The account waits for an administrator's approval.",
-    "key_rate_limit": "This key sent {limit} requests in the last minute, its limit. Try again in {seconds} s.",
-    "key_token_quota": "This key used today's {limit} tokens. The quota resets at 00:00 UTC.",
     "not_found_route": "Unknown route.",
-    "bad_scope": "Unknown scope {scope}; scopes are: {allowed}.",
-    "bad_expiry": "Expiry must be between 1 and {max} days.",
-    "too_many_keys": "A user may have at most {max} active keys.",
-    "key_not_found": "No such API key.",
 }
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -121,12 +121,30 @@ class ApiLayers(list):
         await self._served(scope, receive, send)
 
 
+API_DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Rubin AI · API</title>
+<style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
+.op{border:1px solid #ccc;border-radius:6px;margin:.5rem 0;padding:.5rem}.method{font-weight:700}
+label{display:block;margin:.3rem 0}.output{background:#f4f4f4;padding:.5rem;white-space:pre-wrap;max-height:20rem;
+overflow:auto}@media (prefers-color-scheme:dark){body{background:#111;color:#eee}.output{background:#222}}</style>
+</head><body><main id="api-docs"><p>The OpenAI-compatible API is at <code>/v1</code>; Rubin's REST API below.
+Schema: <a href="/api/v1/openapi.json">/api/v1/openapi.json</a>.</p></main>
+<script src="/api-docs.js"></script></body></html>"""
+
+
+async def api_docs(_: Request) -> HTMLResponse:
+    """Interactive API docs: every REST operation, with "Try it" (assets/api-docs.js)."""
+    return HTMLResponse(API_DOCS_PAGE)
+
+
 def build_api() -> ApiLayers:
     """Rubin's routes for Reflex to mount into, with every response's security headers outermost."""
     routes = Starlette(
         routes=[
             Route("/api/health", health),
             Route("/api/version", version),
+            Route("/api/docs", api_docs),
             Route("/api/account/export", export),
             Mount("/auth", app=AuthApp()),
             Mount("/v1", app=build_openai_app()),

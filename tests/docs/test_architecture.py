@@ -57,9 +57,9 @@ FORBIDDEN = {
 # The only parts of rubin_app a layer may import (besides itself), where the rule is an allow-list.
 ALLOWED = {
     "pages": ("rubin_app.state", "rubin_app.components", "rubin_app.services", "rubin_app.models",
-              "rubin_app.config", "rubin_app.i18n"),
+              "rubin_app.config", "rubin_app.i18n", "rubin_app.accounts", "rubin_app.usage", "rubin_app.webhooks"),
     "admin": ("rubin_app.state", "rubin_app.components", "rubin_app.services", "rubin_app.models",
-              "rubin_app.config", "rubin_app.i18n"),
+              "rubin_app.config", "rubin_app.i18n", "rubin_app.accounts", "rubin_app.usage", "rubin_app.webhooks"),
 }  # fmt: skip
 # The bundled engine's packages are installed on demand (scripts/run.sh), from their own pins.
 ENGINE_REQUIREMENTS = ROOT / "requirements-engine.txt"
