@@ -96,7 +96,10 @@ class WebhookDispatcher:
         self._stopping = False
 
         def listener() -> None:
-            loop.call_soon_threadsafe(wake.set)  # emit()'s commit may run on any thread
+            with contextlib.suppress(
+                RuntimeError
+            ):  # emit()'s commit may run on any thread; a closed loop: no one to wake
+                loop.call_soon_threadsafe(wake.set)
 
         self._listener = listener
         add_wake_listener(listener)
@@ -142,7 +145,7 @@ class WebhookDispatcher:
         except Exception:
             log.exception("webhook dispatcher: cannot read the next due time")
             return poll
-        return poll if due is None else max(0.01, min(poll, (due - utcnow()).total_seconds()))
+        return poll if due is None else max(0.05, min(poll, (due - utcnow()).total_seconds()))
 
     # ------------------------------------------------------------------ one round
 

@@ -192,8 +192,12 @@ async def _disable_gone(session: AsyncSession, endpoint_id: int, now: datetime) 
 
 
 async def next_due_at(database_url: str | None) -> datetime | None:
-    """When the earliest pending delivery is due (None: nothing pending)."""
+    """When the earliest pending delivery of an enabled endpoint is due (None: nothing pending)."""
     async with session_scope(database_url, read_only=True) as s:
-        pending = col(WebhookDelivery.status) == DeliveryStatus.pending
-        due: datetime | None = (await s.exec(select(func.min(WebhookDelivery.next_attempt_at)).where(pending))).one()
+        stmt = (
+            select(func.min(WebhookDelivery.next_attempt_at))
+            .join(WebhookEndpoint, col(WebhookEndpoint.id) == col(WebhookDelivery.endpoint_id))
+            .where(col(WebhookDelivery.status) == DeliveryStatus.pending, col(WebhookEndpoint.enabled).is_(True))
+        )
+        due: datetime | None = (await s.exec(stmt)).one()
     return due

@@ -76,8 +76,13 @@ async def _endpoint(session: AsyncSession, actor: Actor, endpoint_id: int) -> We
     return endpoint
 
 
-async def _checked_url(url: str, settings: Settings) -> str:
-    """The URL, stripped, once the outbound guard accepted it (before any query: no lock is held meanwhile)."""
+async def check_endpoint_url(url: str, settings: Settings) -> str:
+    """The URL, stripped, once the outbound guard accepted it; InvalidEndpoint otherwise.
+
+    It resolves the host name (DNS can take seconds): create_endpoint and update_endpoint call it before
+    their first query. A caller whose session already holds a write transaction (an SQLite write lock)
+    can call it first, before opening that session, to fail fast; the second check is then cheap.
+    """
     url = url.strip()
     try:
         await check_url(
@@ -118,7 +123,7 @@ async def create_endpoint(
     if data.scope == EndpointScope.instance and not actor.is_admin:
         raise WebhookForbidden("only admins manage instance webhooks")
     events = _events(data.events, data.scope)
-    url = await _checked_url(data.url, settings)
+    url = await check_endpoint_url(data.url, settings)
     mine = col(WebhookEndpoint.scope) == data.scope
     if data.scope == EndpointScope.user:
         mine = mine & (col(WebhookEndpoint.user_id) == actor.user_id)
@@ -159,7 +164,7 @@ async def update_endpoint(
     session: AsyncSession, *, actor: Actor, settings: Settings, endpoint_id: int, data: EndpointUpdate
 ) -> EndpointPublic:
     """Change URL, description, events or enabled. Disabling stops the endpoint's queued deliveries."""
-    url = await _checked_url(data.url, settings) if data.url is not None else None
+    url = await check_endpoint_url(data.url, settings) if data.url is not None else None
     endpoint = await _endpoint(session, actor, endpoint_id)
     if url is not None:
         endpoint.url = url

@@ -18,28 +18,15 @@ from rubin_app.webhooks.errors import (
     TooManyEndpoints,
     WebhookForbidden,
 )
-from rubin_app.webhooks.events import emit
 from rubin_app.webhooks.models import DeliveryStatus, WebhookDelivery
 from rubin_app.webhooks.schemas import EndpointCreate, EndpointUpdate
 from rubin_app.webhooks.service import Actor
 from tests.webhooks.conftest import SECRET_KEY, SettingsFactory
+from tests.webhooks.helpers import emit_completed
 
 URL = "https://93.184.215.14/hooks/rubin"  # a public address: accepted without any DNS
 
 Scope = Callable[[], Any]
-
-
-async def _completed(scope: Scope, user_id: int, content: str = "the answer") -> int:
-    async with scope() as s:
-        return await emit(
-            s,
-            event_type="message.completed",
-            user_id=user_id,
-            data={
-                "conversation_id": "c1", "message_id": 7, "model": "m", "source": "ui", "prompt_tokens": 3,
-                "completion_tokens": 5, "duration_ms": 120, "content": content,
-            },
-        )  # fmt: skip
 
 
 async def test_create_returns_the_secret_once_and_stores_it_encrypted(scope: Scope, new_actor, new_endpoint) -> None:
@@ -59,7 +46,7 @@ async def test_create_returns_the_secret_once_and_stores_it_encrypted(scope: Sco
 async def test_a_user_never_reaches_another_users_endpoint(scope: Scope, new_actor, new_endpoint, wh_settings) -> None:
     alice, bob = await new_actor(), await new_actor()
     mine = await new_endpoint(alice, URL)
-    await _completed(scope, alice.user_id)
+    await emit_completed(scope, alice.user_id)
     async with scope() as s:
         [delivery] = (await s.exec(select(WebhookDelivery))).all()
     assert delivery.id is not None
@@ -149,13 +136,13 @@ async def test_update_validates_and_disabling_stops_queued_deliveries(
             await service.update_endpoint(
                 s, actor=alice, settings=strict, endpoint_id=hook.id, data=EndpointUpdate(events=[])
             )
-    assert await _completed(scope, alice.user_id) == 1
+    assert await emit_completed(scope, alice.user_id) == 1
     async with scope() as s:
         off = await service.update_endpoint(
             s, actor=alice, settings=strict, endpoint_id=hook.id, data=EndpointUpdate(enabled=False)
         )
     assert (off.enabled, off.disabled_reason) == (False, "Disabled by a user.")
-    assert await _completed(scope, alice.user_id) == 0  # disabled endpoints receive nothing
+    assert await emit_completed(scope, alice.user_id) == 0  # disabled endpoints receive nothing
     async with scope() as s:
         statuses = (await s.exec(select(WebhookDelivery.status))).all()
         assert statuses == [DeliveryStatus.disabled]
@@ -193,7 +180,7 @@ async def test_deliveries_are_paged_newest_first_and_redelivered(scope: Scope, n
     alice = await new_actor()
     hook = await new_endpoint(alice, URL)
     for _ in range(5):
-        await _completed(scope, alice.user_id)
+        await emit_completed(scope, alice.user_id)
     async with scope() as s:
         first = await service.list_deliveries(s, actor=alice, endpoint_id=hook.id, limit=2)
         second = await service.list_deliveries(
@@ -212,7 +199,7 @@ async def test_deliveries_are_paged_newest_first_and_redelivered(scope: Scope, n
         again = await service.redeliver(s, actor=alice, endpoint_id=hook.id, delivery_id=ids[0])
         detail = await service.get_delivery(s, actor=alice, endpoint_id=hook.id, delivery_id=ids[0])
     assert (again.status, again.attempts) == (DeliveryStatus.pending, 0)
-    assert detail.event_id == again.event_id and '"content":"the answer"' in detail.payload
+    assert detail.event_id == again.event_id and '"content":"Forty-two."' in detail.payload
 
 
 async def test_send_test_queues_one_test_event_for_that_endpoint_only(scope: Scope, new_actor, new_endpoint) -> None:
@@ -229,7 +216,7 @@ async def test_send_test_queues_one_test_event_for_that_endpoint_only(scope: Sco
 async def test_delete_removes_the_endpoint_and_its_log(scope: Scope, new_actor, new_endpoint) -> None:
     alice = await new_actor()
     hook = await new_endpoint(alice, URL)
-    await _completed(scope, alice.user_id)
+    await emit_completed(scope, alice.user_id)
     async with scope() as s:
         await service.delete_endpoint(s, actor=alice, endpoint_id=hook.id)
     async with scope() as s:
