@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from rubin_app.admin.platform import platform_section
 from rubin_app.admin.resources import limits_button, limits_dialog, models_section
 from rubin_app.admin.state import ALL_ACTIONS, AdminState, AuditRow, UserRow
 from rubin_app.components import styles
@@ -289,6 +290,7 @@ def admin_page() -> rx.Component:
             _policy(),
             _users(),
             models_section(),
+            platform_section(),
             _audit(),
             _delete_dialog(),
             limits_dialog(),

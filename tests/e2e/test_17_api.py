@@ -84,7 +84,7 @@ def test_a_key_from_the_account_page_works_with_both_openai_sdks_until_revoked(
         operation = docs.locator("details.op").filter(has_text="GET /conversations —").first
         operation.locator("summary").click()
         operation.get_by_role("button", name="Try it").click()
-        expect(operation.locator(".output")).to_contain_text('200 OK')
+        expect(operation.locator(".output")).to_contain_text("200 OK")
         expect(operation.locator(".output")).to_contain_text('"data":[]')  # SDK calls save no conversation
         docs.close()
         page.get_by_test_id("revoke-key").click()
@@ -95,3 +95,30 @@ def test_a_key_from_the_account_page_works_with_both_openai_sdks_until_revoked(
             assert exc.status_code == 401
         else:
             raise AssertionError("a revoked key still works")
+
+
+def test_an_admin_sees_everyones_keys_and_usage_and_revokes_a_key(
+    open_page: Callable[..., Page], make_account: Callable[..., Account], admin_account: Account, base_url: str
+) -> None:
+    developer = make_account("keyholder")
+    page = open_page(developer)
+    _account_page(page)
+    page.get_by_test_id("key-name").fill("build server")
+    page.get_by_test_id("create-key").click()
+    expect(page.get_by_test_id("new-key")).to_have_text(re.compile(r"^rk-"))
+    key = page.get_by_test_id("new-key").inner_text().strip()
+    with openai.OpenAI(base_url=f"{base_url}/v1", api_key=key, max_retries=0, timeout=30) as client:
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "count me"}])
+        admin = open_page(admin_account)
+        admin.goto(f"{base_url}/admin")
+        row = admin.get_by_test_id("admin-key-row").filter(has_text=developer.email)
+        expect(row).to_contain_text("build server")
+        expect(admin.get_by_test_id("admin-usage-row").filter(has_text=developer.email)).to_be_visible()
+        row.get_by_test_id("admin-revoke-key").click()
+        expect(row).to_contain_text("Revoked")
+        try:
+            client.models.list()
+        except openai.AuthenticationError:
+            pass
+        else:
+            raise AssertionError("a key revoked by an admin still works")
