@@ -41,8 +41,9 @@ mkdir -p test-artifacts
 if [ $# -gt 0 ]; then
   python -m pytest "$@"
 else
-  step "lint and format check (ruff)"
+  step "lint and format check (ruff), types of the core packages (mypy --strict)"
   python -m ruff check . && python -m ruff format --check .
+  python -m mypy
   # Two sessions: pytest-asyncio's loop and Playwright's sync API do not share one process well.
   step "unit, service and fault-injection tests (SQLite + PostgreSQL + LocalAI stand-in)"
   python -m pytest -m "not e2e and not llm"

@@ -180,6 +180,6 @@ async def resolve_key(*, session: AsyncSession, key: str) -> tuple[KeyPrincipal 
 
 async def touch_key(*, session: AsyncSession, key_id: int, ip: str) -> None:
     """Record a key's use (its last time and address)."""
-    await session.exec(  # type: ignore[call-overload]
+    await session.exec(
         update(ApiKey).where(col(ApiKey.id) == key_id).values(last_used_at=utcnow(), last_used_ip=ip[:64])
     )

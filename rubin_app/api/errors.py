@@ -83,7 +83,8 @@ def install_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         param = ".".join(str(p) for p in first["loc"] if p not in ("body", "query", "path"))
-        return respond(ApiError("invalid_request", f"{param}: {first['msg']}" if param else first["msg"], param=param))
+        text = str(first["msg"])
+        return respond(ApiError("invalid_request", f"{param}: {text}" if param else text, param=param))
 
     async def http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)

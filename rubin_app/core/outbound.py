@@ -140,11 +140,7 @@ def _parse(url: str) -> _Target:
 
 
 async def _resolve(host: str, port: int) -> list[Address]:
-    """Every address the host stands for: an IP literal as is, a name through the loop's getaddrinfo."""
-    try:
-        return [ipaddress.ip_address(host)]
-    except ValueError:
-        pass
+    """Every address a host name stands for, through the loop's getaddrinfo."""
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
@@ -160,34 +156,23 @@ async def _resolve(host: str, port: int) -> list[Address]:
     return found
 
 
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def _vet(host: str, addresses: Sequence[Address], allow_private: bool, allowed_networks: Sequence[Network]) -> None:
-    if allow_private:
-        return
-    for ip in addresses:
-        if any(_unwrap(ip) in net or ip in net for net in allowed_networks):
-            continue
-        reason = non_public_reason(ip)
-        if reason is not None:
-            verb = "is" if _is_ip_literal(host) else "resolves to"
-            article = "an" if reason[0] in "aeiou" else "a"
-            raise OutboundRefused(f"{host} {verb} {article} {reason} address; only public addresses are allowed")
-
-
 async def vetted_addresses(
     url: str, *, allow_private: bool, allowed_networks: Sequence[Network] = ()
 ) -> tuple[httpx.URL, list[Address]]:
     """The parsed URL and the addresses of its host, after the guard accepted every one of them."""
     target = _parse(url)
-    addresses = await _resolve(target.host, target.port)
-    _vet(target.host, addresses, allow_private, allowed_networks)
+    try:
+        addresses: list[Address] = [ipaddress.ip_address(target.host)]
+        verb = "is"
+    except ValueError:
+        addresses, verb = await _resolve(target.host, target.port), "resolves to"
+    for ip in [] if allow_private else addresses:
+        if any(_unwrap(ip) in net or ip in net for net in allowed_networks):
+            continue
+        reason = non_public_reason(ip)
+        if reason is not None:
+            article = "an" if reason[0] in "aeiou" else "a"
+            raise OutboundRefused(f"{target.host} {verb} {article} {reason} address; only public addresses are allowed")
     return target.url, addresses
 
 
@@ -195,6 +180,16 @@ async def check_url(url: str, *, allow_private: bool, allowed_networks: Sequence
     """Raise OutboundRefused unless `url` is http(s), without credentials, and every address of its host is
     public (or any address at all with `allow_private`, or inside `allowed_networks`)."""
     await vetted_addresses(url, allow_private=allow_private, allowed_networks=allowed_networks)
+
+
+def new_transport() -> httpx.AsyncHTTPTransport:
+    """The transport for post(): no retries, and no kept-alive connections.
+
+    post() connects to an IP address and names the host only in SNI and the Host header, so a pooled
+    connection is keyed by the address: reusing one verified for another host name on the same address
+    would skip the certificate check of the new name. Each request gets its own connection instead.
+    """
+    return httpx.AsyncHTTPTransport(retries=0, limits=httpx.Limits(max_keepalive_connections=0))
 
 
 async def _read_head(response: httpx.Response, limit: int) -> bytes:
@@ -219,13 +214,14 @@ async def _send_pinned(
 ) -> tuple[int, httpx.Headers, bytes]:
     """POST to the vetted addresses in turn (the next one only when connecting failed)."""
     sni = {"sni_hostname": url.host} if url.scheme == "https" else {}
+    own = {k: v for k, v in headers.items() if k.lower() not in ("host", "accept-encoding")}
     last: httpx.ConnectError | None = None
     for ip in addresses:
         request = httpx.Request(
             "POST",
             url.copy_with(host=str(ip)),
             content=content,
-            headers={**headers, "host": url.netloc.decode("ascii"), "accept-encoding": "identity"},
+            headers={**own, "host": url.netloc.decode("ascii"), "accept-encoding": "identity"},
             extensions={"timeout": httpx.Timeout(timeout).as_dict(), **sni},
         )
         try:

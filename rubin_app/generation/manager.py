@@ -12,7 +12,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 
 from rubin_app.generation.run import QUOTA_SHORT, Run
@@ -164,7 +164,7 @@ class GenerationManager:
         run.cut_short = True  # a request that differs from the cached one: its end may not be cached
         return request.with_params(max_tokens=room)
 
-    def _events(self, run: Run, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+    def _events(self, run: Run, request: ChatRequest) -> AsyncGenerator[StreamEvent]:
         return _replay(run.replay) if run.replay is not None else self.client.stream(request)
 
     async def _generate(self, run: Run) -> None:
@@ -236,7 +236,7 @@ class GenerationManager:
             run.notify()
 
 
-async def _replay(answer: CachedAnswer) -> AsyncIterator[StreamEvent]:
+async def _replay(answer: CachedAnswer) -> AsyncGenerator[StreamEvent]:
     """A cached answer as a stream: the same events a live one sends, word by word, at once."""
     if answer.reasoning:
         yield Reasoning(answer.reasoning)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, Literal
 
 import httpx
@@ -202,12 +202,12 @@ class LLMClient:
         *,
         max_tokens: int | None = None,
         temperature: float | None = None,
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent]:
         """Stream a text-only chat (a shorthand of `stream`)."""
         params = Params(max_tokens=max_tokens or None, temperature=temperature)
         return self.stream(ChatRequest.of_turns(model, messages, params))
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent]:
         """Stream an answer as typed events; closing the iterator closes the upstream request."""
         http_request = self._http.build_request("POST", "/v1/chat/completions", json=request.body(stream=True))
         response = await self._send_with_retries(http_request, request.model)

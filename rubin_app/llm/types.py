@@ -124,7 +124,7 @@ class ChatRequest(_Strict):
     @classmethod
     def of_turns(cls, model: str, turns: list[dict[str, str]], params: Params | None = None) -> ChatRequest:
         """A text-only request from {"role", "content"} pairs (the chat UI's context)."""
-        messages = [ChatMessage.model_construct(role=t["role"], content=t["content"]) for t in turns]  # type: ignore[arg-type]
+        messages = [ChatMessage.model_construct(role=t["role"], content=t["content"]) for t in turns]
         return cls.model_construct(model=model, messages=messages, params=params or Params(), tools=None,
                                    tool_choice=None)  # fmt: skip
 

@@ -90,7 +90,7 @@ class Bus:
                 await asyncio.sleep(1.0)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def _dispatch(self, message: dict[str, Any]) -> None:
         for handler in self.handlers.get(str(message.get("kind")), []):

@@ -83,7 +83,7 @@ class UsageRecorder:
             return 0
         try:
             async with self.session_factory() as session:
-                await session.exec(insert(UsageRecord), params=rows)  # type: ignore[call-overload]
+                await session.exec(insert(UsageRecord), params=rows)
         except Exception as exc:
             self._rows = rows + self._rows  # kept for the next attempt
             log.warning("could not write %d usage rows (kept for the next try): %s", len(rows), type(exc).__name__)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, Literal
 
-from sqlmodel import case, col, func, select
+from sqlalchemy import Select, case, func, select
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rubin_app.core.clock import utcnow
@@ -29,22 +30,22 @@ async def summary(
         "source": col(UsageRecord.source),
         "user": col(UsageRecord.user_id),
     }[by]
-    stmt = (
+    stmt: Select[Any] = (
         select(
             group.label("group"),
             func.count().label("requests"),
             func.coalesce(func.sum(UsageRecord.prompt_tokens), 0).label("prompt_tokens"),
             func.coalesce(func.sum(UsageRecord.completion_tokens), 0).label("completion_tokens"),
             func.coalesce(func.sum(case((col(UsageRecord.cached), 1), else_=0)), 0).label("cached"),
-            func.coalesce(func.sum(case((UsageRecord.status == "error", 1), else_=0)), 0).label("failed"),
+            func.coalesce(func.sum(case((col(UsageRecord.status) == "error", 1), else_=0)), 0).label("failed"),
             func.avg(UsageRecord.ttft_ms).label("ttft_ms"),
         )
-        .where(UsageRecord.created_at >= utcnow() - timedelta(days=days))
+        .where(col(UsageRecord.created_at) >= utcnow() - timedelta(days=days))
         .group_by(group)
     )
     if user_id is not None:
-        stmt = stmt.where(UsageRecord.user_id == user_id)
-    rows = (await session.exec(stmt)).all()
+        stmt = stmt.where(col(UsageRecord.user_id) == user_id)
+    rows = (await session.execute(stmt)).all()
     result = [
         {
             "group": str(r.group) if r.group is not None else None,

@@ -6,15 +6,18 @@ is the one scripts/run.sh starts when LOCALAI_URL is empty, and Chromium drives 
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import openai
 import pytest
 from playwright.sync_api import Browser, expect
 
-from bench.harness import app_env, free_port, isolated_copy, session_cookie, sign_in, start_app, stop_app
+from bench.harness import BENCH_EMAIL, app_env, free_port, isolated_copy, session_cookie, sign_in, start_app, stop_app
 from rubin_app.engine import start as start_engine
 
 pytestmark = pytest.mark.llm
@@ -48,6 +51,19 @@ def real_app(engine: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     stop_app(proc)
 
 
+@pytest.fixture(scope="module")
+def api_key(real_app: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A key made by the operator command for the bench account of the real app."""
+    sign_in(real_app)  # the account exists
+    db = next(tmp_path_factory.getbasetemp().glob("llm-app*/llm.db"))
+    made = subprocess.run(
+        [sys.executable, "-m", "rubin_app", "keys", "create", "--email", BENCH_EMAIL, "--name", "llm test"],
+        cwd=Path(__file__).resolve().parents[2], env={**os.environ, "DATABASE_URL": f"sqlite:///{db}"},
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return made.stdout.strip()
+
+
 def test_engine_speaks_openai(engine: str) -> None:
     models = httpx.get(f"{engine}/v1/models", timeout=10).json()
     assert [m["id"] for m in models["data"]] == ["gemma-3-270m"]
@@ -72,3 +88,26 @@ def test_chat_with_the_real_model(real_app: str, browser: Browser) -> None:
     expect(page.get_by_test_id("assistant-message").last).to_have_attribute("data-status", "complete")
     assert page.get_by_test_id("assistant-message").last.inner_text().strip()[:20] == text[:20]
     context.close()
+
+
+def test_the_openai_sdk_gets_answers_from_the_real_model(real_app: str, api_key: str) -> None:
+    client = openai.OpenAI(base_url=f"{real_app}/v1", api_key=api_key, max_retries=0, timeout=120)
+    try:
+        assert [m.id for m in client.models.list()] == ["gemma-3-270m"]
+        question = [{"role": "user", "content": "What is the capital of France? Answer in one sentence."}]
+        reply = client.chat.completions.create(model="gemma-3-270m", messages=question, max_tokens=32)  # type: ignore[arg-type]
+        assert len((reply.choices[0].message.content or "").split()) >= 2, reply
+        assert reply.usage is not None and reply.usage.prompt_tokens > 5 and reply.usage.completion_tokens > 0
+        chunks = list(
+            client.chat.completions.create(
+                model="gemma-3-270m",
+                messages=question,
+                max_tokens=32,
+                stream=True,  # type: ignore[arg-type]
+                stream_options={"include_usage": True},
+            )
+        )
+        streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert len(streamed.split()) >= 2 and chunks[-1].usage is not None
+    finally:
+        client.close()

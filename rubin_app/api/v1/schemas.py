@@ -45,8 +45,8 @@ class MessageOut(BaseModel):
         """From the table row."""
         assert row.id is not None
         return cls(
-            id=row.id, role=row.role.value, content=row.content, reasoning=row.reasoning, model=row.model,  # type: ignore[arg-type]
-            status=row.status.value, error=row.error, prompt_tokens=row.prompt_tokens,  # type: ignore[arg-type]
+            id=row.id, role=row.role.value, content=row.content, reasoning=row.reasoning, model=row.model,
+            status=row.status.value, error=row.error, prompt_tokens=row.prompt_tokens,
             completion_tokens=row.completion_tokens, created_at=row.created_at,
         )  # fmt: skip
 
