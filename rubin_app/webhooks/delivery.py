@@ -22,7 +22,6 @@ import re
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-import httpx
 from standardwebhooks import Webhook
 
 from rubin_app.config import Settings
@@ -78,7 +77,7 @@ class WebhookDispatcher:
         self.batch_size = batch_size
         self._box = SecretBox(secret_key)
         self._networks = outbound.parse_networks(settings.webhook_allowed_networks)
-        self._transport = httpx.AsyncHTTPTransport(retries=0)
+        self._transport = outbound.new_transport()
         self._limit = asyncio.Semaphore(concurrency)
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
@@ -95,10 +94,8 @@ class WebhookDispatcher:
         wake = self._wake = asyncio.Event()
         self._stopping = False
 
-        def listener() -> None:
-            with contextlib.suppress(
-                RuntimeError
-            ):  # emit()'s commit may run on any thread; a closed loop: no one to wake
+        def listener() -> None:  # emit()'s commit may run on any thread
+            with contextlib.suppress(RuntimeError):  # the loop is closed: no one left to wake
                 loop.call_soon_threadsafe(wake.set)
 
         self._listener = listener

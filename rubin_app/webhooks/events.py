@@ -121,7 +121,10 @@ def envelope(event_type: str, data: Mapping[str, Any], timestamp: datetime) -> s
     """The JSON text sent: `{"type", "timestamp", "data"}` (Standard Webhooks), compact, UTF-8."""
     stamp = timestamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     body = {"type": event_type, "timestamp": stamp, "data": dict(data)}
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+    try:
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_json_default)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{event_type}: data that JSON cannot carry ({exc})") from None
 
 
 def _checked(event_type: str, data: Mapping[str, Any]) -> EventType:

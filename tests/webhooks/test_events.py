@@ -103,6 +103,14 @@ async def test_emit_refuses_what_the_catalog_does_not_describe(scope: Scope, new
         )
 
 
+def test_data_must_be_json() -> None:
+    now = datetime.now(UTC)
+    with pytest.raises(ValueError, match="JSON cannot carry"):
+        events.envelope("api_key.revoked", {"api_key_id": float("nan")}, now)
+    with pytest.raises(ValueError, match="JSON cannot carry"):
+        events.envelope("api_key.revoked", {"api_key_id": object()}, now)
+
+
 def test_datetimes_become_iso_strings() -> None:
     when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     body = json.loads(events.envelope("api_key.created", {"expires_at": when}, when))

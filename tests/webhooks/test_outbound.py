@@ -23,6 +23,7 @@ from rubin_app.core.outbound import (
     OutboundError,
     OutboundRefused,
     check_url,
+    new_transport,
     non_public_reason,
     parse_networks,
     post,
@@ -124,7 +125,7 @@ async def internal() -> AsyncIterator[Receiver]:
 
 @pytest.fixture
 async def transport() -> AsyncIterator[httpx.AsyncHTTPTransport]:
-    async with httpx.AsyncHTTPTransport(retries=0) as t:
+    async with new_transport() as t:
         yield t
 
 
