@@ -1,0 +1,3 @@
+"""The version of rubin-client."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The Python SDK (sdk/python) against a running Rubin."""
