@@ -46,7 +46,7 @@ async def runtime_lifespan():
         await asyncio.to_thread(upgrade_head)
     rt = get_runtime()
     await rt.reap_orphans()
-    await rt.bus.ensure_listening()  # Stop and key revocations from the other workers
+    await rt.start()  # the worker bus (Stop, key revocations from other workers), webhook delivery
 
     async def reaper() -> None:
         while True:

@@ -20,6 +20,7 @@ from rubin_app.core.clock import utcnow
 from rubin_app.models import Role, User
 from rubin_app.services import audit, text
 from rubin_app.services.chats import InputError
+from rubin_app.webhooks import events as webhook_events
 
 KEY_PREFIX = "rk-"  # every Rubin key starts so (secret scanners can match it)
 SHOWN_PREFIX = 11  # characters kept in clear for lists: "rk-" and 8 of the random part
@@ -117,6 +118,11 @@ async def create_key(
         session=session, action="api_key_created", user_id=user_id, actor_id=actor_id or user_id,
         email=user.email, ip=ip, detail=f"key {row.id} ({row.prefix}…) scopes {row.scopes}",
     )  # fmt: skip
+    await webhook_events.emit(
+        session, event_type="api_key.created", user_id=user_id,
+        data={"api_key_id": row.id, "name": row.name, "prefix": row.prefix, "scopes": row.scopes.split(),
+              "expires_at": row.expires_at},
+    )  # fmt: skip
     return row, plain
 
 
@@ -152,6 +158,9 @@ async def revoke_key(*, session: AsyncSession, key_id: int, user_id: int | None,
             session=session, action="api_key_revoked", user_id=key.user_id, actor_id=actor_id,
             email=owner.email if owner else None, ip=ip, detail=f"key {key.id} ({key.prefix}…)",
         )  # fmt: skip
+        await webhook_events.emit(
+            session, event_type="api_key.revoked", user_id=key.user_id, data={"api_key_id": key.id, "name": key.name}
+        )
     return key
 
 

@@ -19,6 +19,7 @@ from rubin_app.core.errors import ApiError, i18n_key, openai_error
 from rubin_app.llm.client import LLMError
 from rubin_app.services.chats import InputError
 from rubin_app.services.limits import LimitExceeded
+from rubin_app.webhooks.errors import WebhookError
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,17 @@ def install_handlers(app: FastAPI) -> None:
         body = openai_error(code, str(exc.detail) if exc.status_code != 404 else message_for(code))
         return JSONResponse(body, status_code=exc.status_code)
 
+    async def webhook_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, WebhookError)
+        return respond(ApiError(exc.code, exc.message))
+
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.error("API request failed: %s", type(exc).__name__, exc_info=exc)
+        return respond(ApiError("internal", message_for("internal")))
+
     app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(Exception, unexpected)
+    app.add_exception_handler(WebhookError, webhook_error)
     app.add_exception_handler(InputError, input_error)
     app.add_exception_handler(LLMError, llm_error)
     app.add_exception_handler(RequestValidationError, validation_error)

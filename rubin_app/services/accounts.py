@@ -25,6 +25,7 @@ from rubin_app.models.user import utcnow
 from rubin_app.services import audit, credentials, login_guard, sessions
 from rubin_app.services.chats import InputError
 from rubin_app.services.credentials import check_password, clean_display_name, normalize_email
+from rubin_app.webhooks import events as webhook_events
 
 LEGACY_PROVIDER = "legacy"  # the foundation's single local user, before sign-in existed
 LANGUAGES = {"", *CATALOGS}  # "": follow the browser
@@ -146,6 +147,10 @@ async def _create_user(
     await audit.record(
         session=session, action=audit.SIGN_UP, user_id=user.id, email=email, ip=ip, detail=f"{provider} role={role}"
     )
+    await webhook_events.emit(
+        session, event_type="user.created", user_id=user.id,
+        data={"email": email, "display_name": name, "provider": provider, "role": role.value},
+    )  # fmt: skip
     return user
 
 
@@ -444,7 +449,13 @@ async def set_role(*, session: AsyncSession, actor_id: int, user_id: int, role: 
             session=session, action=audit.ROLE_CHANGED, user_id=user_id, actor_id=actor_id, email=user.email, ip=ip,
             detail=f"{user.role}->{new}",
         )  # fmt: skip
+        was = user.role
         user.role = new
         session.add(user)
         await session.flush()
+        if was == Role.pending and new != Role.pending:
+            await webhook_events.emit(
+                session, event_type="user.approved", user_id=user_id,
+                data={"email": user.email, "role": new.value, "approved_by": actor_id},
+            )  # fmt: skip
     return user

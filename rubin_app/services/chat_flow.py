@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rubin_app.generation.manager import EarlyStart
 from rubin_app.generation.run import Run
+from rubin_app.generation.sinks import Sink
 from rubin_app.llm.types import ChatRequest
 from rubin_app.models import Conversation, Message, MessageRole, MessageStatus
 from rubin_app.services import chats, titles
@@ -91,7 +92,7 @@ async def _empty_answer(session: AsyncSession, user_id: int, conversation_id: st
 
 async def _start(
     rt: Runtime, conversation: Conversation, assistant: Message, history: Sequence[Message], slot: str | None,
-    *, use_cache: bool, source: str = "ui", api_key_id: int | None = None,
+    *, use_cache: bool, source: str = "ui", api_key_id: int | None = None, extra_sinks: Sequence[Sink] = (),
 ) -> Run:  # fmt: skip
     assert assistant.id is not None
     request = _request(rt, assistant.model, history)
@@ -99,7 +100,7 @@ async def _start(
     run = rt.generation.start(
         request,
         user_id=conversation.user_id,
-        sinks=rt.sinks(rt.answer_writer()),
+        sinks=[*rt.sinks(rt.answer_writer()), *extra_sinks],
         conversation_id=conversation.id,
         message_id=assistant.id,
         cache_key=key,
@@ -123,6 +124,7 @@ async def send_message(
     on_run: Callable[[Run], object] | None = None,
     source: str = "ui",
     api_key_id: int | None = None,
+    extra_sinks: Sequence[Sink] = (),
 ) -> Started:
     """Save the user's message and an empty answer, then start generating it (within the user's limits).
 
@@ -146,8 +148,9 @@ async def send_message(
         key, replay = await rt.cached_answer(request, user_id)
         writer = rt.answer_writer(committed=False)
         early = rt.generation.start_early(
-            request, writer=writer, user_id=user_id, sinks=rt.sinks(writer), conversation_id=conversation_id or "",
-            cache_key=key, replay=replay, slot=slot, source=source, api_key_id=api_key_id,
+            request, writer=writer, user_id=user_id, sinks=[*rt.sinks(writer), *extra_sinks],
+            conversation_id=conversation_id or "", cache_key=key, replay=replay, slot=slot, source=source,
+            api_key_id=api_key_id,
         )  # fmt: skip
         run = early.run
         if on_run is not None:
@@ -255,7 +258,7 @@ async def _recent_history(
 
 async def regenerate(
     rt: Runtime, *, user_id: int, conversation_id: str, model: str = "", ip: str = "", source: str = "ui",
-    api_key_id: int | None = None,
+    api_key_id: int | None = None, extra_sinks: Sequence[Sink] = (),
 ) -> Started:  # fmt: skip
     """Answer the last user message again (also Retry after a failure)."""
     conversation, history = await _last_exchange(rt, user_id, conversation_id)
@@ -264,7 +267,15 @@ async def regenerate(
         raise InputError("nothing_to_regenerate")
     # A new answer is wanted: never replayed from the cache (the fresh one is stored, though).
     return await _answer_again(
-        rt, conversation, history, last_user, model or conversation.model, ip=ip, source=source, api_key_id=api_key_id
+        rt,
+        conversation,
+        history,
+        last_user,
+        model or conversation.model,
+        ip=ip,
+        source=source,
+        api_key_id=api_key_id,
+        extra_sinks=extra_sinks,
     )
 
 
@@ -292,6 +303,7 @@ async def _answer_again(
     ip: str = "",
     source: str = "ui",
     api_key_id: int | None = None,
+    extra_sinks: Sequence[Sink] = (),
 ) -> Started:
     assert question.id is not None
     user_id = conversation.user_id
@@ -307,7 +319,17 @@ async def _answer_again(
             await rt.limiter.release(user_id, slot)
         raise
     kept = [m for m in history if m.id is not None and m.id <= question.id]
-    run = await _start(rt, conversation, answer, kept, slot, use_cache=edited, source=source, api_key_id=api_key_id)
+    run = await _start(
+        rt,
+        conversation,
+        answer,
+        kept,
+        slot,
+        use_cache=edited,
+        source=source,
+        api_key_id=api_key_id,
+        extra_sinks=extra_sinks,
+    )
     return Started(conversation=conversation, messages=[question, answer], run=run)
 
 

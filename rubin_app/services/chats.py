@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rubin_app.models import Conversation, Message, MessageRole, MessageStatus, User
 from rubin_app.models.user import utcnow
 from rubin_app.services import text as text_rules
+from rubin_app.webhooks import events as webhook_events
 
 LOCAL_USER = "local"
 TITLE_MAX = 200
@@ -89,6 +90,10 @@ async def create_conversation(*, session: AsyncSession, user_id: int, model: str
     conversation = Conversation(user_id=user_id, model=model, title=clean_title(title))
     session.add(conversation)
     await session.flush()
+    await webhook_events.emit(
+        session, event_type="conversation.created", user_id=user_id,
+        data={"conversation_id": conversation.id, "title": conversation.title, "model": model},
+    )  # fmt: skip
     return conversation
 
 
@@ -128,6 +133,9 @@ async def delete_conversation(*, session: AsyncSession, user_id: int, conversati
     await session.exec(delete(Message).where(col(Message.conversation_id) == conversation_id))  # type: ignore[call-overload]
     await session.delete(conversation)
     await session.flush()
+    await webhook_events.emit(
+        session, event_type="conversation.deleted", user_id=user_id, data={"conversation_id": conversation_id}
+    )
     return True
 
 

@@ -19,6 +19,7 @@ from rubin_app.config import Settings, get_settings
 from rubin_app.generation.manager import GenerationManager
 from rubin_app.generation.run import Run
 from rubin_app.generation.sinks import AfterRun, AnswerWriter, CacheWriter, FinalSaveHook, SaveSettings, Sink
+from rubin_app.generation.webhook_sink import queue_message_event
 from rubin_app.llm.client import LLMClient, LLMError
 from rubin_app.llm.types import ChatRequest, Params
 from rubin_app.models import MessageStatus
@@ -33,6 +34,7 @@ from rubin_app.services.redis_store import RedisStore
 from rubin_app.services.relay import Relay
 from rubin_app.services.sessions import Principal, PrincipalCache
 from rubin_app.usage.recorder import UsageRecorder
+from rubin_app.webhooks.delivery import WebhookDispatcher
 
 log = logging.getLogger(__name__)
 STOP = "stop_answer"  # bus message: stop this user's answer wherever it runs
@@ -153,8 +155,8 @@ class Runtime:
         self.relay = Relay(self.redis, interval=RELAY_INTERVAL)
         self.generation = GenerationManager(self.client)
         self.save_settings = SaveSettings(flush_seconds=settings.db_flush_seconds)
-        # Run inside an answer's final save (the webhook outbox); registered by the app at start.
-        self.final_save_hooks: list[FinalSaveHook] = []
+        # Run inside an answer's final save: the webhook outbox (message.completed / message.failed).
+        self.final_save_hooks: list[FinalSaveHook] = [queue_message_event]
         self.bus = Bus(self.redis)
         self.bus.on(STOP, self._on_stop)
         self.keys = KeyResolver(session_scope, self.bus)
@@ -264,9 +266,21 @@ class Runtime:
             if run is not None:
                 await self.generation.stop_run(run, wait=False)
 
+    @cached_property
+    def webhooks(self) -> WebhookDispatcher:
+        """The webhook delivery loop of this worker (each worker runs one; the outbox leases keep them apart)."""
+        return WebhookDispatcher(self.settings, secret_key=self.secret_key)
+
+    async def start(self) -> None:
+        """Start this worker's background parts: the worker bus, webhook delivery."""
+        await self.bus.ensure_listening()
+        self.webhooks.start()
+
     async def close(self) -> None:
-        """Stop answers (saving them), flush the relay and usage, close Redis."""
+        """Stop answers (saving them), flush the relay and usage, stop webhook delivery, close Redis."""
         await self.generation.shutdown()
+        if "webhooks" in self.__dict__:
+            await self.webhooks.stop()
         await self.relay.close()
         await self.usage.close()
         await self.bus.close()

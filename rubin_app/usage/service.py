@@ -45,7 +45,7 @@ async def summary(
     )
     if user_id is not None:
         stmt = stmt.where(col(UsageRecord.user_id) == user_id)
-    rows = (await session.execute(stmt)).all()
+    rows = (await session.exec(stmt)).all()  # type: ignore[call-overload]  # a core select of many columns
     result = [
         {
             "group": str(r.group) if r.group is not None else None,

@@ -56,6 +56,7 @@ class _ClosesOnShutdown:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                await runtime_module.get_runtime().start()  # as the app's lifespan does: bus, webhook delivery
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 rt = runtime_module._runtime

@@ -98,8 +98,6 @@ def test_the_users_rate_limit_is_rate_limited_with_retry_after(rubin_factory: Ca
     assert len(bob.conversation(cid).messages) == 4  # nothing of the refused sends was saved
 
 
-@pytest.mark.xfail(reason="REST API bug: /api/v1 ignores the key's own requests_per_minute (admit_key is only "
-                   "called by the OpenAI-compatible /v1 routes)", strict=True)  # fmt: skip
 def test_a_keys_rate_limit_is_rate_limited_with_retry_after(rubin: Rubin) -> None:
     limited = rubin.client(new_key(rubin.app, rubin.bob_id, rpm=2))
     cid = limited.send(None, "one").conversation_id

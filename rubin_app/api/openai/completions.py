@@ -41,7 +41,7 @@ async def start_stateless(rt: Runtime, key: KeyPrincipal, request: ChatRequest, 
         raise from_input_error(exc) from None
 
     async def settle(run: Run) -> None:
-        await settle_key(rt.limiter, key_ticket, _tokens_used(run))
+        await settle_key(rt.limiter, key_ticket, tokens_used(run))
 
     cache_key, replay = await rt.cached_answer(request, key.user_id)
     return rt.generation.start(
@@ -50,7 +50,8 @@ async def start_stateless(rt: Runtime, key: KeyPrincipal, request: ChatRequest, 
     )  # fmt: skip
 
 
-def _tokens_used(run: Run) -> int:
+def tokens_used(run: Run) -> int:
+    """The tokens an ended run counts against quotas (cache hits and failures before any text: none)."""
     if run.replay is not None or (run.status == MessageStatus.error and not run.text):
         return 0
     return (run.prompt_tokens or 0) + (run.completion_tokens or 0)

@@ -15,8 +15,11 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.responses import JSONResponse, StreamingResponse
 
 from rubin_app.accounts.api_keys import KeyPrincipal
+from rubin_app.accounts.key_limits import admit_key, settle_key
 from rubin_app.api.auth import client_ip
 from rubin_app.api.deps import require
+from rubin_app.api.errors import from_input_error, message_for
+from rubin_app.api.openai.completions import tokens_used
 from rubin_app.api.v1.schemas import (
     ConversationDetail,
     ConversationOut,
@@ -29,9 +32,12 @@ from rubin_app.api.v1.schemas import (
     Rename,
 )  # fmt: skip
 from rubin_app.core.errors import ApiError
+from rubin_app.generation.run import Run
+from rubin_app.generation.sinks import AfterRun
 from rubin_app.models import MessageStatus
 from rubin_app.services import chat_flow, chats
 from rubin_app.services.chat_flow import Started
+from rubin_app.services.chats import InputError
 from rubin_app.services.db import session_scope
 from rubin_app.services.runtime import get_runtime
 
@@ -43,7 +49,22 @@ SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
 
 def _not_found() -> ApiError:
-    return ApiError("conversation_not_found", "No such conversation.")
+    return ApiError("conversation_not_found", message_for("conversation_not_found"))
+
+
+async def _key_limits(key: KeyPrincipal) -> tuple[str | None, AfterRun]:
+    """Count the request against the key's own limits (429 when over): the ticket of its token reservation
+    and the sink that settles it when the answer ends (settling twice is harmless: the second finds nothing)."""
+    rt = get_runtime()
+    try:
+        ticket = await admit_key(rt.limiter, key, rt.answer_reservation)
+    except InputError as exc:
+        raise from_input_error(exc) from None
+
+    async def settle(run: Run) -> None:
+        await settle_key(rt.limiter, ticket, tokens_used(run))
+
+    return ticket, AfterRun(settle)
 
 
 @router.get("", response_model=ConversationPage)
@@ -124,10 +145,16 @@ async def send_message(conversation_id: str, body: NewMessage, request: Request,
     if not key.allows("conversations:write"):
         raise ApiError("insufficient_scope", "sending also needs the 'conversations:write' scope")
     rt = get_runtime()
-    started = await chat_flow.send_message(
-        rt, user_id=key.user_id, conversation_id=None if conversation_id == "new" else conversation_id,
-        text=body.content, model=body.model, ip=client_ip(request), source="rest", api_key_id=key.key_id,
-    )  # fmt: skip
+    ticket, settle = await _key_limits(key)
+    try:
+        started = await chat_flow.send_message(
+            rt, user_id=key.user_id, conversation_id=None if conversation_id == "new" else conversation_id,
+            text=body.content, model=body.model, ip=client_ip(request), source="rest", api_key_id=key.key_id,
+            extra_sinks=[settle],
+        )  # fmt: skip
+    except BaseException:
+        await settle_key(get_runtime().limiter, ticket, 0)
+        raise
     return await _answer(started, body.stream)
 
 
@@ -136,10 +163,15 @@ async def regenerate(conversation_id: str, body: Regenerate, request: Request, k
     """Answer the last question again (the previous answer is replaced)."""
     if not key.allows("conversations:write"):
         raise ApiError("insufficient_scope", "regenerating also needs the 'conversations:write' scope")
-    started = await chat_flow.regenerate(
-        get_runtime(), user_id=key.user_id, conversation_id=conversation_id, model=body.model,
-        ip=client_ip(request), source="rest", api_key_id=key.key_id,
-    )  # fmt: skip
+    ticket, settle = await _key_limits(key)
+    try:
+        started = await chat_flow.regenerate(
+            get_runtime(), user_id=key.user_id, conversation_id=conversation_id, model=body.model,
+            ip=client_ip(request), source="rest", api_key_id=key.key_id, extra_sinks=[settle],
+        )  # fmt: skip
+    except BaseException:
+        await settle_key(get_runtime().limiter, ticket, 0)
+        raise
     return await _answer(started, body.stream)
 
 
