@@ -10,7 +10,9 @@ from rubin_app.admin.state import ALL_ACTIONS, AdminState, AuditRow, UserRow
 from rubin_app.components import styles
 from rubin_app.components.auth_forms import notice
 from rubin_app.components.prefs import theme_appliers
+from rubin_app.components.webhooks import webhooks_section
 from rubin_app.state.auth import AuthState
+from rubin_app.state.webhooks import InstanceWebhooksState
 
 T = AuthState.tr
 
@@ -291,6 +293,7 @@ def admin_page() -> rx.Component:
             _users(),
             models_section(),
             platform_section(),
+            webhooks_section(InstanceWebhooksState),
             _audit(),
             _delete_dialog(),
             limits_dialog(),

@@ -143,6 +143,11 @@ def app_environment(standin_url: str, db_path: Path, port: int, issuer: str) -> 
         TOKENS_PER_DAY="0",
         MAX_CONCURRENT_ANSWERS="0",
         CACHE_TTL="0",
+        # The webhook receiver of test_18 listens on 127.0.0.2: that one address is let through the guard
+        # (every other private address stays refused, as by default), and deliveries retry quickly.
+        WEBHOOK_ALLOWED_NETWORKS="127.0.0.2/32",
+        WEBHOOK_RETRY_SCHEDULE="0,0.5,1",
+        WEBHOOK_POLL_SECONDS="0.5",
     )
     for name in ("API_URL", "DEFAULT_MODEL", "LOCALAI_API_KEY", "DATA_DIR", "SYSTEM_PROMPT", "LLM_MAX_TOKENS"):
         env.pop(name, None)
