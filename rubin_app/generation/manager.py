@@ -84,8 +84,10 @@ class GenerationManager:
         slot: str | None = None,
         source: str = "ui",
         api_key_id: int | None = None,
+        whole_replay: bool = False,
     ) -> Run:
-        """Begin generating; `sinks` are told of every event and of the end (in order)."""
+        """Begin generating; `sinks` are told of every event and of the end (in order). `whole_replay`: a cache
+        hit arrives as one piece (nobody watches it stream: a non-streaming API call)."""
         run = Run(
             message_id=message_id or 0, conversation_id=conversation_id, user_id=user_id, request=request,
             cache_key=cache_key, replay=replay, slot=slot, source=source, api_key_id=api_key_id, sinks=list(sinks),
@@ -94,7 +96,7 @@ class GenerationManager:
             self._runs[message_id] = run
         else:
             self._loose.add(run)
-        run.task = asyncio.create_task(self._generate(run), name=f"answer-{message_id or 'new'}")
+        run.task = asyncio.create_task(self._generate(run, whole_replay), name=f"answer-{message_id or 'new'}")
         run.task.add_done_callback(lambda _task: self._finish_unstarted(run))
         return run
 
@@ -164,10 +166,10 @@ class GenerationManager:
         run.cut_short = True  # a request that differs from the cached one: its end may not be cached
         return request.with_params(max_tokens=room)
 
-    def _events(self, run: Run, request: ChatRequest) -> AsyncGenerator[StreamEvent]:
-        return _replay(run.replay) if run.replay is not None else self.client.stream(request)
+    def _events(self, run: Run, request: ChatRequest, whole_replay: bool) -> AsyncGenerator[StreamEvent]:
+        return _replay(run.replay, whole_replay) if run.replay is not None else self.client.stream(request)
 
-    async def _generate(self, run: Run) -> None:
+    async def _generate(self, run: Run, whole_replay: bool = False) -> None:
         run.started = True
         started = time.monotonic()
         pieces = 0
@@ -176,7 +178,7 @@ class GenerationManager:
             if request is None:
                 run.status, run.error = MessageStatus.error, QUOTA_SHORT
                 return
-            stream = self._events(run, request)
+            stream = self._events(run, request, whole_replay)
             # aclosing: a Stop that lands while a sink works must still close the request.
             async with aclosing(stream):
                 async for event in stream:
@@ -236,11 +238,11 @@ class GenerationManager:
             run.notify()
 
 
-async def _replay(answer: CachedAnswer) -> AsyncGenerator[StreamEvent]:
-    """A cached answer as a stream: the same events a live one sends, word by word, at once."""
+async def _replay(answer: CachedAnswer, whole: bool = False) -> AsyncGenerator[StreamEvent]:
+    """A cached answer as a stream: the same events a live one sends, word by word (or `whole`), at once."""
     if answer.reasoning:
         yield Reasoning(answer.reasoning)
-    for piece in re.findall(r"\S*\s*", answer.text):
+    for piece in [answer.text] if whole else re.findall(r"\S*\s*", answer.text):
         if piece:
             yield Delta(piece)
             await asyncio.sleep(0)

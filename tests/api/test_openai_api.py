@@ -295,3 +295,25 @@ def test_every_call_is_accounted_and_keys_never_reach_the_logs(
     last_used = app.query("SELECT last_used_at, last_used_ip FROM api_keys")[0]
     assert last_used[0] is not None and last_used[1] == "127.0.0.1"
     assert not any(key[3:] in record.getMessage() for record in caplog.records)
+
+
+def test_a_deterministic_request_is_answered_from_the_cache_the_same_way(
+    start_app: Callable[..., LiveApp], standin: StandIn, redis_server: RedisServer
+) -> None:
+    app = start_app(localai_url=standin.url, redis_url=redis_server.url)
+    client = sdk(app, new_key(app, new_user(app, "cache@example.com")))
+    question = ask("[[reply=Rubies are red corundum.]] what are rubies?")
+    first = client.chat.completions.create(model=MODEL, messages=question, temperature=0)  # type: ignore[arg-type]
+    again = client.chat.completions.create(model=MODEL, messages=question, temperature=0)  # type: ignore[arg-type]
+    streamed = list(client.chat.completions.create(model=MODEL, messages=question, temperature=0, stream=True))  # type: ignore[arg-type]
+    assert first.choices[0].message.content == again.choices[0].message.content == "Rubies are red corundum."
+    assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == "Rubies are red corundum."
+    assert standin.requests == 1, "the second and third answers came from the cache"
+    other = client.chat.completions.create(model=MODEL, messages=question, temperature=0, seed=3)  # type: ignore[arg-type]
+    assert other.choices[0].message.content == "Rubies are red corundum." and standin.requests == 2  # another request
+    deadline = time.monotonic() + 5
+    cached: list[tuple[Any, ...]] = []
+    while len(cached) < 4 and time.monotonic() < deadline:
+        cached = app.query("SELECT cached FROM usage_records ORDER BY id")
+        time.sleep(0.1)
+    assert [bool(c[0]) for c in cached] == [False, True, True, False]

@@ -27,7 +27,7 @@ from rubin_app.services.context import estimate_tokens
 from rubin_app.services.runtime import Runtime
 
 
-async def start_stateless(rt: Runtime, key: KeyPrincipal, request: ChatRequest, ip: str) -> Run:
+async def start_stateless(rt: Runtime, key: KeyPrincipal, request: ChatRequest, ip: str, *, stream: bool) -> Run:
     """Check the model and the limits, then start generating (nothing saved but usage)."""
     try:
         await chat_flow.check_model(rt, request.model)
@@ -46,7 +46,7 @@ async def start_stateless(rt: Runtime, key: KeyPrincipal, request: ChatRequest, 
     cache_key, replay = await rt.cached_answer(request, key.user_id)
     return rt.generation.start(
         request, user_id=key.user_id, sinks=[*rt.sinks(None), AfterRun(settle)], cache_key=cache_key, replay=replay,
-        slot=slot, source="api", api_key_id=key.key_id,
+        slot=slot, source="api", api_key_id=key.key_id, whole_replay=not stream,
     )  # fmt: skip
 
 

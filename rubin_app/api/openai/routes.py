@@ -64,7 +64,7 @@ def build_openai_app() -> FastAPI:
             await _body(request), max_messages=rt.settings.api_max_messages,
             max_message_chars=rt.settings.max_message_chars,
         )  # fmt: skip
-        run = await completions.start_stateless(rt, key, call.request, client_ip(request))
+        run = await completions.start_stateless(rt, key, call.request, client_ip(request), stream=call.stream)
         if not call.stream:
             return JSONResponse(await completions.complete(run), headers={"Cache-Control": "no-store"})
         await run.wait_first_output()
