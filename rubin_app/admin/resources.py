@@ -45,7 +45,7 @@ class ResourcesState(AdminState):
         """Models with their cache switch, cache hits/misses, Redis status (admins only)."""
         await self._require(admin=True)
         rt = get_runtime()
-        cacheable = await rt.refresh_cacheable(force=True)
+        cacheable = await rt.cache_policy.refresh_cacheable(force=True)
         self.models = [ModelRow(name=m, cacheable=m in cacheable) for m in await rt.catalog.get()]
         stats = await rt.cache.stats()
         self.cache_hits, self.cache_misses = stats["hits"], stats["misses"]
@@ -101,7 +101,7 @@ class ResourcesState(AdminState):
         except InputError as exc:
             self.limits_error = self._t(f"err_{exc.code}", **exc.params)
             return
-        get_runtime().forget_limits(self.limits_user)
+        get_runtime().admission.forget_limits(self.limits_user)
         self.limits_user = 0
 
 

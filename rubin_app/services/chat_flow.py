@@ -96,7 +96,7 @@ async def _start(
 ) -> Run:  # fmt: skip
     assert assistant.id is not None
     request = _request(rt, assistant.model, history)
-    key, replay = await rt.cached_answer(request, conversation.user_id)
+    key, replay = await rt.cache_policy.lookup(request, conversation.user_id)
     run = rt.generation.start(
         request,
         user_id=conversation.user_id,
@@ -134,7 +134,7 @@ async def send_message(
     """
     text = chats.check_message_text(text, rt.settings.max_message_chars)
     model = await check_model(rt, model)
-    slot = await rt.admit(user_id, ip)
+    slot = await rt.admission.admit(user_id, ip)
     early: EarlyStart | None = None
     try:
         history: Sequence[chats.Turn] = []
@@ -145,7 +145,7 @@ async def send_message(
                 history = await _recent_history(rt, session, user_id, conversation_id, turns_only=True)
         pending_question = Message(role=MessageRole.user, content=text, user_id=user_id, conversation_id="")
         request = _request(rt, model, [*history, pending_question])
-        key, replay = await rt.cached_answer(request, user_id)
+        key, replay = await rt.cache_policy.lookup(request, user_id)
         writer = rt.answer_writer(committed=False)
         early = rt.generation.start_early(
             request, writer=writer, user_id=user_id, sinks=[*rt.sinks(writer), *extra_sinks],
@@ -311,7 +311,7 @@ async def _answer_again(
         if message.id is not None and message.id > question.id and message.status == MessageStatus.streaming:
             await rt.stop_answer(user_id=user_id, message_id=message.id)
     model = await check_model(rt, model)
-    slot = await rt.admit(user_id, ip)
+    slot = await rt.admission.admit(user_id, ip)
     try:
         answer = await _replace_answer(user_id, conversation, question, model, edited=edited)
     except BaseException:

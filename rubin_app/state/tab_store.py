@@ -116,10 +116,11 @@ class TabStateRedis(ResilientStateManager):
     async def set_state(
         self, token: StateToken | str, state: Any, *, lock_id: bytes | None = None, **context: Any
     ) -> None:
-        """Reflex's save; a signed-out tab's keys then expire soon."""
+        """Reflex's save; a signed-out tab's keys then expire soon — also after a fenced save under a lock
+        (`lock_id`: Reflex's lease breaker flushes a cached state that way after the event, with its hour TTL)."""
         await super().set_state(token, state, lock_id=lock_id, **context)
         token = self._coerce_token(token)
-        if lock_id is None and is_anonymous(token.ident):
+        if is_anonymous(token.ident):
             await self._expire_soon(token.ident)
 
     async def _expire_soon(self, ident: str) -> None:

@@ -27,6 +27,8 @@ async def test_a_stop_pressed_on_another_worker_stops_the_answer(
     make_redis_runtime: RuntimeFactory, standin: StandIn
 ) -> None:
     generating, other = await make_redis_runtime(title_mode="first_message"), await make_redis_runtime()
+    for worker in (generating, other):
+        await worker.bus.ensure_listening()  # what each worker's lifespan does at start (Runtime.start)
     standin.config.token_rate = 20
     user_id, stranger = await new_user(), await new_user()
     started = await chat_flow.send_message(

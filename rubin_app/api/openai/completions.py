@@ -31,9 +31,9 @@ async def start_stateless(rt: Runtime, key: KeyPrincipal, request: ChatRequest, 
     """Check the model and the limits, then start generating (nothing saved but usage)."""
     try:
         await chat_flow.check_model(rt, request.model)
-        key_ticket = await admit_key(rt.limiter, key, rt.answer_reservation)
+        key_ticket = await admit_key(rt.limiter, key, rt.admission.reservation)
         try:
-            slot = await rt.admit(key.user_id, ip)
+            slot = await rt.admission.admit(key.user_id, ip)
         except BaseException:
             await settle_key(rt.limiter, key_ticket, 0)
             raise
@@ -43,7 +43,7 @@ async def start_stateless(rt: Runtime, key: KeyPrincipal, request: ChatRequest, 
     async def settle(run: Run) -> None:
         await settle_key(rt.limiter, key_ticket, tokens_used(run))
 
-    cache_key, replay = await rt.cached_answer(request, key.user_id)
+    cache_key, replay = await rt.cache_policy.lookup(request, key.user_id)
     return rt.generation.start(
         request, user_id=key.user_id, sinks=[*rt.sinks(None), AfterRun(settle)], cache_key=cache_key, replay=replay,
         slot=slot, source="api", api_key_id=key.key_id, whole_replay=not stream,

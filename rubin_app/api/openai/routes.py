@@ -83,7 +83,7 @@ def build_openai_app() -> FastAPI:
             raise ApiError("invalid_request", "model: a model name is required", param="model")
         if not inputs or not isinstance(inputs, (str, list)):
             raise ApiError("invalid_request", "input: text or a list of texts is required", param="input")
-        limit = (await rt.limits_for(key.user_id)).requests_per_minute
+        limit = (await rt.admission.limits_for(key.user_id)).requests_per_minute
         try:
             ticket = await admit_key(rt.limiter, key, 1)  # the key's rate and quota (its tokens settled below)
             ok, wait = await rt.limiter.hit(f"user:{key.user_id}", limit)

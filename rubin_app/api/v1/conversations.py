@@ -57,7 +57,7 @@ async def _key_limits(key: KeyPrincipal) -> tuple[str | None, AfterRun]:
     and the sink that settles it when the answer ends (settling twice is harmless: the second finds nothing)."""
     rt = get_runtime()
     try:
-        ticket = await admit_key(rt.limiter, key, rt.answer_reservation)
+        ticket = await admit_key(rt.limiter, key, rt.admission.reservation)
     except InputError as exc:
         raise from_input_error(exc) from None
 
