@@ -86,6 +86,7 @@ class RequestRecord:
     outcome: str = "pending"  # pending | completed | cancelled | dropped | errors (= counter names)
     pieces_sent: int = 0
     title: bool = False  # a conversation-title request (TITLE_PROMPT), not an answer
+    client_port: int = 0  # the client's port: requests on one kept-alive connection share it
 
 
 @dataclass
@@ -259,7 +260,9 @@ class StandIn:
 
     def _make_server(self) -> tuple[uvicorn.Server, socket.socket]:
         """Bind the listening socket and build the uvicorn server."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP named: asyncio turns Nagle's algorithm off only for sockets that say they are TCP (with
+        # protocol 0 every write on a kept-alive connection could wait 40 ms for the client's delayed ACK).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         sock.listen(128)
@@ -385,6 +388,7 @@ class StandIn:
         cfg, messages = self.config, body.get("messages") or []
         marks = parse_markers(last_user_text(messages))
         rec = RequestRecord(body.get("model") or cfg.models[0], bool(body.get("stream")), marks.get("fault", cfg.fault))
+        rec.client_port = request.client.port if request.client else 0
         rec.title = is_title_request(messages)
         if not rec.title:
             self.last_answer_json = body

@@ -351,3 +351,14 @@ async def test_cancelling_the_reading_task_cancels_the_upstream_request(
     standin.config.token_rate, standin.config.tokens = 0, 20
     messages = ask("short")
     assert content(await collect(client, messages)) == expected_reply(messages)
+
+
+async def test_a_finished_stream_leaves_its_connection_for_the_next_answer(
+    make_client: ClientFactory, standin: StandIn
+) -> None:
+    """The body is read to its end after `[DONE]`: the next answer reuses the connection (no new handshake)."""
+    client = make_client()
+    for question in ("first", "second", "third"):
+        assert content(await collect(client, ask(question))).startswith("Echo: " + question)
+    ports = {record.client_port for record in standin.records}
+    assert len(standin.records) == 3 and len(ports) == 1, ports
