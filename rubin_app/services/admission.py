@@ -11,7 +11,7 @@ from rubin_app.generation.run import Run
 from rubin_app.models import MessageStatus
 from rubin_app.services import limits
 from rubin_app.services.db import session_scope
-from rubin_app.services.limits import DEFAULT_ANSWER_TOKENS, Limiter, LimitExceeded, Limits
+from rubin_app.services.limits import DEFAULT_ANSWER_TOKENS, Limiter, Limits
 
 LIMITS_TTL = 10.0  # how long a user's limits are kept in a worker (an admin's change: at once in theirs)
 
@@ -46,15 +46,11 @@ class Admission:
         return self.settings.context_token_budget + (self.settings.llm_max_tokens or DEFAULT_ANSWER_TOKENS)
 
     async def admit(self, user_id: int, ip: str = "") -> str | None:
-        """Check a new chat request against the user's limits, reserve its tokens and take an answer slot;
-        LimitExceeded if over. The slot id is also the ticket of the reservation (settled by `settle`)."""
+        """Check a new answer against the user's limits, reserve its tokens and take an answer slot (one Redis
+        round trip without a token quota); LimitExceeded if over. The slot id is also the reservation's ticket
+        (settled by `settle`)."""
         user_limits = await self.limits_for(user_id)
-        ticket = await self.limiter.check_request(user_id=user_id, ip=ip, limits=user_limits, estimate=self.reservation)
-        slot = await self.limiter.acquire(user_id, user_limits.concurrent, slot=ticket)
-        if slot is None:
-            await self.limiter.release(user_id, ticket)
-            raise LimitExceeded("concurrency", user_limits.concurrent, 5)
-        return slot
+        return await self.limiter.admit(user_id=user_id, ip=ip, limits=user_limits, estimate=self.reservation)
 
     async def settle(self, run: Run) -> None:
         """After an answer: settle its reserved tokens to the real count, free its slot.
@@ -62,9 +58,7 @@ class Admission:
         Cache hits, answers that failed before any text and runs discarded unsaved count 0."""
         failed = run.discarded or run.replay is not None or (run.status == MessageStatus.error and not run.text)
         tokens = 0 if failed else (run.prompt_tokens or 0) + (run.completion_tokens or 0)
-        if run.slot and self.limiter.reserved(run.slot) is not None:
-            await self.limiter.settle_tokens(run.slot, tokens)
+        if run.slot:
+            await self.limiter.finish(run.user_id, run.slot, tokens)
         else:
             await self.limiter.add_tokens(run.user_id, tokens)
-        if run.slot:
-            await self.limiter.release(run.user_id, run.slot)

@@ -63,6 +63,35 @@ end
 return 0
 """
 
+# One round trip for a new answer: KEYS user window, IP window, answer slots; ARGV window ms, user limit, IP limit,
+# slot ttl ms, slot limit (a limit of 0: not checked), window member, slot id. Everything is checked before
+# anything is counted: a refused request counts nowhere. Returns {0, 0} (admitted) or {which, retry ms} with
+# which = 1 (user rate), 2 (IP rate), 3 (answers at once).
+ADMIT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window, ulimit, iplimit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local ttl, slimit = tonumber(ARGV[4]), tonumber(ARGV[5])
+local function full(key, limit)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  if redis.call('ZCARD', key) >= limit then
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    return math.max(1, tonumber(oldest[2]) + window - now)
+  end
+  return nil
+end
+if ulimit > 0 then local r = full(KEYS[1], ulimit) if r then return {1, r} end end
+if iplimit > 0 then local r = full(KEYS[2], iplimit) if r then return {2, r} end end
+if slimit > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+  if redis.call('ZCARD', KEYS[3]) >= slimit then return {3, 0} end
+end
+if ulimit > 0 then redis.call('ZADD', KEYS[1], now, ARGV[6]) redis.call('PEXPIRE', KEYS[1], window) end
+if iplimit > 0 then redis.call('ZADD', KEYS[2], now, ARGV[6]) redis.call('PEXPIRE', KEYS[2], window) end
+if slimit > 0 then redis.call('ZADD', KEYS[3], now + ttl, ARGV[7]) redis.call('PEXPIRE', KEYS[3], ttl) end
+return {0, 0}
+"""
+
 # KEYS[1] the day's settled tokens, KEYS[2] hash of live reservations (member -> "tokens:expiry ms");
 # ARGV: quota, estimate, member, reservation ttl ms, key ttl s. Returns {reserved (0: refused), settled, held}.
 RESERVE_TOKENS = """
@@ -356,6 +385,105 @@ class Limiter:
             await store.run(action, lambda: None)
 
     # ---- one call per chat request ---------------------------------------------------------------
+    async def admit(self, *, user_id: int, ip: str, limits: Limits, estimate: int = 1) -> str:
+        """Admit a new answer: its tokens reserved (with a quota), its requests counted and an answer slot
+        taken, in one Redis round trip besides the reservation; LimitExceeded otherwise (nothing kept).
+        Returns the slot id, which is also the reservation's ticket. Without Redis: the same checks in-process."""
+        store = self.store
+        if store is None:
+            return await self._admit_local(user_id=user_id, ip=ip, limits=limits, estimate=estimate)
+        ticket = uuid.uuid4().hex
+        if limits.tokens_per_day > 0 and not await self.reserve_tokens(
+            user_id, limits.tokens_per_day, estimate, ticket
+        ):
+            raise LimitExceeded("token_quota", limits.tokens_per_day, _seconds_to_midnight())
+        ip_limit = limits.ip_requests_per_minute if ip else 0
+
+        async def action(client) -> tuple[int, float] | None:
+            which, retry_ms = await client.eval(
+                ADMIT, 3, store.key("rl", f"user:{user_id}"), store.key("rl", f"ip:{ip}"),
+                store.key("slots", user_id), WINDOW_MS, limits.requests_per_minute, ip_limit,
+                int(self.slot_ttl * 1000), limits.concurrent, uuid.uuid4().hex, ticket,
+            )  # fmt: skip
+            return int(which), int(retry_ms) / 1000
+
+        try:
+            outcome = await store.run(action, lambda: None)
+            if outcome is None:  # Redis went away just now: the in-process checks
+                await self.settle_tokens(ticket, 0)
+                return await self._admit_local(user_id=user_id, ip=ip, limits=limits, estimate=estimate)
+            which, wait = outcome
+            if which == 1:
+                raise LimitExceeded("rate_limit", limits.requests_per_minute, wait)
+            if which == 2:
+                raise LimitExceeded("ip_rate_limit", limits.ip_requests_per_minute, wait)
+            if which == 3:
+                raise LimitExceeded("concurrency", limits.concurrent, 5)
+        except BaseException:
+            await self.settle_tokens(ticket, 0)
+            raise
+        return ticket
+
+    async def _admit_local(self, *, user_id: int, ip: str, limits: Limits, estimate: int) -> str:
+        """`admit` in this process (no Redis, or Redis away): the same checks, the same all-or-nothing count."""
+        ticket = uuid.uuid4().hex
+        if limits.tokens_per_day > 0 and not await self.reserve_tokens(
+            user_id, limits.tokens_per_day, estimate, ticket
+        ):
+            raise LimitExceeded("token_quota", limits.tokens_per_day, _seconds_to_midnight())
+        windows = [(f"user:{user_id}", limits.requests_per_minute, "rate_limit")]
+        if ip:
+            windows.append((f"ip:{ip}", limits.ip_requests_per_minute, "ip_rate_limit"))
+        refusal: LimitExceeded | None = None
+        async with self._lock:
+            now = time.monotonic() * 1000
+            for name, limit, code in windows:
+                stamps = self._windows[name]
+                while stamps and stamps[0] <= now - WINDOW_MS:
+                    stamps.popleft()
+                if limit > 0 and len(stamps) >= limit:
+                    refusal = LimitExceeded(code, limit, max(0.001, (stamps[0] + WINDOW_MS - now) / 1000))
+                    break
+            slots = self._slots[str(user_id)]
+            for key in [k for k, exp in slots.items() if exp <= now / 1000]:
+                del slots[key]
+            if refusal is None and limits.concurrent > 0 and len(slots) >= limits.concurrent:
+                refusal = LimitExceeded("concurrency", limits.concurrent, 5)
+            if refusal is None:
+                for name, limit, _code in windows:
+                    if limit > 0:
+                        self._windows[name].append(now)
+                if limits.concurrent > 0:
+                    slots[ticket] = now / 1000 + self.slot_ttl
+        if refusal is not None:
+            await self.settle_tokens(ticket, 0)
+            raise refusal
+        return ticket
+
+    async def finish(self, user_id: int, slot: str, tokens: int) -> None:
+        """An answer ended: settle its reservation (or count its tokens) and give its slot back; one round trip
+        when it reserved nothing (no quota)."""
+        store = self.store
+        if self.reserved(slot) is not None or store is None:
+            if self.reserved(slot) is not None:
+                await self.settle_tokens(slot, tokens)
+            else:
+                await self.add_tokens(user_id, tokens)
+            await self.release(user_id, slot)
+            return
+        name = f"tok:{user_id}:{_today()}"
+        tokens = max(0, tokens)
+        self._tokens[name] += tokens
+        self._slots[str(user_id)].pop(slot, None)
+
+        async def action(client) -> None:
+            async with client.pipeline(transaction=False) as pipe:
+                if tokens:
+                    pipe.incrby(store.key(name), tokens).expire(store.key(name), DAY_SECONDS * 2)
+                await pipe.zrem(store.key("slots", user_id), slot).execute()
+
+        await store.run(action, lambda: None)
+
     async def check_request(
         self, *, user_id: int, ip: str, limits: Limits, estimate: int = 1, ticket: str | None = None
     ) -> str:

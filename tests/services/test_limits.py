@@ -498,3 +498,41 @@ async def test_an_admins_override_applies_to_the_next_message(limited_runtime: R
     assert (info.value.code, info.value.params["limit"]) == ("rate_limit", 1)
     await finish(await send(rt, admin.id))
     await finish(await send(rt, admin.id))  # the default (20) still applies to everyone else
+
+
+# --------------------------------------------------------------------------- admission in one step
+
+
+async def test_admit_counts_a_request_and_takes_a_slot_that_finish_gives_back(new_limiter: LimiterFactory) -> None:
+    """What the chat and the APIs call: rate, IP rate and answers at once checked together; a refused
+    request counts nowhere (in Redis one round trip; in-process step by step, same outcome)."""
+    limiter = new_limiter()
+    limits = Limits(requests_per_minute=3, ip_requests_per_minute=100, concurrent=2)
+    first = await limiter.admit(user_id=1, ip="203.0.113.5", limits=limits)
+    second = await limiter.admit(user_id=1, ip="203.0.113.5", limits=limits)
+    with pytest.raises(LimitExceeded) as busy:
+        await limiter.admit(user_id=1, ip="203.0.113.5", limits=limits)
+    assert busy.value.code == "concurrency"
+    await limiter.finish(1, first, tokens=40)
+    third = await limiter.admit(user_id=1, ip="203.0.113.5", limits=limits)  # the slot came back
+    with pytest.raises(LimitExceeded) as fast:
+        await limiter.admit(user_id=1, ip="203.0.113.5", limits=limits)
+    assert fast.value.code in ("rate_limit", "concurrency")
+    await limiter.finish(1, second, tokens=2)
+    await limiter.finish(1, third, tokens=0)
+    with pytest.raises(LimitExceeded) as rate:  # 3 counted (the refusals were not): the fourth waits
+        await limiter.admit(user_id=1, ip="203.0.113.5", limits=limits)
+    assert rate.value.code == "rate_limit" and 0 < rate.value.retry_after <= 60
+    assert await limiter.tokens_today(1) == 42
+
+
+async def test_admit_refused_by_the_ip_limit_does_not_use_up_the_users_minute(new_limiter: LimiterFactory) -> None:
+    limiter = new_limiter()
+    crowded = Limits(requests_per_minute=2, ip_requests_per_minute=1)
+    await limiter.admit(user_id=1, ip="198.51.100.9", limits=crowded)
+    for _ in range(3):
+        with pytest.raises(LimitExceeded) as refused:
+            await limiter.admit(user_id=2, ip="198.51.100.9", limits=crowded)
+        assert refused.value.code == "ip_rate_limit"
+    await limiter.admit(user_id=2, ip="192.0.2.1", limits=crowded)  # user 2's minute is intact: two left
+    await limiter.admit(user_id=2, ip="192.0.2.2", limits=crowded)
