@@ -3,6 +3,7 @@
 #   scripts/bench.sh [args]        streaming (bench/stream_bench.py; needs Chromium)
 #   scripts/bench.sh redis [args]  Redis: cache/limit cost, cache-hit TTFT, many streams on several workers
 #   scripts/bench.sh longchat [args]  a 2,000-message chat: open time, per-delta time, JS/CSS bytes (Chromium)
+#   scripts/bench.sh gateway [args]   the OpenAI-compatible API vs LiteLLM's proxy (installs LiteLLM in its own venv)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$RUBIN_ROOT"
@@ -11,6 +12,12 @@ if [ "${1:-}" = "redis" ]; then
   shift
   command -v redis-server >/dev/null || { echo "redis-server is needed: run scripts/test.sh once, or apt-get install redis-server" >&2; exit 1; }
   exec python -m bench.redis_bench "$@"
+fi
+if [ "${1:-}" = "gateway" ]; then
+  shift
+  command -v redis-server >/dev/null || { echo "redis-server is needed: run scripts/test.sh once, or apt-get install redis-server" >&2; exit 1; }
+  "$RUBIN_ROOT/bench/setup_litellm.sh"
+  exec python -m bench.gateway_bench "$@"
 fi
 command -v chromium >/dev/null || { echo "Debian chromium is needed: run scripts/test.sh once, or apt-get install chromium" >&2; exit 1; }
 if [ "${1:-}" = "longchat" ]; then

@@ -61,7 +61,9 @@ def api_key(real_app: str, tmp_path_factory: pytest.TempPathFactory) -> str:
         cwd=Path(__file__).resolve().parents[2], env={**os.environ, "DATABASE_URL": f"sqlite:///{db}"},
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
-    return made.stdout.strip()
+    key = made.stdout.strip()
+    assert key.startswith("rk-") and "\n" not in key, (made.stdout, made.stderr)
+    return key
 
 
 def test_engine_speaks_openai(engine: str) -> None:
