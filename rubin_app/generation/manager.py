@@ -85,12 +85,14 @@ class GenerationManager:
         source: str = "ui",
         api_key_id: int | None = None,
         whole_replay: bool = False,
+        key_ticket: str | None = None,
     ) -> Run:
         """Begin generating; `sinks` are told of every event and of the end (in order). `whole_replay`: a cache
         hit arrives as one piece (nobody watches it stream: a non-streaming API call)."""
         run = Run(
             message_id=message_id or 0, conversation_id=conversation_id, user_id=user_id, request=request,
             cache_key=cache_key, replay=replay, slot=slot, source=source, api_key_id=api_key_id, sinks=list(sinks),
+            key_ticket=key_ticket,
         )  # fmt: skip
         if message_id:
             self._runs[message_id] = run

@@ -47,6 +47,7 @@ class Run:
     cache_key: str | None = None  # a cacheable request: a complete answer is stored under this key
     replay: CachedAnswer | None = None  # a cache hit: streamed from here instead of LocalAI
     slot: str | None = None  # the concurrency slot this answer holds (released at the end)
+    key_ticket: str | None = None  # the API key's token reservation, if its key has a daily quota
     cut_short: bool = False  # max_tokens lowered to fit the run's token reservation
     finish_reason: str = ""
     save_error: str = ""  # why the last save attempt failed (class and first line), for the logs

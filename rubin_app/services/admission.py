@@ -52,6 +52,11 @@ class Admission:
         user_limits = await self.limits_for(user_id)
         return await self.limiter.admit(user_id=user_id, ip=ip, limits=user_limits, estimate=self.reservation)
 
+    def budget(self, run: Run) -> int | None:
+        """The tokens a run may use in all: the smaller of its user's and its key's reservations (None: no quota)."""
+        held = [t for t in (self.limiter.reserved(run.slot), self.limiter.reserved(run.key_ticket)) if t is not None]
+        return min(held) if held else None
+
     async def settle(self, run: Run) -> None:
         """After an answer: settle its reserved tokens to the real count, free its slot.
 

@@ -93,6 +93,7 @@ async def _empty_answer(session: AsyncSession, user_id: int, conversation_id: st
 async def _start(
     rt: Runtime, conversation: Conversation, assistant: Message, history: Sequence[Message], slot: str | None,
     *, use_cache: bool, source: str = "ui", api_key_id: int | None = None, extra_sinks: Sequence[Sink] = (),
+    key_ticket: str | None = None,
 ) -> Run:  # fmt: skip
     assert assistant.id is not None
     request = _request(rt, assistant.model, history)
@@ -108,6 +109,7 @@ async def _start(
         slot=slot,
         source=source,
         api_key_id=api_key_id,
+        key_ticket=key_ticket,
     )
     rt.relay.publish(run)
     return run
@@ -125,6 +127,7 @@ async def send_message(
     source: str = "ui",
     api_key_id: int | None = None,
     extra_sinks: Sequence[Sink] = (),
+    key_ticket: str | None = None,
 ) -> Started:
     """Save the user's message and an empty answer, then start generating it (within the user's limits).
 
@@ -150,7 +153,7 @@ async def send_message(
         early = rt.generation.start_early(
             request, writer=writer, user_id=user_id, sinks=[*rt.sinks(writer), *extra_sinks],
             conversation_id=conversation_id or "", cache_key=key, replay=replay, slot=slot, source=source,
-            api_key_id=api_key_id,
+            api_key_id=api_key_id, key_ticket=key_ticket,
         )  # fmt: skip
         run = early.run
         if on_run is not None:
@@ -258,7 +261,7 @@ async def _recent_history(
 
 async def regenerate(
     rt: Runtime, *, user_id: int, conversation_id: str, model: str = "", ip: str = "", source: str = "ui",
-    api_key_id: int | None = None, extra_sinks: Sequence[Sink] = (),
+    api_key_id: int | None = None, extra_sinks: Sequence[Sink] = (), key_ticket: str | None = None,
 ) -> Started:  # fmt: skip
     """Answer the last user message again (also Retry after a failure)."""
     conversation, history = await _last_exchange(rt, user_id, conversation_id)
@@ -276,6 +279,7 @@ async def regenerate(
         source=source,
         api_key_id=api_key_id,
         extra_sinks=extra_sinks,
+        key_ticket=key_ticket,
     )
 
 
@@ -304,6 +308,7 @@ async def _answer_again(
     source: str = "ui",
     api_key_id: int | None = None,
     extra_sinks: Sequence[Sink] = (),
+    key_ticket: str | None = None,
 ) -> Started:
     assert question.id is not None
     user_id = conversation.user_id
@@ -329,6 +334,7 @@ async def _answer_again(
         source=source,
         api_key_id=api_key_id,
         extra_sinks=extra_sinks,
+        key_ticket=key_ticket,
     )
     return Started(conversation=conversation, messages=[question, answer], run=run)
 

@@ -78,7 +78,7 @@ class Runtime:
         self.usage = UsageRecorder(session_scope)
         # Told of every ended run, stored or not, after the quota settlement: usage accounting, then more.
         self.after_run: list[Sink] = [self.usage]
-        self.generation.token_budget = lambda run: self.limiter.reserved(run.slot)  # held to its reservation
+        self.generation.token_budget = self.admission.budget  # an answer is held to its reservations
 
         self.principals = PrincipalCache()
         self._touches: set[asyncio.Task[None]] = set()

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -317,3 +318,37 @@ def test_a_deterministic_request_is_answered_from_the_cache_the_same_way(
         cached = app.query("SELECT cached FROM usage_records ORDER BY id")
         time.sleep(0.1)
     assert [bool(c[0]) for c in cached] == [False, True, True, False]
+
+
+def test_parallel_calls_through_a_key_never_overshoot_its_daily_tokens(api: Callable[..., tuple[LiveApp, str]]) -> None:
+    """A key with 20 tokens a day, 8 calls at once, each asking for a 30-token answer: an answer is held to what
+    the key's reservation left (cut short), the calls past the quota get 429 insufficient_quota, and the key's
+    count never passes 20."""
+    app, _ = api()
+    user_id = int(app.query("SELECT id FROM users")[0][0])
+    key = new_key(app, user_id, tpd=20)
+
+    def call(i: int) -> int | str:
+        try:
+            reply = sdk(app, key).chat.completions.create(model=MODEL, messages=ask(f"[[tokens=30]] q{i}"))  # type: ignore[arg-type]
+        except openai.RateLimitError as exc:
+            assert exc.code == "insufficient_quota"
+            return "refused"
+        assert reply.usage is not None
+        return reply.usage.total_tokens
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(call, range(8)))
+    used = [o for o in outcomes if isinstance(o, int)]
+    assert "refused" in outcomes and used, outcomes
+    # Usage rows (calls refused for the quota inside the answer count too, with 0 tokens) are written within a
+    # second: read until two reads a flush apart agree.
+    seen: list[tuple[Any, ...]] = []
+    for _ in range(20):
+        time.sleep(1.1)
+        rows = app.query("SELECT coalesce(sum(prompt_tokens + completion_tokens), 0), count(*) FROM usage_records")
+        if rows == seen and rows[0][1] >= len(used):
+            break
+        seen = rows
+    total = int(seen[0][0])
+    assert 0 < total <= 20, (total, outcomes)

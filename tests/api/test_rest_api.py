@@ -169,3 +169,25 @@ def test_the_openapi_schema_describes_the_api(two_users: tuple[LiveApp, Client, 
     schema = httpx.get(f"{app.url}/api/v1/openapi.json").json()
     assert schema["info"]["title"] == "Rubin AI REST API"
     assert {"/conversations", "/conversations/{conversation_id}/messages", "/keys", "/usage"} <= set(schema["paths"])
+
+
+def test_a_client_that_leaves_mid_answer_still_gets_the_answer_saved(
+    two_users: tuple[LiveApp, Client, Client], standin: StandIn
+) -> None:
+    _, ann, _ = two_users
+    standin.config.token_rate = 50
+    with ann.stream("POST", "/conversations/new/messages", json={"content": "[[tokens=60]] long one"}) as response:
+        events = sse(response)
+        started = next(events)[1]
+        assert next(events)[0] == "delta"
+    # the connection is closed here, mid-answer: the answer goes on and is saved
+    deadline = time.monotonic() + 10
+    answer: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        answer = ann.get(f"/conversations/{started['conversation_id']}").json()["messages"][-1]
+        if answer["status"] != "streaming":
+            break
+        time.sleep(0.1)
+    question = [{"role": "user", "content": "[[tokens=60]] long one"}]
+    assert answer["status"] == "complete" and answer["content"] == expected_reply(question)
+    assert standin.cancelled == 0

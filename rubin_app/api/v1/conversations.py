@@ -150,7 +150,7 @@ async def send_message(conversation_id: str, body: NewMessage, request: Request,
         started = await chat_flow.send_message(
             rt, user_id=key.user_id, conversation_id=None if conversation_id == "new" else conversation_id,
             text=body.content, model=body.model, ip=client_ip(request), source="rest", api_key_id=key.key_id,
-            extra_sinks=[settle],
+            extra_sinks=[settle], key_ticket=ticket,
         )  # fmt: skip
     except BaseException:
         await settle_key(get_runtime().limiter, ticket, 0)
@@ -167,7 +167,7 @@ async def regenerate(conversation_id: str, body: Regenerate, request: Request, k
     try:
         started = await chat_flow.regenerate(
             get_runtime(), user_id=key.user_id, conversation_id=conversation_id, model=body.model,
-            ip=client_ip(request), source="rest", api_key_id=key.key_id, extra_sinks=[settle],
+            ip=client_ip(request), source="rest", api_key_id=key.key_id, extra_sinks=[settle], key_ticket=ticket,
         )  # fmt: skip
     except BaseException:
         await settle_key(get_runtime().limiter, ticket, 0)
