@@ -84,11 +84,11 @@ class GenerationManager:
         slot: str | None = None,
         source: str = "ui",
         api_key_id: int | None = None,
-        whole_replay: bool = False,
+        whole: bool = False,
         key_ticket: str | None = None,
     ) -> Run:
-        """Begin generating; `sinks` are told of every event and of the end (in order). `whole_replay`: a cache
-        hit arrives as one piece (nobody watches it stream: a non-streaming API call)."""
+        """Begin generating; `sinks` are told of every event and of the end (in order). `whole`: nobody watches
+        the answer stream (a non-streaming API call): LocalAI is asked for it whole, a cache hit is one piece."""
         run = Run(
             message_id=message_id or 0, conversation_id=conversation_id, user_id=user_id, request=request,
             cache_key=cache_key, replay=replay, slot=slot, source=source, api_key_id=api_key_id, sinks=list(sinks),
@@ -98,7 +98,7 @@ class GenerationManager:
             self._runs[message_id] = run
         else:
             self._loose.add(run)
-        run.task = asyncio.create_task(self._generate(run, whole_replay), name=f"answer-{message_id or 'new'}")
+        run.task = asyncio.create_task(self._generate(run, whole), name=f"answer-{message_id or 'new'}")
         run.task.add_done_callback(lambda _task: self._finish_unstarted(run))
         return run
 
@@ -168,10 +168,12 @@ class GenerationManager:
         run.cut_short = True  # a request that differs from the cached one: its end may not be cached
         return request.with_params(max_tokens=room)
 
-    def _events(self, run: Run, request: ChatRequest, whole_replay: bool) -> AsyncGenerator[StreamEvent]:
-        return _replay(run.replay, whole_replay) if run.replay is not None else self.client.stream(request)
+    def _events(self, run: Run, request: ChatRequest, whole: bool) -> AsyncGenerator[StreamEvent]:
+        if run.replay is not None:
+            return _replay(run.replay, whole)
+        return self.client.complete_events(request) if whole else self.client.stream(request)
 
-    async def _generate(self, run: Run, whole_replay: bool = False) -> None:
+    async def _generate(self, run: Run, whole: bool = False) -> None:
         run.started = True
         started = time.monotonic()
         pieces = 0
@@ -180,7 +182,7 @@ class GenerationManager:
             if request is None:
                 run.status, run.error = MessageStatus.error, QUOTA_SHORT
                 return
-            stream = self._events(run, request, whole_replay)
+            stream = self._events(run, request, whole)
             # aclosing: a Stop that lands while a sink works must still close the request.
             async with aclosing(stream):
                 async for event in stream:

@@ -187,6 +187,29 @@ class LLMClient:
             raise LLMError("malformed", "the reply is not an OpenAI chat completion")
         return data
 
+    async def complete_events(self, request: ChatRequest) -> AsyncGenerator[StreamEvent]:
+        """A whole (non-streamed) completion as the events a stream would give: reasoning, the text, tool calls,
+        usage, done. For callers nobody watches (no chunk parsing, one body)."""
+        data = await self.complete_request(request)
+        try:
+            choice = data["choices"][0]
+            message = choice.get("message") or {}
+            reasoning = message.get("reasoning_content") or message.get("reasoning")
+            if reasoning:
+                yield Reasoning(str(reasoning))
+            if message.get("content"):
+                yield Delta(str(message["content"]))
+            for index, call in enumerate(message.get("tool_calls") or []):
+                function = call.get("function") or {}
+                yield ToolCallDelta(index=index, id=call.get("id"), name=function.get("name"),
+                                    arguments=str(function.get("arguments") or ""))  # fmt: skip
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise LLMError("malformed", "the reply is not an OpenAI chat completion") from exc
+        usage = data.get("usage")
+        if isinstance(usage, dict):
+            yield Usage(_int_or_none(usage.get("prompt_tokens")), _int_or_none(usage.get("completion_tokens")))
+        yield Done(str(choice.get("finish_reason") or "stop"))
+
     async def embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
         """POST /v1/embeddings as given (the caller validated it); the server's JSON."""
         response = await self._request("POST", "/v1/embeddings", body, model=str(body.get("model", "")))

@@ -46,7 +46,7 @@ async def start_stateless(rt: Runtime, key: KeyPrincipal, request: ChatRequest, 
     cache_key, replay = await rt.cache_policy.lookup(request, key.user_id)
     return rt.generation.start(
         request, user_id=key.user_id, sinks=[*rt.sinks(None), AfterRun(settle)], cache_key=cache_key, replay=replay,
-        slot=slot, source="api", api_key_id=key.key_id, whole_replay=not stream, key_ticket=key_ticket,
+        slot=slot, source="api", api_key_id=key.key_id, whole=not stream, key_ticket=key_ticket,
     )  # fmt: skip
 
 
