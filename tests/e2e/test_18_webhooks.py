@@ -4,58 +4,25 @@ signed; the delivery log shows them; a test event; a private address is refused 
 from __future__ import annotations
 
 import re
-import threading
-import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
-from standardwebhooks import Webhook
+
+from tests.fakes.webhook_receiver import ThreadedReceiver
 
 from .helpers import Account, expected, open_app, send, unique, wait_live
 
 
-class Receiver:
-    """Records every webhook POST on 127.0.0.2 (the one private address the e2e app may call)."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                outer.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.2", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.2:{self.server.server_address[1]}/hook"
-
-    def verified(self, secret: str, count: int, timeout: float = 15) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while len(self.received) < count:
-            assert time.monotonic() < deadline, f"{len(self.received)} of {count} webhooks arrived"
-            time.sleep(0.1)
-        return [Webhook(secret).verify(body, headers) for headers, body in self.received[:count]]
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
+def receiver() -> Iterator[ThreadedReceiver]:
+    server = ThreadedReceiver("127.0.0.2")  # the one private address the e2e app may call
     yield server
-    server.server.shutdown()
-    server.server.server_close()
+    server.close()
 
 
 def test_an_endpoint_added_in_the_account_page_receives_signed_chat_events(
-    open_page: Callable[..., Page], make_account: Callable[..., Account], receiver: Receiver
+    open_page: Callable[..., Page], make_account: Callable[..., Account], receiver: ThreadedReceiver
 ) -> None:
     page = open_page(make_account("hooks"))
     page.goto("/account")
