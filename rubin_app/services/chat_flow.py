@@ -188,6 +188,7 @@ async def send_message(
         raise
     early.committed()
     rt.relay.publish(run)
+    rt.chat_changed(user_id=user_id, conversation_id=conversation.id)
     title = None
     if first and rt.settings.title_mode == "llm":
         title = _in_background(_title_after(rt, run, text))
@@ -336,6 +337,7 @@ async def _answer_again(
         extra_sinks=extra_sinks,
         key_ticket=key_ticket,
     )
+    rt.chat_changed(user_id=user_id, conversation_id=conversation.id)
     return Started(conversation=conversation, messages=[question, answer], run=run)
 
 

@@ -9,6 +9,7 @@ import os
 import secrets
 from datetime import timedelta
 from functools import cached_property
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -37,6 +38,7 @@ from rubin_app.webhooks.delivery import WebhookDispatcher
 
 log = logging.getLogger(__name__)
 STOP = "stop_answer"  # bus message: stop this user's answer wherever it runs
+CHAT_CHANGED = "chat_changed"  # bus message: an answer started in this user's conversation (open tabs follow it)
 HEALTH_TTL = 5
 CACHEABLE_TTL = 10.0
 LIMITS_TTL = 10.0
@@ -81,7 +83,7 @@ class Runtime:
         self.generation.token_budget = self.admission.budget  # an answer is held to its reservations
 
         self.principals = PrincipalCache()
-        self._touches: set[asyncio.Task[None]] = set()
+        self._touches: set[asyncio.Task[Any]] = set()  # small off-path writes and messages
 
     @cached_property
     def providers(self) -> Providers:
@@ -171,6 +173,15 @@ class Runtime:
         if self.redis is None:
             return False  # one worker: nobody else can be running it
         return await self.bus.publish(STOP, user_id=user_id, message_id=message_id) > 0
+
+    def chat_changed(self, *, user_id: int, conversation_id: str) -> None:
+        """Tell every worker that an answer started in this conversation (tabs showing it follow it); off the
+        answer's path (a task of its own)."""
+        task = asyncio.get_running_loop().create_task(
+            self.bus.publish(CHAT_CHANGED, user_id=user_id, conversation_id=conversation_id)
+        )
+        self._touches.add(task)
+        task.add_done_callback(self._touches.discard)
 
     async def _on_stop(self, message: dict[str, object]) -> None:
         user_id, message_id = message.get("user_id"), message.get("message_id")

@@ -45,11 +45,12 @@ from rubin_app.state.chat.common import (
     stream_think,
 )
 from rubin_app.state.chat.sidebar import SidebarMixin
+from rubin_app.state.chat.watch import WatchMixin
 
 log = logging.getLogger(__name__)
 
 
-class ChatState(SidebarMixin, AnswersMixin, AuthState):
+class ChatState(SidebarMixin, AnswersMixin, WatchMixin, AuthState):
     """The open conversation, the composer and the model (the sidebar and the answers are mixed in)."""
 
     conversation_id: str = ""
@@ -151,8 +152,8 @@ class ChatState(SidebarMixin, AnswersMixin, AuthState):
         views = [self._view(m) for m in rows]
         self.messages, self.tail = views[:-2], views[-2:]
         live = next((m for m in rows[-1:] if m.status == MessageStatus.streaming), None)
-        if live is None or live.id is None:
-            return rx.call_script(push_js("", "", reset=True))  # no answer live here: nothing streamed shows
+        if live is None or live.id is None:  # no answer live here: nothing streamed shows; wait for one
+            return [rx.call_script(push_js("", "", reset=True)), ChatState.watch(cid)]
         self.streaming_id = live.id
         _following[token] = live.id
         # Show what exists now (the live run is ahead of the last DB flush), then follow from exactly there.

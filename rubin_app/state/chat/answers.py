@@ -280,6 +280,8 @@ class AnswersMixin(rx.State, mixin=True):
             if title != self.title:
                 self.title = title
         yield rx.call_script(push_js("", "", reset=True))  # the saved answer shows now; ready for the next one
+        if self.conversation_id and not self.streaming_id:
+            yield self.__class__.watch(self.conversation_id)  # answers started elsewhere show here too (watch.py)
         if started is not None and started.title is not None:
             await self._show_title(started.conversation.id, started.title)
 
