@@ -34,18 +34,21 @@ class Bus:
         self.handlers: dict[str, list[Handler]] = {}
         self._listener: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self._closed = False
 
     def on(self, kind: str, handler: Handler) -> None:
         """Run `handler(message)` for every message of `kind` (in every worker)."""
         self.handlers.setdefault(kind, []).append(handler)
 
     async def publish(self, kind: str, **data: Any) -> int:
-        """Send to every worker (this one included); the number of workers reached (0: Redis is away)."""
+        """Send to every worker listening (this one too once it listens: `ensure_listening`, done at start); the
+        number of workers reached (0: Redis is away)."""
         message = {"kind": kind, **data}
         if self.store is None:
             await self._dispatch(message)
             return 1
-        await self.ensure_listening()
+        if self._closed:
+            return 0
         store = self.store
 
         async def action(client: Any) -> int:
@@ -58,7 +61,7 @@ class Bus:
 
     async def ensure_listening(self) -> None:
         """Start this worker's subscription (once per event loop); waits briefly until it is subscribed."""
-        if self.store is None:
+        if self.store is None or self._closed:
             return
         task = self._listener
         if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
@@ -100,7 +103,8 @@ class Bus:
                 log.exception("bus handler for %s failed", message.get("kind"))
 
     async def close(self) -> None:
-        """Stop listening."""
+        """Stop listening (for good: a late publish or `ensure_listening` does nothing after this)."""
+        self._closed = True
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
