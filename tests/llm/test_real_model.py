@@ -22,6 +22,7 @@ from rubin_app.engine import start as start_engine
 
 pytestmark = pytest.mark.llm
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "llm"
+DATABASES: dict[str, Path] = {}  # the running app's database, by its URL
 
 
 @pytest.fixture(scope="module")
@@ -47,15 +48,17 @@ def real_app(engine: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     port = free_port()
     env = app_env(engine, tmp / "llm.db", port, LLM_MAX_TOKENS="48", LLM_TEMPERATURE="0", TITLE_MODE="llm")
     proc = start_app(env, ARTIFACTS / "app.log", root=root)
-    yield f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}"
+    DATABASES[url] = tmp / "llm.db"
+    yield url
     stop_app(proc)
 
 
 @pytest.fixture(scope="module")
-def api_key(real_app: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+def api_key(real_app: str) -> str:
     """A key made by the operator command for the bench account of the real app."""
     sign_in(real_app)  # the account exists
-    db = next(tmp_path_factory.getbasetemp().glob("llm-app*/llm.db"))
+    db = DATABASES[real_app]  # (pytest may start this module's app twice, around the browser-parametrized test)
     made = subprocess.run(
         [sys.executable, "-m", "rubin_app", "keys", "create", "--email", BENCH_EMAIL, "--name", "llm test"],
         cwd=Path(__file__).resolve().parents[2], env={**os.environ, "DATABASE_URL": f"sqlite:///{db}"},
