@@ -64,6 +64,14 @@ class Run:
         return self.request.model
 
     @property
+    def quota_tokens(self) -> int:
+        """The tokens the ended run counts against quotas: none for a cache hit, a failure before any text, or a
+        run discarded unsaved."""
+        if self.discarded or self.replay is not None or (self.status == MessageStatus.error and not self.text):
+            return 0
+        return (self.prompt_tokens or 0) + (self.completion_tokens or 0)
+
+    @property
     def stored(self) -> bool:
         """Whether the answer is saved into a conversation (an API call may save nothing)."""
         return any(getattr(sink, "stores_answer", False) for sink in self.sinks)

@@ -8,7 +8,6 @@ import time
 
 from rubin_app.config import Settings
 from rubin_app.generation.run import Run
-from rubin_app.models import MessageStatus
 from rubin_app.services import limits
 from rubin_app.services.db import session_scope
 from rubin_app.services.limits import DEFAULT_ANSWER_TOKENS, Limiter, Limits
@@ -61,8 +60,7 @@ class Admission:
         """After an answer: settle its reserved tokens to the real count, free its slot.
 
         Cache hits, answers that failed before any text and runs discarded unsaved count 0."""
-        failed = run.discarded or run.replay is not None or (run.status == MessageStatus.error and not run.text)
-        tokens = 0 if failed else (run.prompt_tokens or 0) + (run.completion_tokens or 0)
+        tokens = run.quota_tokens
         if run.slot:
             await self.limiter.finish(run.user_id, run.slot, tokens)
         else:

@@ -64,6 +64,13 @@ class Bus:
         if self.store is None or self._closed:
             return
         task = self._listener
+        if (
+            task is not None
+            and self._ready.is_set()
+            and not task.done()
+            and task.get_loop() is asyncio.get_running_loop()
+        ):
+            return  # listening already: the common case, on every API request (no wait, no task)
         if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
             self._ready = asyncio.Event()
             self._listener = asyncio.get_running_loop().create_task(self._listen(), name="rubin-bus")

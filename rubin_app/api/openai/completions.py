@@ -41,20 +41,13 @@ async def start_stateless(rt: Runtime, key: KeyPrincipal, request: ChatRequest, 
         raise from_input_error(exc) from None
 
     async def settle(run: Run) -> None:
-        await settle_key(rt.limiter, key_ticket, tokens_used(run))
+        await settle_key(rt.limiter, key_ticket, run.quota_tokens)
 
     cache_key, replay = await rt.cache_policy.lookup(request, key.user_id)
     return rt.generation.start(
         request, user_id=key.user_id, sinks=[*rt.sinks(None), AfterRun(settle)], cache_key=cache_key, replay=replay,
         slot=slot, source="api", api_key_id=key.key_id, whole=not stream, key_ticket=key_ticket,
     )  # fmt: skip
-
-
-def tokens_used(run: Run) -> int:
-    """The tokens an ended run counts against quotas (cache hits and failures before any text: none)."""
-    if run.replay is not None or (run.status == MessageStatus.error and not run.text):
-        return 0
-    return (run.prompt_tokens or 0) + (run.completion_tokens or 0)
 
 
 def usage_of(run: Run) -> dict[str, int]:

@@ -19,7 +19,6 @@ from rubin_app.accounts.key_limits import admit_key, settle_key
 from rubin_app.api.auth import client_ip
 from rubin_app.api.deps import require
 from rubin_app.api.errors import from_input_error, message_for
-from rubin_app.api.openai.completions import tokens_used
 from rubin_app.api.v1.schemas import (
     ConversationDetail,
     ConversationOut,
@@ -62,7 +61,7 @@ async def _key_limits(key: KeyPrincipal) -> tuple[str | None, AfterRun]:
         raise from_input_error(exc) from None
 
     async def settle(run: Run) -> None:
-        await settle_key(rt.limiter, ticket, tokens_used(run))
+        await settle_key(rt.limiter, ticket, run.quota_tokens)
 
     return ticket, AfterRun(settle)
 
