@@ -157,16 +157,18 @@ async def test_parallel_reservations_share_the_quota_exactly(new_limiter: Limite
     assert sorted(limiter.reserved(t) or 0 for t in tickets) == [100, 150, 150, 150, 150, 150, 150]
     assert {(r.code, r.params["limit"]) for r in refused} == {("token_quota", 1000)}
     assert await limiter.tokens_today(1) == 0  # reserved, not used yet
+    # Which request got the partial 100 depends on the order Redis saw them: pick full reservations by size.
+    settled, released, *others = sorted(tickets, key=lambda t: -(limiter.reserved(t) or 0))
     # An answer settles below its reservation: the rest is free again, for the next one only.
-    await limiter.settle_tokens(tickets[0], 40)
+    await limiter.settle_tokens(settled, 40)
     assert await limiter.tokens_today(1) == 40
     again = await limiter.check_request(user_id=1, ip="", limits=limits, estimate=150)
-    assert limiter.reserved(again) == 1000 - 40 - (sum(limiter.reserved(t) or 0 for t in tickets[1:]))
+    assert limiter.reserved(again) == 150 - 40
     with pytest.raises(LimitExceeded):
         await limiter.check_request(user_id=1, ip="", limits=limits, estimate=150)
     # A failed answer (or one refused later, e.g. by the concurrency limit) gives all of it back.
-    await limiter.release(1, tickets[1])
-    assert limiter.reserved(tickets[1]) is None
+    await limiter.release(1, released)
+    assert limiter.reserved(released) is None
     assert await limiter.tokens_today(1) == 40
     assert limiter.reserved(await limiter.check_request(user_id=1, ip="", limits=limits, estimate=500)) == 150
 
