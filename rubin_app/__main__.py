@@ -1,4 +1,5 @@
-"""Operator commands: `python -m rubin_app keys create|list|revoke` (API keys from the command line).
+"""Operator commands: `python -m rubin_app keys create|list|revoke` (API keys from the command line) and
+`python -m rubin_app encryption status|rotate|retire` (vault/cli.py).
 
 python -m rubin_app keys create --email EMAIL --name NAME [--scopes chat,conversations:read]
                                 [--expires-days N] [--rpm N] [--tokens-per-day N]   (prints the key once)
@@ -22,6 +23,7 @@ from rubin_app.services.chats import InputError
 from rubin_app.services.db import dispose_all, session_scope
 from rubin_app.services.migrate import upgrade_head
 from rubin_app.services.redis_store import RedisStore
+from rubin_app.vault import cli as vault_cli
 
 
 async def _user_id(email: str) -> int:
@@ -87,8 +89,10 @@ def main(argv: list[str] | None = None) -> None:
     listing.add_argument("--email", default="")
     revoke = keys.add_parser("revoke", help="revoke a key by id")
     revoke.add_argument("key_id", type=int)
+    vault_cli.add_commands(groups)
     args = parser.parse_args(argv)
-    command = {"create": _create, "list": _list, "revoke": _revoke}[args.command]
+    handlers = {"create": _create, "list": _list, "revoke": _revoke}
+    command = vault_cli.run if args.group == "encryption" else handlers[args.command]
 
     async def run() -> None:
         try:

@@ -193,6 +193,24 @@ class Settings(BaseSettings):
         default=0, ge=0, description="Sign a session out after this many minutes without use; 0: never."
     )
 
+    # Encryption at rest (docs/data-protection.md)
+    encryption_key: SecretStr | None = Field(
+        default=None,
+        description="Key-encryption key(s): comma-separated base64 32-byte keys, the first current, the others only "
+        "decrypt (after a rotation); empty: ENCRYPTION_KEY_COMMAND, else DATA_DIR/encryption.key (created on first "
+        "start). Losing it loses every user's chats.",
+    )
+    encryption_key_command: str = Field(
+        default="",
+        description="A command that prints the key-encryption key(s) (an external KMS or Vault); used when "
+        "ENCRYPTION_KEY is empty.",
+    )
+    encryption_at_rest: bool = Field(
+        default=True,
+        description="Encrypt chats (messages, titles) in the database and what Redis keeps; false only for "
+        "measurements (values already encrypted still open).",
+    )
+
     # Security (README "Security")
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list,

@@ -27,6 +27,7 @@ from rubin_app.state.hardening import install as install_hardening
 from rubin_app.state.log_redaction import install as install_log_redaction
 from rubin_app.state.resilient import install as install_resilient_state
 from rubin_app.state.tab_store import TabStateRedis
+from rubin_app.vault import startup as vault_startup
 
 log = logging.getLogger("rubin_app")
 REAP_INTERVAL = 60.0
@@ -44,6 +45,7 @@ async def runtime_lifespan():
     settings.data_dir.chmod(0o700)  # the database, the secret key and the engine's model: this user only
     if settings.auto_migrate:
         await asyncio.to_thread(upgrade_head)
+    await vault_startup.prepare()  # wrong, missing or loose keys stop the start here, with what to do
     rt = get_runtime()
     await rt.reap_orphans()
     await rt.start()  # the worker bus (Stop, key revocations from other workers), webhook delivery

@@ -26,6 +26,7 @@ from rubin_app import config as config_module
 from rubin_app.services import db as db_module
 from rubin_app.services import runtime as runtime_module
 from rubin_app.services.migrate import upgrade_head
+from rubin_app.vault.service import reset_vault
 from tests.fakes.localai_standin import StandIn, StandInConfig
 
 PG_DATABASE = "rubin_test"
@@ -235,6 +236,7 @@ async def db_url(request: pytest.FixtureRequest, empty_database: Callable[[str],
 def _clear_caches() -> None:
     config_module.get_settings.cache_clear()
     runtime_module._runtime = None
+    reset_vault()
 
 
 @pytest.fixture

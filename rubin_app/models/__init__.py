@@ -14,6 +14,7 @@ from rubin_app.models.chat import (
 from rubin_app.models.login import LoginAttempt
 from rubin_app.models.user import Role, User, UserPublic
 from rubin_app.usage.models import UsageRecord
+from rubin_app.vault.models import UserKey
 from rubin_app.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "Role",
     "UsageRecord",
     "User",
+    "UserKey",
     "UserLimit",
     "UserPublic",
     "WebhookDelivery",

@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
+from sqlalchemy import Text
 from sqlmodel import Field, SQLModel
 
 from rubin_app.models.user import utcnow
@@ -36,7 +37,7 @@ def new_id() -> str:
 class ConversationBase(SQLModel):
     """Fields shared by the conversation schemas."""
 
-    title: str = Field(default="", max_length=200)
+    title: str = Field(default="", sa_type=Text)  # sealed (vault/): longer than the 200 characters shown
     model: str = Field(default="", max_length=200)
 
 

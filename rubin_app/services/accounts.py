@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, text, update
+from sqlalchemy import delete, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -25,6 +25,7 @@ from rubin_app.models.user import utcnow
 from rubin_app.services import audit, credentials, login_guard, sessions
 from rubin_app.services.chats import InputError
 from rubin_app.services.credentials import check_password, clean_display_name, normalize_email
+from rubin_app.vault.transfer import reseal_owner, shred_user_keys
 from rubin_app.webhooks import events as webhook_events
 
 LEGACY_PROVIDER = "legacy"  # the foundation's single local user, before sign-in existed
@@ -117,8 +118,8 @@ async def _adopt_legacy_chats(session: AsyncSession, user_id: int) -> None:
     """The first admin inherits the chats made before sign-in existed."""
     legacy = (await session.exec(select(User).where(User.provider == LEGACY_PROVIDER))).all()
     for old in legacy:
-        await session.exec(update(Conversation).where(col(Conversation.user_id) == old.id).values(user_id=user_id))  # type: ignore[call-overload]
-        await session.exec(update(Message).where(col(Message.user_id) == old.id).values(user_id=user_id))  # type: ignore[call-overload]
+        if old.id is not None:
+            await reseal_owner(session, old_user_id=old.id, new_user_id=user_id)
         await session.delete(old)
 
 
@@ -414,6 +415,7 @@ async def delete_account(*, session: AsyncSession, user_id: int, actor_id: int, 
     await session.exec(delete(Conversation).where(col(Conversation.user_id) == user_id))  # type: ignore[call-overload]
     await sessions.notify_ended(await sessions.live_hashes(session=session, user_id=user_id))  # purge their tabs
     await session.exec(delete(AuthSession).where(col(AuthSession.user_id) == user_id))  # type: ignore[call-overload]
+    await shred_user_keys(session, user_id)  # crypto-shredding: what old backups hold of them no longer opens
     await session.delete(user)
     await audit.record(
         session=session, action=audit.ACCOUNT_DELETED, user_id=user_id, actor_id=actor_id, email=user.email, ip=ip

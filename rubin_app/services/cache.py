@@ -5,7 +5,8 @@ Keys are the SHA-256 of the whole canonical request (`ChatRequest.cache_key`: me
 tools, parameters) and its scope: the asking user by default, so one user
 is never answered from another's question (CACHE_SHARED=true shares answers per model across users, and a
 fast answer then tells a user that someone asked the same before); nothing readable is in the key;
-values are bounded in size and expire after the TTL. Without Redis, or while it is away, the cache
+values are sealed with the vault's Redis key (AES-256-GCM, the cache key as associated data), bounded in
+size and expire after the TTL. Without Redis, or while it is away, the cache
 is simply off (a miss) — answers are never cached in-process, where they would grow without bound.
 """
 
@@ -15,6 +16,7 @@ import json
 from dataclasses import dataclass, field
 
 from rubin_app.services.redis_store import RedisStore
+from rubin_app.vault.sealing import UnreadableValue, UserCipher
 
 KEY_VERSION = "v1"
 
@@ -39,6 +41,7 @@ class ResponseCache:
     misses: int = 0
     skipped: int = 0
     cacheable_models: set[str] = field(default_factory=set)
+    cipher: UserCipher | None = None  # the vault's Redis key: no answer is kept in clear (vault/)
 
     def applies(self, model: str, temperature: float | None) -> bool:
         """Whether a request may come from the cache (deterministic, or the model is switched on)."""
@@ -59,9 +62,11 @@ class ResponseCache:
             await self._count("misses")
             return None
         try:
+            if self.cipher is not None:
+                raw = self.cipher.open("cache:" + key, raw.decode())
             data = json.loads(raw)
             answer = CachedAnswer(str(data["text"]), str(data.get("reasoning", "")), data.get("completion_tokens"))
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, UnreadableValue):  # damaged, or sealed by a retired key
             self.misses += 1
             return None
         self.hits += 1
@@ -73,10 +78,11 @@ class ResponseCache:
         store = self.store
         if store is None or not answer.text:
             return False
-        raw = json.dumps(
+        text = json.dumps(
             {"text": answer.text, "reasoning": answer.reasoning, "completion_tokens": answer.completion_tokens},
             ensure_ascii=False,
-        ).encode()
+        )
+        raw = (self.cipher.seal("cache:" + key, text) if self.cipher is not None else text).encode()
         if len(raw) > self.max_bytes:
             self.skipped += 1
             return False

@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rubin_app.models import Conversation, Message, MessageRole, MessageStatus, User
 from rubin_app.models.user import utcnow
 from rubin_app.services import text as text_rules
+from rubin_app.vault.service import get_vault
 from rubin_app.webhooks import events as webhook_events
 
 LOCAL_USER = "local"
@@ -67,6 +68,7 @@ async def list_conversations(
 ) -> Sequence[Conversation]:
     """The user's conversations, newest first, optionally filtered by title (case-insensitive substring);
     `offset`/`limit` page through them."""
+    await get_vault().prime(session, user_id)
     stmt = select(Conversation).where(Conversation.user_id == user_id)
     stmt = stmt.order_by(col(Conversation.updated_at).desc(), col(Conversation.id))
     needle = query.strip().casefold()
@@ -81,12 +83,14 @@ async def list_conversations(
 
 async def get_conversation(*, session: AsyncSession, user_id: int, conversation_id: str) -> Conversation | None:
     """One conversation of the user, or None (also for other users' ids)."""
+    await get_vault().prime(session, user_id)
     stmt = select(Conversation).where(Conversation.id == conversation_id, Conversation.user_id == user_id)
     return (await session.exec(stmt)).first()
 
 
 async def create_conversation(*, session: AsyncSession, user_id: int, model: str, title: str = "") -> Conversation:
     """Start a new conversation."""
+    await get_vault().prime(session, user_id)
     conversation = Conversation(user_id=user_id, model=model, title=clean_title(title))
     session.add(conversation)
     await session.flush()
@@ -152,6 +156,7 @@ async def list_messages(
     Paged (a long chat opens with its newest page, older pages load on scroll): `before_id` keeps only
     messages older than that id, `limit` keeps only the newest `limit` of them (still oldest first).
     """
+    await get_vault().prime(session, user_id)
     stmt = select(Message).where(Message.conversation_id == conversation_id, Message.user_id == user_id)
     if before_id is not None:
         stmt = stmt.where(col(Message.id) < before_id)
@@ -176,6 +181,7 @@ async def list_turns(
     """The newest `limit` messages of one of the user's conversations (older than `before_id` when given),
     oldest first, as (id, role, content, status) rows: no whole objects are built. None when the
     conversation is not the user's. One query (it is on the path to an answer's first token)."""
+    await get_vault().prime(session, user_id)
     joined = (Message.conversation_id == Conversation.id) & (Message.user_id == user_id)
     if before_id is not None:
         joined = joined & (col(Message.id) < before_id)
@@ -189,7 +195,12 @@ async def list_turns(
     rows = (await session.exec(stmt)).all()
     if not rows:
         return None
-    return [_TurnRow(*row[1:]) for row in reversed(rows) if row[1] is not None]
+    cipher = get_vault().cipher_cached(user_id)  # a column select: the ORM hooks do not open it
+    return [
+        _TurnRow(row[1], row[2], cipher.show("messages.content", row[3], row[1]), row[4])
+        for row in reversed(rows)
+        if row[1] is not None
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +213,7 @@ class _TurnRow:
 
 async def get_message(*, session: AsyncSession, user_id: int, message_id: int) -> Message | None:
     """One message of the user, or None."""
+    await get_vault().prime(session, user_id)
     stmt = select(Message).where(Message.id == message_id, Message.user_id == user_id)
     return (await session.exec(stmt)).first()
 
@@ -217,6 +229,7 @@ async def create_message(
     status: MessageStatus = MessageStatus.complete,
 ) -> Message:
     """Append a message and bump the conversation to the top of the list."""
+    await get_vault().prime(session, user_id)
     content = text_rules.for_storage(content)
     message = Message(
         user_id=user_id, conversation_id=conversation_id, role=role, content=content, model=model, status=status

@@ -70,6 +70,9 @@ def get_engine(url: str | None = None) -> AsyncEngine:
     """The process-wide engine for a URL (the settings' URL by default)."""
     url = url or get_settings().async_database_url
     if url not in _engines:
+        from rubin_app.vault import orm  # the content columns' encryption hooks, before any flush
+
+        orm.install()
         _engines[url] = make_engine(url)
         _makers[url] = async_sessionmaker(_engines[url], class_=AsyncSession, expire_on_commit=False)
     return _engines[url]

@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rubin_app.models import Conversation, Message, User
 from rubin_app.models.user import utcnow
 from rubin_app.services.chats import InputError
+from rubin_app.vault.service import get_vault
 
 
 async def export_data(*, session: AsyncSession, user_id: int, page: int = 500) -> dict[str, Any]:
@@ -23,6 +24,7 @@ async def export_data(*, session: AsyncSession, user_id: int, page: int = 500) -
     user = await session.get(User, user_id)
     if user is None:
         raise InputError("account_not_found")
+    cipher = await get_vault().prime(session, user_id)  # column selects: opened here, not by the ORM hooks
     user_data = dict(
         email=user.email, display_name=user.display_name, provider=user.provider, language=user.language,
         theme=user.theme, created_at=user.created_at.isoformat(),
@@ -51,7 +53,8 @@ async def export_data(*, session: AsyncSession, user_id: int, page: int = 500) -
         ).all()
         for m_id, conversation_id, role, content, reasoning, model, status, created_at in rows:
             message = dict(
-                role=str(role), content=content, reasoning=reasoning or None, model=model, status=str(status),
+                role=str(role), content=cipher.show("messages.content", content, m_id),
+                reasoning=cipher.show("messages.reasoning", reasoning, m_id) or None, model=model, status=str(status),
                 created_at=created_at.isoformat(),
             )  # fmt: skip
             by_conv.setdefault(conversation_id, []).append(message)
@@ -62,7 +65,8 @@ async def export_data(*, session: AsyncSession, user_id: int, page: int = 500) -
     conversations: list[dict[str, Any]] = []
     for c_id, title, model, created_at, updated_at in convs:
         conversation = dict(
-            id=c_id, title=title, model=model, created_at=created_at.isoformat(), updated_at=updated_at.isoformat(),
+            id=c_id, title=cipher.show("conversations.title", title, c_id), model=model,
+            created_at=created_at.isoformat(), updated_at=updated_at.isoformat(),
             messages=by_conv.get(c_id, []),
         )  # fmt: skip
         conversations.append(conversation)

@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 
 from rubin_app.generation.run import Run
 from rubin_app.services.redis_store import RedisStore
+from rubin_app.vault.sealing import UnreadableValue, UserCipher
 
 log = logging.getLogger(__name__)
 KEEP_SECONDS = 600
@@ -28,8 +29,9 @@ MAXLEN = 50_000
 class Relay:
     """Publishes local runs; follows runs of other workers."""
 
-    def __init__(self, store: RedisStore | None, interval: float = 0.04) -> None:
+    def __init__(self, store: RedisStore | None, interval: float = 0.04, cipher: UserCipher | None = None) -> None:
         self.store = store
+        self.cipher = cipher  # the vault's Redis key: pieces of answers are never kept in clear
         self.interval = interval
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -66,7 +68,8 @@ class Relay:
         async with aclosing(run.follow(0, self.interval, reasoning_offset=0)) as deltas:
             async for text, think in deltas:
                 # "o"/"ro": where the piece starts, so a follower notices entries lost in a Redis restart.
-                if not await add({"t": text, "r": think, "o": str(text_at), "ro": str(think_at)}):
+                t, r = self._seal(key, "t", text_at, text), self._seal(key, "r", think_at, think)
+                if not await add({"t": t, "r": r, "o": str(text_at), "ro": str(think_at)}):
                     # Redis went away (the breaker logged it): a stream with a gap would garble the followers'
                     # text, so stop here; they end on their idle timeout and show the saved answer.
                     return
@@ -106,15 +109,24 @@ class Relay:
                     starts = int(fields.get(b"o", seen_text)), int(fields.get(b"ro", seen_think))
                     if starts != (seen_text, seen_think):
                         return  # entries were lost (Redis restarted mid-answer): the caller shows the saved answer
-                    text = fields.get(b"t", b"").decode()
-                    think = fields.get(b"r", b"").decode()
+                    text = self._open(key, "t", seen_text, fields.get(b"t", b"").decode())
+                    think = self._open(key, "r", seen_think, fields.get(b"r", b"").decode())
                     new_text, new_think = _skip(text, seen_text, text_offset), _skip(think, seen_think, think_offset)
                     seen_text += len(text)
                     seen_think += len(think)
                     if new_text or new_think:
                         yield new_text, new_think
+        except UnreadableValue:  # sealed by a key this worker does not hold (a rotation): show the saved answer
+            log.warning("answer %s: a live piece did not decrypt; following stopped", message_id)
         except (RedisError, OSError) as exc:  # the store logged a refused command with its message
             log.warning("following answer %s through Redis failed: %s", message_id, type(exc).__name__)
+
+    def _seal(self, key: str, part: str, offset: int, text: str) -> str:
+        """A piece as stored: bound to its stream, part and offset (a piece moved elsewhere does not open)."""
+        return self.cipher.seal(f"{key}|{part}|{offset}", text) if self.cipher is not None and text else text
+
+    def _open(self, key: str, part: str, offset: int, stored: str) -> str:
+        return self.cipher.open(f"{key}|{part}|{offset}", stored) if self.cipher is not None else stored
 
     async def close(self) -> None:
         """Let the last publishers write their `done` entries."""

@@ -34,6 +34,7 @@ from rubin_app.services.redis_store import RedisStore
 from rubin_app.services.relay import Relay
 from rubin_app.services.sessions import Principal, PrincipalCache
 from rubin_app.usage.recorder import UsageRecorder
+from rubin_app.vault.service import get_vault
 from rubin_app.webhooks.delivery import WebhookDispatcher
 
 log = logging.getLogger(__name__)
@@ -64,12 +65,14 @@ class Runtime:
         self.catalog = ModelCatalog(self.client, settings.models_cache_ttl, self.redis)
         self.limiter = Limiter(self.redis)
         self.admission = Admission(settings, self.limiter)
+        vault = get_vault(settings)
+        redis_cipher = vault.redis if vault.enabled else None  # Redis keeps no answer text in clear
         self.cache = ResponseCache(
             self.redis, ttl=settings.cache_ttl, max_bytes=settings.cache_max_bytes,
-            cacheable_models=set(settings.cache_models),
+            cacheable_models=set(settings.cache_models), cipher=redis_cipher,
         )  # fmt: skip
         self.cache_policy = CachePolicy(settings, self.cache)
-        self.relay = Relay(self.redis, interval=RELAY_INTERVAL)
+        self.relay = Relay(self.redis, interval=RELAY_INTERVAL, cipher=redis_cipher)
         self.generation = GenerationManager(self.client)
         self.save_settings = SaveSettings(flush_seconds=settings.db_flush_seconds)
         # Run inside an answer's final save: the webhook outbox (message.completed / message.failed).

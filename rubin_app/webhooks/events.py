@@ -28,6 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rubin_app.core.clock import utcnow
 from rubin_app.webhooks.models import EndpointScope, WebhookDelivery, WebhookEndpoint
+from rubin_app.webhooks.payloads import seal as sealed_payload
 
 
 class Audience(StrEnum):
@@ -167,7 +168,7 @@ async def emit(session: AsyncSession, *, event_type: str, user_id: int, data: Ma
             endpoint_id=endpoint.id,
             event_id=event_id,
             event_type=event_type,
-            payload=payloads[endpoint.scope],
+            payload=await sealed_payload(session, endpoint, payloads[endpoint.scope]),
             next_attempt_at=now,
             created_at=now,
         )

@@ -23,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rubin_app.config import Settings
 from rubin_app.core.clock import utcnow
 from rubin_app.services.db import session_scope
+from rubin_app.webhooks import payloads
 from rubin_app.webhooks.crypto import SecretBox, SecretBoxError
 from rubin_app.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 
@@ -88,7 +89,7 @@ def _job(box: SecretBox, delivery: WebhookDelivery, endpoint: WebhookEndpoint, n
         url=endpoint.url,
         event_id=delivery.event_id,
         event_type=delivery.event_type,
-        payload=delivery.payload,
+        payload=payloads.show(endpoint, delivery.payload, delivery.id),
         secrets=tuple(secrets),
     )
 
@@ -140,7 +141,9 @@ async def _claim_round(
             .join(WebhookEndpoint, col(WebhookEndpoint.id) == col(WebhookDelivery.endpoint_id))
             .where(col(WebhookDelivery.lease_owner) == owner)
         )
-        return len(ids), [_job(box, d, e, now) for d, e in (await s.exec(mine)).all()]
+        pairs = (await s.exec(mine)).all()
+        await payloads.prime(s, [e for _, e in pairs])
+        return len(ids), [_job(box, d, e, now) for d, e in pairs]
 
 
 async def save_outcome(database_url: str | None, settings: Settings, job: Job, outcome: Outcome) -> str | None:

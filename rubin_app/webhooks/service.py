@@ -19,6 +19,7 @@ from rubin_app.config import Settings
 from rubin_app.core.clock import utcnow
 from rubin_app.core.outbound import OutboundRefused, check_url, parse_networks
 from rubin_app.models import Role, User
+from rubin_app.webhooks import payloads
 from rubin_app.webhooks.crypto import SecretBox, new_signing_secret
 from rubin_app.webhooks.errors import (
     DeliveryNotFound,
@@ -233,9 +234,11 @@ async def _delivery(session: AsyncSession, actor: Actor, endpoint_id: int, deliv
 
 async def get_delivery(session: AsyncSession, *, actor: Actor, endpoint_id: int, delivery_id: int) -> DeliveryDetail:
     """One delivery with its payload."""
-    return DeliveryDetail.model_validate(
-        await _delivery(session, actor, endpoint_id, delivery_id), from_attributes=True
-    )
+    delivery = await _delivery(session, actor, endpoint_id, delivery_id)
+    endpoint = await _endpoint(session, actor, endpoint_id)
+    await payloads.prime(session, [endpoint])
+    detail = DeliveryDetail.model_validate(delivery, from_attributes=True)
+    return detail.model_copy(update={"payload": payloads.show(endpoint, delivery.payload, delivery.id)})
 
 
 async def redeliver(session: AsyncSession, *, actor: Actor, endpoint_id: int, delivery_id: int) -> DeliveryPublic:
@@ -266,7 +269,7 @@ async def send_test(session: AsyncSession, *, actor: Actor, endpoint_id: int) ->
         endpoint_id=endpoint.id,
         event_id=new_event_id(),
         event_type=TEST_EVENT,
-        payload=envelope(TEST_EVENT, data, now),
+        payload=await payloads.seal(session, endpoint, envelope(TEST_EVENT, data, now)),
         next_attempt_at=now,
         created_at=now,
     )

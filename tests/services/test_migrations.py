@@ -24,7 +24,8 @@ from tests.conftest import async_url
 PW = "correct horse battery"
 TABLES = {
     "users", "conversations", "messages", "auth_sessions", "audit_events", "app_settings", "user_limits",
-    "login_attempts", "api_keys", "usage_records", "webhook_endpoints", "webhook_deliveries", "alembic_version",
+    "login_attempts", "api_keys", "usage_records", "webhook_endpoints", "webhook_deliveries", "user_keys",
+    "alembic_version",
 }  # fmt: skip
 
 

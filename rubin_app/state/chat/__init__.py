@@ -23,6 +23,7 @@ import dataclasses
 import json
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import reflex as rx
 
@@ -46,8 +47,12 @@ from rubin_app.state.chat.common import (
 )
 from rubin_app.state.chat.sidebar import SidebarMixin
 from rubin_app.state.chat.watch import WatchMixin
+from rubin_app.vault.state_seal import open_state, seal_state
 
 log = logging.getLogger(__name__)
+
+
+CONTENT_VARS = ("title", "messages", "recent", "tail", "pending", "edit_text", "chats", "chat_filter", "rename_text")
 
 
 class ChatState(SidebarMixin, AnswersMixin, WatchMixin, AuthState):
@@ -69,6 +74,13 @@ class ChatState(SidebarMixin, AnswersMixin, WatchMixin, AuthState):
     draft_error: str = ""
     edit_id: int = 0
     edit_text: str = ""
+
+    # ---- at rest: Redis (or DATA_DIR/.states) never holds the chat's text in clear (vault/state_seal.py) ----
+    def __getstate__(self) -> dict[str, Any]:
+        return seal_state(type(self).get_full_name(), super().__getstate__(), CONTENT_VARS)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(open_state(type(self).get_full_name(), state))
 
     # ---- translation -------------------------------------------------------------------------
     def _error_text(self, code: str, detail: str = "") -> str:
