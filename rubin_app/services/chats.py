@@ -181,7 +181,7 @@ async def list_turns(
     """The newest `limit` messages of one of the user's conversations (older than `before_id` when given),
     oldest first, as (id, role, content, status) rows: no whole objects are built. None when the
     conversation is not the user's. One query (it is on the path to an answer's first token)."""
-    await get_vault().prime(session, user_id)
+    cipher = await get_vault().prime(session, user_id)  # a column select: opened here, not by the ORM hooks
     joined = (Message.conversation_id == Conversation.id) & (Message.user_id == user_id)
     if before_id is not None:
         joined = joined & (col(Message.id) < before_id)
@@ -195,7 +195,6 @@ async def list_turns(
     rows = (await session.exec(stmt)).all()
     if not rows:
         return None
-    cipher = get_vault().cipher_cached(user_id)  # a column select: the ORM hooks do not open it
     return [
         _TurnRow(row[1], row[2], cipher.show("messages.content", row[3], row[1]), row[4])
         for row in reversed(rows)

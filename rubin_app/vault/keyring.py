@@ -116,7 +116,7 @@ def check_key_file(path: Path) -> None:
 def write_key_file(path: Path, keys: list[str]) -> None:
     """Write the key file atomically, 0600 from the start."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write("# Rubin encryption keys: the first encrypts, the others only decrypt. Losing them loses the data.\n")
@@ -124,6 +124,18 @@ def write_key_file(path: Path, keys: list[str]) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def _create_key_file(path: Path) -> None:
+    """The first key, unless another process (a second worker starting) made the file first: never two keys."""
+    draft = path.with_name(f"{path.name}.{os.getpid()}.new")
+    write_key_file(draft, [new_key_text()])
+    try:
+        os.link(draft, path)  # atomic, and fails if the file exists
+    except FileExistsError:
+        pass
+    finally:
+        draft.unlink(missing_ok=True)
 
 
 def load_keyring(*, setting: str, command: str, data_dir: Path, create: bool = True) -> Keyring:
@@ -142,6 +154,6 @@ def load_keyring(*, setting: str, command: str, data_dir: Path, create: bool = T
     if not path.exists():
         if not create:
             raise KeyringError(f"no encryption key: {path} does not exist and ENCRYPTION_KEY is not set")
-        write_key_file(path, [new_key_text()])
+        _create_key_file(path)
     check_key_file(path)
     return Keyring(tuple(parse_keys(path.read_text(), str(path))), str(path), key_file=path)

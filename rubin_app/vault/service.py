@@ -3,7 +3,7 @@ rotation of the key-encryption key, and the instance key for values kept in Redi
 
 Services call `await vault.prime(session, user_id)` before they read or write a user's content; the ORM
 hooks in vault/orm.py then seal and open the content columns with the primed cipher. Core statements that
-bypass the ORM (bulk updates, column selects) call `vault.cipher_cached(user_id)` themselves.
+bypass the ORM (column selects) use the cipher `prime` returns. Ciphers are cached per database and user.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from sqlalchemy import Connection, func, insert, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -35,10 +36,6 @@ def owner_label(user_id: int) -> str:
     return f"user:{user_id}"
 
 
-class VaultNotPrimed(RuntimeError):
-    """Content of a user was read or written without `Vault.prime` first (a bug: the message names the user)."""
-
-
 @dataclass
 class RotationReport:
     """What `rotate` did."""
@@ -54,7 +51,7 @@ class Vault:
     def __init__(self, keyring: Keyring, *, enabled: bool = True) -> None:
         self.keyring = keyring
         self.enabled = enabled
-        self._ciphers: OrderedDict[int, tuple[UserCipher, float]] = OrderedDict()
+        self._ciphers: OrderedDict[tuple[str, int], tuple[UserCipher, float]] = OrderedDict()  # (database, user)
         self._key_file_mtime = keyring.key_file.stat().st_mtime_ns if keyring.key_file else 0
         redis_keys = {int(key_id(k), 16): derive(k, b"rubin redis values") for k in keyring.keys}
         self.redis = UserCipher("redis", redis_keys, current=int(keyring.current_id, 16))
@@ -63,7 +60,9 @@ class Vault:
     async def prime(self, session: AsyncSession, user_id: int) -> UserCipher:
         """The user's cipher, loaded (and cached) through the caller's session; a user without a data key
         (created before encryption) gets one in that session's transaction."""
-        hit = self._ciphers.get(user_id)
+        bind = session.bind
+        slot = (str(bind.engine.url if isinstance(bind, AsyncConnection) else bind.url) if bind else "", user_id)
+        hit = self._ciphers.get(slot)
         if hit is not None and hit[1] > time.monotonic():
             return hit[0]
         rows = (await session.exec(select(UserKey).where(UserKey.user_id == user_id))).all()
@@ -73,12 +72,13 @@ class Vault:
             await session.flush()
             rows = [row]
         cipher = UserCipher(user_id, {r.id: self._unwrap(r.kek_id, r.wrapped, user_id) for r in rows if r.id})
-        self._remember(user_id, cipher)
+        self._remember(slot, cipher)
         return cipher
 
     def prime_sync(self, connection: Connection, user_id: int) -> UserCipher:
         """`prime` from inside an ORM hook (a flush or a load that `prime` did not precede), on its connection."""
-        hit = self._ciphers.get(user_id)
+        slot = (str(connection.engine.url), user_id)
+        hit = self._ciphers.get(slot)
         if hit is not None:
             return hit[0]
         table = UserKey.__table__  # type: ignore[attr-defined]
@@ -87,7 +87,7 @@ class Vault:
             self.add_key_sync(connection, user_id)
             rows = connection.execute(table.select().where(table.c.user_id == user_id)).all()
         cipher = UserCipher(user_id, {r.id: self._unwrap(r.kek_id, r.wrapped, user_id) for r in rows})
-        self._remember(user_id, cipher)
+        self._remember(slot, cipher)
         return cipher
 
     def _unwrap(self, kek: str, wrapped: str, user_id: int) -> bytes:
@@ -104,18 +104,11 @@ class Vault:
             self.keyring = load_keyring(setting="", command="", data_dir=path.parent, create=False)
             self._key_file_mtime = path.stat().st_mtime_ns
 
-    def _remember(self, user_id: int, cipher: UserCipher) -> None:
-        self._ciphers[user_id] = (cipher, time.monotonic() + CACHE_SECONDS)
-        self._ciphers.move_to_end(user_id)
+    def _remember(self, slot: tuple[str, int], cipher: UserCipher) -> None:
+        self._ciphers[slot] = (cipher, time.monotonic() + CACHE_SECONDS)
+        self._ciphers.move_to_end(slot)
         while len(self._ciphers) > CACHE_SIZE:
             self._ciphers.popitem(last=False)
-
-    def cipher_cached(self, user_id: int) -> UserCipher:
-        """The primed cipher of a user (VaultNotPrimed when `prime` was not awaited first)."""
-        hit = self._ciphers.get(user_id)
-        if hit is None:
-            raise VaultNotPrimed(f"content of user {user_id} touched before Vault.prime")
-        return hit[0]
 
     def new_key_row(self, user_id: int) -> UserKey:
         """A fresh data key for a user, wrapped by the current key-encryption key."""
@@ -130,7 +123,8 @@ class Vault:
 
     def forget(self, user_id: int) -> None:
         """Drop a cached key (the user was deleted: their data key is gone from the database with them)."""
-        self._ciphers.pop(user_id, None)
+        for slot in [slot for slot in self._ciphers if slot[1] == user_id]:
+            del self._ciphers[slot]
 
     # --- operations --------------------------------------------------------------------------------
     async def check(self, session: AsyncSession) -> dict[str, int]:

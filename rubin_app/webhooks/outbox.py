@@ -23,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rubin_app.config import Settings
 from rubin_app.core.clock import utcnow
 from rubin_app.services.db import session_scope
+from rubin_app.vault.sealing import UnreadableValue
 from rubin_app.webhooks import payloads
 from rubin_app.webhooks.crypto import SecretBox, SecretBoxError
 from rubin_app.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
@@ -72,7 +73,7 @@ def _due(now: datetime) -> ColumnElement[bool]:
     return or_(pending, expired)
 
 
-def _job(box: SecretBox, delivery: WebhookDelivery, endpoint: WebhookEndpoint, now: datetime) -> Job:
+def _job(box: SecretBox, delivery: WebhookDelivery, endpoint: WebhookEndpoint, now: datetime, payload: str) -> Job:
     secrets: list[str] = []
     for stored, until in ((endpoint.secret, None), (endpoint.previous_secret, endpoint.previous_secret_expires_at)):
         if stored and (until is None or until > now):
@@ -89,7 +90,7 @@ def _job(box: SecretBox, delivery: WebhookDelivery, endpoint: WebhookEndpoint, n
         url=endpoint.url,
         event_id=delivery.event_id,
         event_type=delivery.event_type,
-        payload=payloads.show(endpoint, delivery.payload, delivery.id),
+        payload=payload,
         secrets=tuple(secrets),
     )
 
@@ -142,8 +143,17 @@ async def _claim_round(
             .where(col(WebhookDelivery.lease_owner) == owner)
         )
         pairs = (await s.exec(mine)).all()
-        await payloads.prime(s, [e for _, e in pairs])
-        return len(ids), [_job(box, d, e, now) for d, e in pairs]
+        keys = await payloads.ciphers(s, [e for _, e in pairs])
+        jobs = []
+        for delivery, endpoint in pairs:
+            try:
+                jobs.append(_job(box, delivery, endpoint, now, payloads.read(keys, endpoint, delivery.payload)))
+            except UnreadableValue:  # never send a placeholder: the delivery fails, saying why
+                log.error("webhook delivery %s: its payload does not decrypt (encryption key)", delivery.id)
+                delivery.status, delivery.lease_until, delivery.lease_owner = DeliveryStatus.failed, None, ""
+                delivery.last_error = "the payload cannot be decrypted with this server's encryption key"
+                s.add(delivery)
+        return len(ids), jobs
 
 
 async def save_outcome(database_url: str | None, settings: Settings, job: Job, outcome: Outcome) -> str | None:

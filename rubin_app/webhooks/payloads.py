@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rubin_app.vault.sealing import UserCipher
 from rubin_app.vault.service import get_vault
 from rubin_app.webhooks.models import EndpointScope, WebhookEndpoint
 
@@ -19,14 +20,22 @@ async def seal(session: AsyncSession, endpoint: WebhookEndpoint, payload: str) -
     return (await vault.prime(session, endpoint.user_id)).seal(FIELD, payload)
 
 
-async def prime(session: AsyncSession, endpoints: list[WebhookEndpoint]) -> None:
-    """Load the owners' keys before `show` (sync) is used on their deliveries."""
-    for user_id in {e.user_id for e in endpoints if e.scope == EndpointScope.user}:
-        await get_vault().prime(session, user_id)
+async def ciphers(session: AsyncSession, endpoints: list[WebhookEndpoint]) -> dict[int, UserCipher]:
+    """The owners' ciphers for `show` and `read`."""
+    vault = get_vault()
+    owners = {e.user_id for e in endpoints if e.scope == EndpointScope.user}
+    return {user_id: await vault.prime(session, user_id) for user_id in owners}
 
 
-def show(endpoint: WebhookEndpoint, stored: str, row: object = None) -> str:
-    """The payload's JSON text (the owner's key must be primed: `prime`)."""
+def show(keys: dict[int, UserCipher], endpoint: WebhookEndpoint, stored: str, row: object = None) -> str:
+    """The payload's JSON text for its owner's eyes (a marker when it does not decrypt)."""
     if endpoint.scope != EndpointScope.user:
         return stored
-    return get_vault().cipher_cached(endpoint.user_id).show(FIELD, stored, row)
+    return keys[endpoint.user_id].show(FIELD, stored, row)
+
+
+def read(keys: dict[int, UserCipher], endpoint: WebhookEndpoint, stored: str) -> str:
+    """The payload to send: UnreadableValue when it does not decrypt (never a placeholder on the wire)."""
+    if endpoint.scope != EndpointScope.user:
+        return stored
+    return keys[endpoint.user_id].open(FIELD, stored)

@@ -236,9 +236,9 @@ async def get_delivery(session: AsyncSession, *, actor: Actor, endpoint_id: int,
     """One delivery with its payload."""
     delivery = await _delivery(session, actor, endpoint_id, delivery_id)
     endpoint = await _endpoint(session, actor, endpoint_id)
-    await payloads.prime(session, [endpoint])
+    keys = await payloads.ciphers(session, [endpoint])
     detail = DeliveryDetail.model_validate(delivery, from_attributes=True)
-    return detail.model_copy(update={"payload": payloads.show(endpoint, delivery.payload, delivery.id)})
+    return detail.model_copy(update={"payload": payloads.show(keys, endpoint, delivery.payload, delivery.id)})
 
 
 async def redeliver(session: AsyncSession, *, actor: Actor, endpoint_id: int, delivery_id: int) -> DeliveryPublic:

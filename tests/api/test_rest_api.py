@@ -94,7 +94,9 @@ def test_another_users_conversation_is_a_404_on_every_route(two_users: tuple[Liv
         assert response.status_code == 404, (method, path, response.text)
         assert response.json()["error"]["code"] == "not_found"
     assert bob.get("/conversations").json()["data"] == []
-    assert app.query("SELECT title FROM conversations") == [("Ann's secrets",)]
+    [(stored_title,)] = app.query("SELECT title FROM conversations")  # untouched, and sealed at rest
+    assert stored_title.startswith("$rv1$") and "secrets" not in stored_title
+    assert ann.get(f"/conversations/{cid}").json()["title"] == "Ann's secrets"
     assert int(app.query("SELECT count(*) FROM messages")[0][0]) == 0
 
 

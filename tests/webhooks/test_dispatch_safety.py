@@ -7,6 +7,7 @@ Every test runs on SQLite and on PostgreSQL (`db_url`), against the real HTTP re
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import signal
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rubin_app.core.clock import utcnow
+from rubin_app.vault.service import get_vault
 from rubin_app.webhooks import service
 from rubin_app.webhooks.models import DeliveryStatus
 from tests.webhooks.conftest import SECRET_KEY
@@ -33,9 +35,11 @@ async def test_a_dispatcher_killed_mid_delivery_is_taken_over_after_its_lease(
     receiver.replies = [Reply(hold=True), Reply(200)]
     await emit_completed(scope, alice.user_id)
     lease = 3.0
+    same_keys = ",".join(base64.b64encode(k).decode() for k in get_vault().keyring.keys)  # opens the payload
     worker = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.webhooks.worker_process", db_url, SECRET_KEY, str(lease),
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=asyncio.subprocess.PIPE,
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "ENCRYPTION_KEY": same_keys},
+        stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
         [first] = await receiver.wait_for(1, timeout=60)
