@@ -11,9 +11,10 @@ import pytest
 from sqlmodel import col, select
 
 from rubin_app.accounts import api_keys, groups
+from rubin_app.accounts.group_models import GroupMember
 from rubin_app.accounts.permissions import EVERYTHING, Permissions
 from rubin_app.models import AuditEvent, Role
-from rubin_app.services import chat_flow
+from rubin_app.services import accounts, chat_flow
 from rubin_app.services.chats import InputError
 from rubin_app.services.runtime import Runtime
 from rubin_app.webhooks import service as webhooks
@@ -202,3 +203,16 @@ async def test_a_change_reaches_the_cache_of_every_worker_at_once(make_redis_run
         await __import__("asyncio").sleep(0.02)
     assert not (await first.permissions.get(ann)).allows_model("standin-model")
     assert await first.keys.resolve(key) == (None, "api_keys_not_allowed")
+
+
+async def test_a_deleted_user_leaves_their_groups(db_scope) -> None:
+    admin, ann, _ = await _people(db_scope)
+    async with db_scope() as s:
+        group = await groups.create_group(session=s, actor_id=admin, name="Leavers")
+        assert group.id
+        await groups.add_member(session=s, actor_id=admin, group_id=group.id, user_id=ann)
+    async with db_scope() as s:
+        await accounts.delete_account(session=s, user_id=ann, actor_id=ann)
+    async with db_scope() as s:
+        assert [v.members for v in await groups.list_groups(session=s, actor_id=admin)] == [[]]
+        assert (await s.exec(select(GroupMember))).all() == []
