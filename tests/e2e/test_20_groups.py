@@ -9,6 +9,7 @@ from collections.abc import Callable
 from playwright.sync_api import Locator, Page, expect
 
 from .helpers import Account, open_app, open_user_menu, unique
+from .test_15_interface import _axe_violations
 
 
 def open_admin(page: Page) -> None:
@@ -52,6 +53,7 @@ def test_a_group_limits_its_member_and_deleting_a_user_asks_for_the_password(
         expect(card.get_by_test_id("group-member")).to_have_text(member.email)
         audit = admin.get_by_test_id("audit-row")
         expect(audit.filter(has_text="group_member_added").first).to_contain_text(member.email)
+        assert _axe_violations(admin) == []  # the groups section is accessible (no serious or critical findings)
 
         # The member sees one model, and no way to make an API key.
         page = open_page(signed_in=member)
@@ -68,6 +70,7 @@ def test_a_group_limits_its_member_and_deleting_a_user_asks_for_the_password(
             "Your groups do not allow API keys: ask an administrator. Keys you made before do not work."
         )
         expect(page.get_by_test_id("create-key")).to_be_hidden()
+        assert _axe_violations(page) == []
 
         # Deleting a user: the admin signed in minutes ago but has not confirmed it is them: the password first.
         row = admin.get_by_test_id("user-row").filter(has_text=victim.email)
