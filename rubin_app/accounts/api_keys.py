@@ -15,6 +15,7 @@ from sqlalchemy import update
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rubin_app.accounts import groups
 from rubin_app.accounts.models import ApiKey
 from rubin_app.core.clock import utcnow
 from rubin_app.models import Role, User
@@ -90,6 +91,8 @@ async def create_key(
     user = await session.get(User, user_id)
     if user is None:
         raise InputError("account_not_found")
+    if not (await groups.effective(session=session, user_id=user_id)).api_keys:
+        raise InputError("api_keys_not_allowed")
     name = " ".join(text.strip_hidden(name).split())
     if not name:
         raise InputError("empty_name")
@@ -165,7 +168,8 @@ async def revoke_key(*, session: AsyncSession, key_id: int, user_id: int | None,
 
 
 async def resolve_key(*, session: AsyncSession, key: str) -> tuple[KeyPrincipal | None, str]:
-    """(principal, "") for a live key, or (None, error code): invalid, expired, revoked or pending account."""
+    """(principal, "") for a live key, or (None, error code): invalid, expired, revoked, pending account, or a
+    user whose groups no longer allow API keys."""
     if not looks_like_key(key):
         return None, "invalid_api_key"
     stmt = select(ApiKey, User).join(User, col(User.id) == ApiKey.user_id).where(ApiKey.key_hash == hash_key(key))
@@ -180,6 +184,8 @@ async def resolve_key(*, session: AsyncSession, key: str) -> tuple[KeyPrincipal 
     if user.role == Role.pending:
         return None, "account_pending"
     assert row.id is not None and user.id is not None
+    if not (await groups.effective(session=session, user_id=user.id)).api_keys:
+        return None, "api_keys_not_allowed"  # the user's groups no longer allow keys: existing ones stop too
     return KeyPrincipal(
         user_id=user.id, role=user.role, email=user.email or "", key_id=row.id, key_hash=row.key_hash,
         scopes=frozenset(row.scopes.split()), requests_per_minute=row.requests_per_minute,

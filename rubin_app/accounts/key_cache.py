@@ -67,6 +67,10 @@ class KeyResolver:
         self._cache.pop(key_hash, None)
         await self.bus.publish(REVOKED, hash=key_hash)
 
+    def forget_all(self) -> None:
+        """Drop every cached key (permissions changed: a key whose user lost the API permission must stop)."""
+        self._cache.clear()
+
     async def _on_revoked(self, message: dict[str, Any]) -> None:
         self._cache.pop(str(message.get("hash")), None)
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import reflex as rx
 
+from rubin_app.admin.groups_view import groups_section
 from rubin_app.admin.platform import platform_section
+from rubin_app.admin.reauth import reauth_dialog
 from rubin_app.admin.resources import limits_button, limits_dialog, models_section
 from rubin_app.admin.state import ALL_ACTIONS, AdminState, AuditRow, UserRow
 from rubin_app.components import styles
@@ -291,11 +293,13 @@ def admin_page() -> rx.Component:
             notice(AdminState.error, "red", "admin-error"),
             _policy(),
             _users(),
+            groups_section(),
             models_section(),
             platform_section(),
             webhooks_section(InstanceWebhooksState),
             _audit(),
             _delete_dialog(),
+            reauth_dialog(),
             limits_dialog(),
             spacing="5",
             width="100%",

@@ -7,6 +7,7 @@ import dataclasses
 import reflex as rx
 
 from rubin_app import i18n
+from rubin_app.accounts import reauth
 from rubin_app.admin.lookalikes import lookalikes
 from rubin_app.services import accounts, audit
 from rubin_app.services.chats import InputError
@@ -62,6 +63,10 @@ class AdminState(AuthState):
     audit_page: int = 0
     audit_has_more: bool = False
     audit_actions: list[str] = []
+    reauth_open: bool = False  # the "confirm it's you" dialog (a dangerous action needs a fresh re-authentication)
+    reauth_provider: str = ""  # "": a password; else the provider id to sign in again with
+    reauth_error: str = ""
+    _retry: dict = {}  # the refused action, done again once re-authenticated
 
     @rx.event
     async def on_load(self):
@@ -150,34 +155,66 @@ class AdminState(AuthState):
         """The previous page of newer events."""
         await self._audit_view(audit_page=max(0, self.audit_page - 1))
 
-    async def _act(self, action) -> None:
+    async def _act(self, action, retry: dict | None = None) -> None:
         principal = await self._require(admin=True)
         try:
             async with session_scope() as session:
-                await action(session, principal.user_id)
+                await action(session, principal.user_id, principal.session_id)
         except InputError as exc:
-            self.error = self._t(f"err_{exc.code}", **exc.params)
+            if exc.code == "reauth_required" and retry is not None:
+                self._retry, self.reauth_error, self.reauth_open = retry, "", True
+                self.reauth_provider = "" if principal.provider == "local" else principal.provider
+            else:
+                self.error = self._t(f"err_{exc.code}", **exc.params)
         else:
             self.error = ""
         await self._reload(principal.user_id)
 
     @rx.event
     async def set_role(self, user_id: int, role: str):
-        """Approve, promote or demote a user."""
+        """Approve, promote or demote a user (all but approving need a recent re-authentication)."""
 
-        async def action(session, actor_id: int) -> None:
+        async def action(session, actor_id: int, session_id: int) -> None:
             await accounts.set_role(
-                session=session, actor_id=actor_id, user_id=int(user_id), role=role, ip=self._client_ip()
-            )
+                session=session, actor_id=actor_id, user_id=int(user_id), role=role, ip=self._client_ip(),
+                actor_session_id=session_id,
+            )  # fmt: skip
 
-        await self._act(action)
+        await self._act(action, {"kind": "role", "user_id": int(user_id), "role": role})
         get_runtime().principals.forget_user(int(user_id))
+        await get_runtime().permissions.changed()  # an admin has every permission
+
+    @rx.event
+    async def confirm_reauth(self, form: dict):
+        """Check the admin's password again, then do the refused action."""
+        principal = await self._require(admin=True)
+        try:
+            async with session_scope() as session:
+                await reauth.confirm_password(
+                    session=session, settings=get_runtime().settings, user_id=principal.user_id,
+                    session_id=principal.session_id, password=str(form.get("password", "")), ip=self._client_ip(),
+                )  # fmt: skip
+        except InputError as exc:
+            self.reauth_error = self._t(f"err_{exc.code}", **exc.params)
+            return
+        retry, self._retry, self.reauth_open = self._retry, {}, False
+        if retry.get("kind") == "role":
+            await self.set_role(retry["user_id"], retry["role"])
+        elif retry.get("kind") == "delete":
+            self.delete_id = retry["user_id"]
+            await self.confirm_delete()
+
+    @rx.event
+    def reauth_open_changed(self, is_open: bool) -> None:
+        """Escape or Cancel closes the dialog (the action is not done)."""
+        if not is_open:
+            self.reauth_open, self._retry, self.reauth_error = False, {}, ""
 
     @rx.event
     async def set_policy(self, key: str, value: bool):
         """Switch local sign-in, sign-up or approval on or off."""
 
-        async def action(session, actor_id: int) -> None:
+        async def action(session, actor_id: int, _session_id: int) -> None:
             await accounts.set_policy(
                 session=session,
                 settings=get_runtime().settings,
@@ -213,8 +250,10 @@ class AdminState(AuthState):
         if not target:
             return
 
-        async def action(session, actor_id: int) -> None:
-            await accounts.delete_account(session=session, user_id=target, actor_id=actor_id, ip=self._client_ip())
+        async def action(session, actor_id: int, session_id: int) -> None:
+            await accounts.delete_account(
+                session=session, user_id=target, actor_id=actor_id, ip=self._client_ip(), actor_session_id=session_id
+            )
 
-        await self._act(action)
+        await self._act(action, {"kind": "delete", "user_id": target})
         get_runtime().principals.forget_user(target)

@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response, Stream
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from rubin_app.accounts import reauth
 from rubin_app.config import PROVIDER_ID
 from rubin_app.services import accounts, audit, login_guard, net, sessions
 from rubin_app.services.chats import InputError
@@ -150,9 +151,11 @@ async def provider_login(request: Request) -> Response:
         return to_login("unknown_provider")
     request.session.clear()
     request.session["next"] = safe_next(request.query_params.get("next"))
+    fresh = request.query_params.get("reauth") == "1"  # an admin confirming who they are (accounts/reauth.py)
+    request.session["reauth"] = fresh
     base = rt.settings.public_url or str(request.base_url).rstrip("/")
     try:
-        return await rt.providers.redirect(provider, request, f"{base}/auth/callback/{provider}")
+        return await rt.providers.redirect(provider, request, f"{base}/auth/callback/{provider}", fresh=fresh)
     except LoginError as exc:
         return to_login(exc.code)
 
@@ -175,6 +178,7 @@ async def provider_callback(request: Request) -> Response:
         await _record_failure(request, f"{shown}: unknown_provider", budget=UNKNOWN_PROVIDER_AUDITS)
         return to_login("unknown_provider")
     target = safe_next(request.session.get("next"))
+    fresh = bool(request.session.get("reauth"))
     try:
         identity = await rt.providers.finish(provider, request)
     except LoginError as exc:
@@ -193,7 +197,16 @@ async def provider_callback(request: Request) -> Response:
     except InputError as exc:
         await _record_failure(request, f"{provider}: {exc.code}", identity.email, budget=AUDITED_FAILURES)
         return to_login(exc.code)
-    return signed_in(request, rt, await _new_session(rt, request, user_id), target)
+    token = await _new_session(rt, request, user_id)
+    if fresh:  # asked with prompt=login: this new session counts as re-authenticated
+        async with session_scope() as session:
+            principal = await sessions.resolve(session=session, token=token)
+            if principal is not None:
+                await reauth.mark(
+                    session=session, user_id=user_id, session_id=principal.session_id, how=f"provider {provider}",
+                    ip=client_ip(request),
+                )  # fmt: skip
+    return signed_in(request, rt, token, target)
 
 
 # --------------------------------------------------------------------------- local accounts

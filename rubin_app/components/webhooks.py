@@ -69,6 +69,10 @@ def webhooks_section(state: type[WebhooksState] = WebhooksState) -> rx.Component
     return rx.vstack(
         rx.heading(T["webhooks"], size="4"),
         rx.text(T["webhooks_body"], size="2", color=styles.muted),
+        rx.cond(
+            ~state.may_add,
+            rx.callout(T["err_webhooks_not_allowed"], color_scheme="gray", data_testid="hooks-not-allowed"),
+        ),
         rx.form(
             rx.vstack(
                 field(
@@ -85,6 +89,7 @@ def webhooks_section(state: type[WebhooksState] = WebhooksState) -> rx.Component
             on_submit=state.create_hook,
             reset_on_submit=True,
             width="100%",
+            display=rx.cond(state.may_add, "block", "none"),
         ),
         notice(state.hooks_error, "red", "hooks-error"),
         rx.cond(

@@ -1,6 +1,7 @@
 """SQLModel tables and their schemas."""
 
 # Tables of the domain packages, registered with the same metadata (alembic, foreign keys).
+from rubin_app.accounts.group_models import Group, GroupMember
 from rubin_app.accounts.models import ApiKey
 from rubin_app.models.auth import AppSetting, AuditEvent, AuthSession, UserLimit
 from rubin_app.models.chat import (
@@ -24,6 +25,8 @@ __all__ = [
     "AuthSession",
     "Conversation",
     "ConversationPublic",
+    "Group",
+    "GroupMember",
     "LoginAttempt",
     "Message",
     "MessagePublic",

@@ -23,6 +23,7 @@ class AuthSession(SQLModel, table=True):
     last_seen_at: datetime | None = Field(default=None)  # last use, kept to the minute (idle timeout)
     ip: str = Field(default="", max_length=64)
     user_agent: str = Field(default="", max_length=300)
+    reauth_at: datetime | None = Field(default=None)  # last password re-entry / fresh provider sign-in (admin)
 
 
 class AuditEvent(SQLModel, table=True):

@@ -26,6 +26,7 @@ class ApiKeysState(AuthState):
     new_key: str = ""  # the key just created: shown once, dropped on the next load
     keys_error: str = ""
     expiry: str = "never"
+    may_create: bool = True  # the user's groups allow API keys (the service checks again)
 
     @rx.event
     async def load(self) -> None:
@@ -52,6 +53,7 @@ class ApiKeysState(AuthState):
             for r in by_model
         ]
         self.keys_error = ""
+        self.may_create = (await get_runtime().permissions.get(principal.user_id)).api_keys
 
     @rx.event
     def set_expiry(self, value: str) -> None:
@@ -123,6 +125,10 @@ def api_keys_section() -> rx.Component:
     return rx.vstack(
         rx.heading(T["api_keys"], size="4"),
         rx.text(T["api_keys_body"], size="2", color=styles.muted),
+        rx.cond(
+            ~ApiKeysState.may_create,
+            rx.callout(T["err_api_keys_not_allowed"], color_scheme="gray", data_testid="keys-not-allowed"),
+        ),
         rx.form(
             rx.vstack(
                 field(T["key_name"], name="name", max_length=100, required=True, data_testid="key-name"),
@@ -154,6 +160,7 @@ def api_keys_section() -> rx.Component:
             on_submit=ApiKeysState.create,
             reset_on_submit=True,
             width="100%",
+            display=rx.cond(ApiKeysState.may_create, "block", "none"),
         ),
         notice(ApiKeysState.keys_error, "red", "keys-error"),
         rx.cond(

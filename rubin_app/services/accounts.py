@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rubin_app.accounts import reauth
 from rubin_app.config import Settings
 from rubin_app.i18n import CATALOGS
 from rubin_app.models import AppSetting, AuditEvent, AuthSession, Conversation, Message, Role, User
@@ -402,13 +403,17 @@ async def change_password(
     return ended
 
 
-async def delete_account(*, session: AsyncSession, user_id: int, actor_id: int, ip: str = "") -> None:
-    """Delete a user and all their chats, messages and sessions (by themselves, or by an admin)."""
+async def delete_account(
+    *, session: AsyncSession, user_id: int, actor_id: int, ip: str = "", actor_session_id: int | None = None
+) -> None:
+    """Delete a user and all their chats, messages and sessions (by themselves, or by an admin who
+    re-authenticated in this sign-in session `actor_session_id` within the last minutes)."""
     user = await session.get(User, user_id)
     if user is None:
         raise InputError("account_not_found")
     if actor_id != user_id:
         await _require_admin(session, actor_id)
+        await reauth.require_recent(session=session, user_id=actor_id, session_id=actor_session_id)
     if user.role == Role.admin and await _count_admins(session) <= 1:
         raise InputError("last_admin")
     await session.exec(delete(Message).where(col(Message.user_id) == user_id))  # type: ignore[call-overload]
@@ -434,8 +439,11 @@ async def list_users(*, session: AsyncSession, actor_id: int) -> Sequence[User]:
     return sorted(users, key=lambda u: u.role != Role.pending)
 
 
-async def set_role(*, session: AsyncSession, actor_id: int, user_id: int, role: str, ip: str = "") -> User:
-    """Approve, promote or demote a user (admins only); the last admin stays an admin."""
+async def set_role(
+    *, session: AsyncSession, actor_id: int, user_id: int, role: str, ip: str = "", actor_session_id: int | None = None
+) -> User:
+    """Approve, promote or demote a user (admins only); the last admin stays an admin. Every change but approving
+    (pending -> user) needs the admin to have re-authenticated in this sign-in session (`actor_session_id`)."""
     await _require_admin(session, actor_id)
     try:
         new = Role(role)
@@ -446,6 +454,8 @@ async def set_role(*, session: AsyncSession, actor_id: int, user_id: int, role: 
         raise InputError("account_not_found")
     if user.role == Role.admin and new != Role.admin and await _count_admins(session) <= 1:
         raise InputError("last_admin")
+    if user.role != new and not (user.role == Role.pending and new == Role.user):
+        await reauth.require_recent(session=session, user_id=actor_id, session_id=actor_session_id)
     if user.role != new:
         await audit.record(
             session=session, action=audit.ROLE_CHANGED, user_id=user_id, actor_id=actor_id, email=user.email, ip=ip,

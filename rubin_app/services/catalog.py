@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from rubin_app.accounts.permissions import Permissions
 from rubin_app.llm.client import LLMClient, LLMError
 from rubin_app.services.redis_store import RedisStore
 
@@ -54,6 +55,10 @@ class ModelCatalog:
         # asyncio.wait neither cancels the shared fetch on timeout nor when this caller is cancelled.
         await asyncio.wait({task}, timeout=self.timeout + 1.0 if refresh or not known else self.stale_wait)
         return self.models
+
+    async def allowed(self, permissions: Permissions, *, refresh: bool = False) -> list[str]:
+        """The cached model ids a user with `permissions` may use (what the picker and /v1/models show)."""
+        return permissions.filter(await self.get(refresh=refresh))
 
     async def _fetch(self, refresh: bool) -> None:
         """One fetch: the workers' shared copy (unless refreshing), else LocalAI's list."""

@@ -52,13 +52,17 @@ def _in_background(work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
     return task
 
 
-async def check_model(rt: Runtime, model: str) -> str:
-    """Validate a model name against the server's list (when the list is known)."""
+async def check_model(rt: Runtime, model: str, *, user_id: int | None) -> str:
+    """Validate a model name against the server's list (when the list is known) and the user's permissions
+    (`model_not_allowed`; None: no user, e.g. an operator's check). No name: the default model the user may use."""
+    allowed = await rt.permissions.get(user_id) if user_id is not None else None
     if not model:
-        models = await rt.catalog.get()
+        models = allowed.filter(await rt.catalog.get()) if allowed is not None else await rt.catalog.get()
         if not models:
             raise InputError("no_model")
         return rt.settings.default_model if rt.settings.default_model in models else models[0]
+    if allowed is not None and not allowed.allows_model(model):
+        raise InputError("model_not_allowed", model=model)
     models = await rt.catalog.get()
     if models and model not in models:
         models = await rt.catalog.get(refresh=True)
@@ -136,7 +140,7 @@ async def send_message(
     fails, the run is discarded and this raises.
     """
     text = chats.check_message_text(text, rt.settings.max_message_chars)
-    model = await check_model(rt, model)
+    model = await check_model(rt, model, user_id=user_id)
     slot = await rt.admission.admit(user_id, ip)
     early: EarlyStart | None = None
     try:
@@ -316,7 +320,7 @@ async def _answer_again(
     for message in history:
         if message.id is not None and message.id > question.id and message.status == MessageStatus.streaming:
             await rt.stop_answer(user_id=user_id, message_id=message.id)
-    model = await check_model(rt, model)
+    model = await check_model(rt, model, user_id=user_id)
     slot = await rt.admission.admit(user_id, ip)
     try:
         answer = await _replace_answer(user_id, conversation, question, model, edited=edited)

@@ -82,11 +82,12 @@ class Providers:
             raise LoginError("unknown_provider")
         return self.oauth.create_client(provider_id)
 
-    async def redirect(self, provider_id: str, request: Any, redirect_uri: str) -> Any:
-        """The redirect to the provider's authorization page (state, nonce and PKCE saved in the flow cookie)."""
+    async def redirect(self, provider_id: str, request: Any, redirect_uri: str, *, fresh: bool = False) -> Any:
+        """The redirect to the provider's authorization page (state, nonce and PKCE saved in the flow cookie);
+        `fresh`: ask the provider to authenticate the user again even when signed in there (`prompt=login`)."""
         client = self.client(provider_id)
         try:
-            return await client.authorize_redirect(request, redirect_uri)
+            return await client.authorize_redirect(request, redirect_uri, **({"prompt": "login"} if fresh else {}))
         except (httpx.HTTPError, ValueError, KeyError, RuntimeError) as exc:
             log.warning("provider %s unavailable: %s", provider_id, type(exc).__name__)
             raise LoginError("provider_unavailable") from None

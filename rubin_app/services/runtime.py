@@ -14,6 +14,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from rubin_app.accounts.key_cache import KeyResolver
+from rubin_app.accounts.permission_cache import PermissionCache
 from rubin_app.config import Settings, get_settings
 from rubin_app.generation.manager import GenerationManager
 from rubin_app.generation.sinks import AfterRun, AnswerWriter, CacheWriter, FinalSaveHook, SaveSettings, Sink
@@ -80,6 +81,8 @@ class Runtime:
         self.bus = Bus(self.redis)
         self.bus.on(STOP, self._on_stop)
         self.keys = KeyResolver(session_scope, self.bus)
+        self.permissions = PermissionCache(session_scope, self.bus)  # groups: models and features per user
+        self.permissions.listeners.append(self.keys.forget_all)
         self.usage = UsageRecorder(session_scope)
         # Told of every ended run, stored or not, after the quota settlement: usage accounting, then more.
         self.after_run: list[Sink] = [self.usage]

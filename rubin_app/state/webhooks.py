@@ -28,6 +28,7 @@ class WebhooksState(AuthState):
     event_names: list[str] = []
     new_secret: str = ""
     hooks_error: str = ""
+    may_add: bool = True  # the user's groups allow webhooks (the service checks again)
 
     async def _actor(self) -> service.Actor:
         principal = await self._require(admin=self.scope == EndpointScope.instance)
@@ -47,6 +48,7 @@ class WebhooksState(AuthState):
             for e in rows
         ]  # fmt: skip
         self.event_names = events.subscribable(self.scope)
+        self.may_add = (await get_runtime().permissions.get(actor.user_id)).webhooks
         if self.deliveries_of and self.deliveries_of not in {h["id"] for h in self.hooks}:
             self.deliveries_of, self.deliveries = "", []
 

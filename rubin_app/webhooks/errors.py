@@ -42,6 +42,13 @@ class WebhookForbidden(WebhookError):
     status = 403
 
 
+class WebhooksNotAllowed(WebhookError):
+    """The user's groups do not allow webhooks (issue #13 permissions)."""
+
+    code = "webhooks_not_allowed"
+    status = 403
+
+
 class EndpointDisabled(WebhookError):
     """The endpoint is disabled: enable it before sending to it."""
 

@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, delete, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rubin_app.accounts import groups
 from rubin_app.config import Settings
 from rubin_app.core.clock import utcnow
 from rubin_app.core.outbound import OutboundRefused, check_url, parse_networks
@@ -28,6 +29,7 @@ from rubin_app.webhooks.errors import (
     InvalidEndpoint,
     TooManyEndpoints,
     WebhookForbidden,
+    WebhooksNotAllowed,
 )
 from rubin_app.webhooks.events import TEST_EVENT, envelope, new_event_id, subscribable, wake_after_commit
 from rubin_app.webhooks.models import DeliveryStatus, EndpointScope, WebhookDelivery, WebhookEndpoint
@@ -123,6 +125,8 @@ async def create_endpoint(
     """A new endpoint of `actor` (instance scope: admins only); its `whsec_…` secret is returned this once."""
     if data.scope == EndpointScope.instance and not actor.is_admin:
         raise WebhookForbidden("only admins manage instance webhooks")
+    if not (await groups.effective(session=session, user_id=actor.user_id)).webhooks:
+        raise WebhooksNotAllowed("your groups do not allow webhooks: ask an administrator")
     events = _events(data.events, data.scope)
     url = await check_endpoint_url(data.url, settings)
     mine = col(WebhookEndpoint.scope) == data.scope

@@ -273,3 +273,27 @@ def test_refusals_are_audited(app: LiveApp, oidc_provider: OIDCProvider) -> None
     rows = app.query("SELECT action, ok, detail FROM audit_events")
     assert ("provider_failed", False, "mock: login_denied") in [(a, bool(o), d) for a, o, d in rows]
     assert json.dumps(rows).count("s3cret") == 0
+
+
+# --------------------------------------------------------------------------- re-authentication (issue #13)
+
+
+def test_an_admin_signing_in_again_with_prompt_login_is_re_authenticated(
+    app: LiveApp, oidc_provider: OIDCProvider
+) -> None:
+    """The admin page's "Sign in again" asks the provider for a fresh sign-in; only that session counts as
+    re-authenticated (for deleting users and changing roles within 5 minutes), and the audit log says so."""
+    client = app.client()
+    sub = new_subject(oidc_provider)
+    first = sign_in(app, client, oidc_provider, sub)
+    assert first.status_code == 303 and session_cookie(first) is not None
+    assert app.query("SELECT reauth_at FROM auth_sessions") == [(None,)]  # a plain sign-in is not a confirmation
+
+    authorize = begin(client, reauth="1", next="/admin")
+    assert parse_qs(urlsplit(authorize).query)["prompt"] == ["login"]
+    again = client.get(callback_url(app, oidc_provider.login(client, authorize, sub)))
+    assert again.status_code == 303 and again.headers["location"] == "/admin"
+    rows = app.query("SELECT id, reauth_at FROM auth_sessions ORDER BY id")
+    assert len(rows) == 2 and rows[0][1] is None and rows[1][1] is not None
+    audited = app.query("SELECT ok, detail FROM audit_events WHERE action = 'reauthenticated'")
+    assert [(bool(ok), detail) for ok, detail in audited] == [(True, "provider mock")]

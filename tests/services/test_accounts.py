@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import col, select
 
+from rubin_app.accounts import reauth
 from rubin_app.models import AuditEvent, AuthSession, Conversation, Message, Role, User
 from rubin_app.services import accounts, credentials, export, sessions
 from rubin_app.services.chats import InputError
@@ -345,8 +346,13 @@ async def test_who_may_delete_whom(db_scope, make_settings) -> None:
     delete = accounts.delete_account
     await refused(db_scope, "admin_only", call(delete, user_id=other.id, actor_id=user.id))
     await refused(db_scope, "last_admin", call(delete, user_id=admin.id, actor_id=admin.id))
+    await refused(db_scope, "reauth_required", call(delete, user_id=other.id, actor_id=admin.id))
     async with db_scope() as s:
-        await delete(session=s, user_id=other.id, actor_id=admin.id)
+        await sessions.create(session=s, user_id=admin.id, lifetime=timedelta(hours=1))
+        admin_session = (await s.exec(select(AuthSession.id).where(AuthSession.user_id == admin.id))).one()
+        await reauth.mark(session=s, user_id=admin.id, session_id=admin_session, how="test")
+    async with db_scope() as s:
+        await delete(session=s, user_id=other.id, actor_id=admin.id, actor_session_id=admin_session)
     assert [u.email for u in await all_users(db_scope)] == ["admin@example.com", "user@example.com"]
 
 
@@ -393,9 +399,17 @@ async def test_roles_and_the_last_admin(db_scope) -> None:
     async with db_scope() as s:
         listed = await accounts.list_users(session=s, actor_id=admin.id)
         assert [u.email for u in listed] == ["waiting@example.com", "admin@example.com"]  # pending first
-        await set_role(session=s, actor_id=admin.id, user_id=waiting.id, role="admin")
+        await sessions.create(session=s, user_id=admin.id, lifetime=timedelta(hours=1))
+        admin_session = (await s.exec(select(AuthSession.id).where(AuthSession.user_id == admin.id))).one()
+        await reauth.mark(session=s, user_id=admin.id, session_id=admin_session, how="test")
+        await set_role(
+            session=s, actor_id=admin.id, user_id=waiting.id, role="admin", actor_session_id=admin_session
+        )  # promoting needs a recent re-authentication (tests/services/test_groups.py)
+        await sessions.create(session=s, user_id=waiting.id, lifetime=timedelta(hours=1))
+        second = (await s.exec(select(AuthSession.id).where(AuthSession.user_id == waiting.id))).one()
+        await reauth.mark(session=s, user_id=waiting.id, session_id=second, how="test")
     async with db_scope() as s:
-        demoted = await set_role(session=s, actor_id=waiting.id, user_id=admin.id, role="user")
+        demoted = await set_role(session=s, actor_id=waiting.id, user_id=admin.id, role="user", actor_session_id=second)
     assert demoted.role == Role.user
 
 

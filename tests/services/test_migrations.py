@@ -25,7 +25,7 @@ PW = "correct horse battery"
 TABLES = {
     "users", "conversations", "messages", "auth_sessions", "audit_events", "app_settings", "user_limits",
     "login_attempts", "api_keys", "usage_records", "webhook_endpoints", "webhook_deliveries", "user_keys",
-    "alembic_version",
+    "alembic_version", "user_groups", "user_group_members",
 }  # fmt: skip
 
 

@@ -30,7 +30,7 @@ from rubin_app.services.runtime import Runtime
 async def start_stateless(rt: Runtime, key: KeyPrincipal, request: ChatRequest, ip: str, *, stream: bool) -> Run:
     """Check the model and the limits, then start generating (nothing saved but usage)."""
     try:
-        await chat_flow.check_model(rt, request.model)
+        await chat_flow.check_model(rt, request.model, user_id=key.user_id)
         key_ticket = await admit_key(rt.limiter, key, rt.admission.reservation)
         try:
             slot = await rt.admission.admit(key.user_id, ip)

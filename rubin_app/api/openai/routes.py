@@ -42,17 +42,20 @@ def build_openai_app() -> FastAPI:
     install_handlers(app)
 
     @app.get("/models")
-    async def list_models(_: Chat) -> JSONResponse:
+    async def list_models(key: Chat) -> JSONResponse:
         rt = get_runtime()
-        models = await rt.catalog.get()
+        models = await rt.catalog.allowed(await rt.permissions.get(key.user_id))
         if not models and rt.catalog.error is not None:
             raise ApiError(rt.catalog.error.code, "the model list is unavailable")
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "rubin"} for m in models]
         return JSONResponse({"object": "list", "data": data})
 
     @app.get("/models/{model_id:path}")
-    async def get_model(model_id: str, _: Chat) -> JSONResponse:
-        models = await get_runtime().catalog.get()
+    async def get_model(model_id: str, key: Chat) -> JSONResponse:
+        rt = get_runtime()
+        if not (await rt.permissions.get(key.user_id)).allows_model(model_id):
+            raise from_input_error(InputError("model_not_allowed", model=model_id))
+        models = await rt.catalog.get()
         if model_id not in models:
             raise ApiError("unknown_model", f"The model '{model_id}' does not exist", param="model")
         return JSONResponse({"id": model_id, "object": "model", "created": 0, "owned_by": "rubin"})
@@ -83,6 +86,8 @@ def build_openai_app() -> FastAPI:
             raise ApiError("invalid_request", "model: a model name is required", param="model")
         if not inputs or not isinstance(inputs, (str, list)):
             raise ApiError("invalid_request", "input: text or a list of texts is required", param="input")
+        if not (await rt.permissions.get(key.user_id)).allows_model(model):
+            raise from_input_error(InputError("model_not_allowed", model=model))
         limit = (await rt.admission.limits_for(key.user_id)).requests_per_minute
         try:
             ticket = await admit_key(rt.limiter, key, 1)  # the key's rate and quota (its tokens settled below)

@@ -83,7 +83,7 @@ async def list_conversations(
 async def create_conversation(body: NewConversation, key: Write) -> ConversationOut:
     """An empty conversation (send its first message next)."""
     rt = get_runtime()
-    model = await chat_flow.check_model(rt, body.model)
+    model = await chat_flow.check_model(rt, body.model, user_id=key.user_id)
     async with session_scope() as session:
         row = await chats.create_conversation(session=session, user_id=key.user_id, model=model, title=body.title)
     return ConversationOut.of(row)

@@ -130,8 +130,9 @@ class ChatState(SidebarMixin, AnswersMixin, WatchMixin, AuthState):
         return [*events, reset, *(opened if isinstance(opened, list) else [opened] if opened is not None else [])]
 
     async def _load_models(self, refresh: bool) -> None:
-        catalog = get_runtime().catalog
-        self.models = list(await catalog.get(refresh=refresh))
+        rt = get_runtime()
+        catalog = rt.catalog
+        self.models = await catalog.allowed(await rt.permissions.get(await self._user_id()), refresh=refresh)
         self.models_error = self._error_text(catalog.error.code) if catalog.error else ""
         if self.model not in self.models:
             default = get_runtime().settings.default_model
