@@ -1,5 +1,8 @@
-"""HTTPS served by Rubin itself: the production build with TLS_CERT_FILE (a certificate of a CA made here),
-TLS_REDIRECT_PORT and HSTS_MAX_AGE, reached the way a browser would — pages, sign-up, a chat over wss://.
+"""Encryption in transit end to end: the production build serves HTTPS itself (TLS_CERT_FILE, a certificate of a
+CA made here; TLS_REDIRECT_PORT; HSTS_MAX_AGE) and talks TLS to everything behind it — two workers sharing a
+TLS-only redis-server (rediss://, REDIS_CA_FILE: Reflex's state and token managers, its worker count and
+health check, Rubin's cache/limits/bus/relay) and the LocalAI stand-in over HTTPS (LOCALAI_CA_FILE). Reached the
+way a browser would: pages, sign-up, a chat over wss://.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+import redis
 
 from bench.harness import ROOT, free_port, isolated_copy, settings_env, start_app, stop_app
 from bench.ws_client import Tab
 from tests.fakes.certs import TestCA
 from tests.fakes.localai_standin import StandIn, StandInConfig, expected_reply
+from tests.fakes.redis_server import RedisServer, RedisTLS
 from tests.security.helpers import run
 
 ARTIFACTS = ROOT / "test-artifacts" / "security"
@@ -39,6 +44,7 @@ class HttpsApp:
     ca: TestCA
     context: ssl.SSLContext
     proc: subprocess.Popen
+    redis_url: str
 
     def client(self, **kwargs: object) -> httpx.Client:
         """An HTTP client that trusts the test CA (as a browser with it installed would)."""
@@ -50,25 +56,29 @@ def https_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpsApp]:
     """A production build serving HTTPS on its port, with a redirect port for plain HTTP."""
     tmp = tmp_path_factory.mktemp("https")
     ca = TestCA(tmp / "pki")
-    issued = ca.issue("rubin", names=("localhost", "127.0.0.1"))
+    issued, redis_cert, localai_cert = ca.issue("rubin"), ca.issue("redis"), ca.issue("localai")
     root = isolated_copy(tmp / "app")
-    standin = StandIn(StandInConfig(tokens=12, token_rate=200)).start()
+    standin = StandIn(StandInConfig(tokens=12, token_rate=200), tls=(localai_cert.cert, localai_cert.key)).start()
+    redis_server = RedisServer(tls=RedisTLS(redis_cert.cert, redis_cert.key, ca.cert)).start()
     port, redirect_port = free_port(), free_port()
     log_path = tmp / "app.log"
     context = ssl.create_default_context(cafile=str(ca.cert))
     env = settings_env(
         standin.url, tmp / "rubin.db", tmp / "data", port, SECRET_KEY=secrets.token_hex(32),
         TLS_CERT_FILE=str(issued.cert), TLS_KEY_FILE=str(issued.key), TLS_REDIRECT_PORT=str(redirect_port),
-        PUBLIC_URL=f"https://127.0.0.1:{port}", HSTS_MAX_AGE=str(HSTS_MAX_AGE),
+        PUBLIC_URL=f"https://127.0.0.1:{port}", HSTS_MAX_AGE=str(HSTS_MAX_AGE), LOCALAI_CA_FILE=str(ca.cert),
+        REDIS_URL=redis_server.url, REDIS_CA_FILE=str(ca.cert), WORKERS="2",
     )  # fmt: skip
     proc = None
     try:
         proc = start_app(env, log_path, root=root, verify=context)
-        yield HttpsApp(f"https://127.0.0.1:{port}", redirect_port, ca, context, proc)
+        redis_url = f"{redis_server.url}?ssl_ca_certs={ca.cert}"
+        yield HttpsApp(f"https://127.0.0.1:{port}", redirect_port, ca, context, proc, redis_url)
     finally:
         if proc is not None:
             stop_app(proc)
         standin.stop()
+        redis_server.close()
         if log_path.exists():
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             shutil.copy(log_path, ARTIFACTS / "https-app.log")
@@ -91,6 +101,19 @@ def test_pages_over_https_with_the_ca(https_app: HttpsApp) -> None:
     assert health.status_code == 200
     assert page.headers["strict-transport-security"] == f"max-age={HSTS_MAX_AGE}"
     assert health.headers["strict-transport-security"] == f"max-age={HSTS_MAX_AGE}"
+
+
+def test_everything_behind_the_app_is_reached_over_tls(https_app: HttpsApp) -> None:
+    """LocalAI over HTTPS and Redis over TLS answer the app (health), and Reflex keeps its tab states there."""
+    with https_app.client() as client:
+        health = client.get("/api/health").json()
+    assert health["status"] == "ok", health
+    assert health["localai"]["ok"] is True and health["redis"] == {"configured": True, "ok": True}
+    client = redis.Redis.from_url(https_app.redis_url)
+    try:
+        assert client.ping()
+    finally:
+        client.close()
 
 
 def test_a_client_without_the_ca_refuses_the_certificate(https_app: HttpsApp) -> None:
@@ -145,6 +168,11 @@ def test_a_chat_streams_over_wss(https_app: HttpsApp) -> None:
 
     text = run(chat())
     assert text == expected_reply([{"role": "user", "content": "Hello over TLS"}], tokens=12)
+    client = redis.Redis.from_url(https_app.redis_url)
+    try:  # the tab's state went through the TLS Redis (Reflex's keys are not Rubin's "rubin:" ones)
+        assert any(not key.startswith(b"rubin:") for key in client.scan_iter(count=1000))
+    finally:
+        client.close()
 
 
 def _listening(port: int) -> bool:
