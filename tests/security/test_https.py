@@ -116,6 +116,14 @@ def test_everything_behind_the_app_is_reached_over_tls(https_app: HttpsApp) -> N
         client.close()
 
 
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_tls_1_2_and_1_3_are_served(https_app: HttpsApp, version: ssl.TLSVersion) -> None:
+    context = ssl.create_default_context(cafile=str(https_app.ca.cert))
+    context.minimum_version = context.maximum_version = version
+    with httpx.Client(verify=context, timeout=10) as client:
+        assert client.get(https_app.base + "/api/version").status_code == 200
+
+
 def test_a_client_without_the_ca_refuses_the_certificate(https_app: HttpsApp) -> None:
     with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
         httpx.get(https_app.base + "/api/health", timeout=10)  # the system's CAs do not know the test CA
