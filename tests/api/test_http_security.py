@@ -354,3 +354,16 @@ def test_hsts_max_age_is_a_setting(start_app, serve: Serve, max_age: str, expect
     url = serve(build_api())
     response = httpx.get(url + "/api/version", headers={"X-Forwarded-Proto": "https"}, timeout=15)
     assert response.headers.get("strict-transport-security") == expected
+
+
+@pytest.mark.parametrize(("trusted", "scheme"), [("127.0.0.1", "https"), ("10.0.0.0/8", "http")])
+def test_the_provider_callback_follows_the_trusted_proxys_scheme(
+    start_app, serve: Serve, oidc_provider: OIDCProvider, trusted: str, scheme: str
+) -> None:
+    """Without PUBLIC_URL the callback is built from the request: https when a trusted TLS proxy says so."""
+    provider = {"id": "mock", "issuer": oidc_provider.issuer, "client_id": "rubin", "client_secret": "s3cret-value"}
+    start_app(trusted_proxies=trusted, auth_providers=[provider])
+    url = serve(build_api())
+    response = httpx.get(url + "/auth/login/mock", headers={"X-Forwarded-Proto": "https"}, timeout=15)
+    callback = parse_qs(urlsplit(response.headers["location"]).query)["redirect_uri"][0]
+    assert callback == f"{scheme}://{url.split('://', 1)[1]}/auth/callback/mock"
