@@ -7,6 +7,9 @@ The Content-Security-Policy is as strict as Reflex's production build allows (se
 from this origin plus the inline scripts of the built pages, allowed one by one by their SHA-256 (read from
 the build on disk); `'unsafe-eval'` because Reflex runs every `rx.call_script` through `eval`; inline styles
 because Radix and emotion write style attributes and <style> tags. Nothing is loaded from other origins.
+
+Over HTTPS (the connection's own with TLS_CERT_FILE, or a trusted proxy's X-Forwarded-Proto) responses also get
+HSTS, and every cookie they set gets `Secure`, whichever layer set it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from rubin_app.config import get_settings
 from rubin_app.services.net import forwarded_proto, origin_of
 
-# HSTS_MAX_AGE seconds (default a year); no includeSubDomains: sibling subdomains may be other apps, maybe on http.
 SECURE_ATTRIBUTE = re.compile(rb";\s*secure\s*(;|$)", re.IGNORECASE)
 PERMISSIONS = (
     "accelerometer=(), autoplay=(), camera=(), display-capture=(), geolocation=(), gyroscope=(), hid=(), "
@@ -150,6 +152,7 @@ class SecurityHeaders:
             "content-security-policy": policy(self._script_hashes(), settings.public_url, settings.api_url),
             **FIXED_HEADERS,
         }
+        # HSTS_MAX_AGE (a year by default); no includeSubDomains: sibling subdomains may be other apps, maybe on http.
         if settings.hsts_max_age and request_scheme(scope) == "https":
             headers["strict-transport-security"] = f"max-age={settings.hsts_max_age}"
         return headers
