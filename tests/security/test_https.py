@@ -2,95 +2,34 @@
 CA made here; TLS_REDIRECT_PORT; HSTS_MAX_AGE) and talks TLS to everything behind it — two workers sharing a
 TLS-only redis-server (rediss://, REDIS_CA_FILE: Reflex's state and token managers, its worker count and
 health check, Rubin's cache/limits/bus/relay) and the LocalAI stand-in over HTTPS (LOCALAI_CA_FILE). Reached the
-way a browser would: pages, sign-up, a chat over wss://.
+way a browser would: pages, sign-up, a chat over wss:// (a real browser: tests/e2e/test_20_https.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import secrets
-import shutil
 import signal
 import socket
 import ssl
-import subprocess
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import httpx
 import pytest
 import redis
 
-from bench.harness import ROOT, free_port, isolated_copy, settings_env, start_app, stop_app
 from bench.ws_client import Tab
-from tests.fakes.certs import TestCA
-from tests.fakes.localai_standin import StandIn, StandInConfig, expected_reply
-from tests.fakes.redis_server import RedisServer, RedisTLS
+from tests.fakes.https_app import HSTS_MAX_AGE, TOKENS, HttpsApp, running_https_app
+from tests.fakes.localai_standin import expected_reply
 from tests.security.helpers import run
-
-ARTIFACTS = ROOT / "test-artifacts" / "security"
-HSTS_MAX_AGE = 600
-
-
-@dataclass
-class HttpsApp:
-    """The running app: its https base, the plain-HTTP redirect port, the CA that signed its certificate."""
-
-    base: str
-    redirect_port: int
-    ca: TestCA
-    context: ssl.SSLContext
-    proc: subprocess.Popen
-    redis_url: str
-
-    def client(self, **kwargs: object) -> httpx.Client:
-        """An HTTP client that trusts the test CA (as a browser with it installed would)."""
-        return httpx.Client(base_url=self.base, verify=self.context, timeout=30, **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
 def https_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpsApp]:
     """A production build serving HTTPS on its port, with a redirect port for plain HTTP."""
-    tmp = tmp_path_factory.mktemp("https")
-    ca = TestCA(tmp / "pki")
-    issued, redis_cert, localai_cert = ca.issue("rubin"), ca.issue("redis"), ca.issue("localai")
-    root = isolated_copy(tmp / "app")
-    standin = StandIn(StandInConfig(tokens=12, token_rate=200), tls=(localai_cert.cert, localai_cert.key)).start()
-    redis_server = RedisServer(tls=RedisTLS(redis_cert.cert, redis_cert.key, ca.cert)).start()
-    port, redirect_port = free_port(), free_port()
-    log_path = tmp / "app.log"
-    context = ssl.create_default_context(cafile=str(ca.cert))
-    env = settings_env(
-        standin.url, tmp / "rubin.db", tmp / "data", port, SECRET_KEY=secrets.token_hex(32),
-        TLS_CERT_FILE=str(issued.cert), TLS_KEY_FILE=str(issued.key), TLS_REDIRECT_PORT=str(redirect_port),
-        PUBLIC_URL=f"https://127.0.0.1:{port}", HSTS_MAX_AGE=str(HSTS_MAX_AGE), LOCALAI_CA_FILE=str(ca.cert),
-        REDIS_URL=redis_server.url, REDIS_CA_FILE=str(ca.cert), WORKERS="2",
-    )  # fmt: skip
-    proc = None
-    try:
-        proc = start_app(env, log_path, root=root, verify=context)
-        redis_url = f"{redis_server.url}?ssl_ca_certs={ca.cert}"
-        yield HttpsApp(f"https://127.0.0.1:{port}", redirect_port, ca, context, proc, redis_url)
-    finally:
-        if proc is not None:
-            stop_app(proc)
-        standin.stop()
-        redis_server.close()
-        if log_path.exists():
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            shutil.copy(log_path, ARTIFACTS / "https-app.log")
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def _sign_up(app: HttpsApp) -> httpx.Response:
-    password = f"pw-{uuid.uuid4().hex}"
-    form = {"name": "tls", "email": f"tls-{uuid.uuid4().hex[:8]}@example.com", "password": password,
-            "password2": password}  # fmt: skip
-    with app.client(headers={"Origin": app.base}) as client:
-        return client.post("/auth/local/signup", data=form)
+    with running_https_app(tmp_path_factory.mktemp("https"), "security/https-app.log") as app:
+        yield app
 
 
 def test_pages_over_https_with_the_ca(https_app: HttpsApp) -> None:
@@ -146,7 +85,7 @@ def test_the_http_port_redirects_to_https(https_app: HttpsApp, method: str) -> N
 
 
 def test_cookies_are_secure_over_https(https_app: HttpsApp) -> None:
-    response = _sign_up(https_app)
+    response = https_app.sign_up()
     assert response.status_code == 303, response.headers.get("location")
     cookies = response.headers.get_list("set-cookie")
     session = next(c for c in cookies if c.startswith("rubin_session="))
@@ -156,7 +95,7 @@ def test_cookies_are_secure_over_https(https_app: HttpsApp) -> None:
 
 def test_a_chat_streams_over_wss(https_app: HttpsApp) -> None:
     """A tab's websocket (Reflex's /_event) over TLS: the answer streams and is whole."""
-    cookie = _sign_up(https_app).cookies.get("rubin_session")
+    cookie = https_app.sign_up().cookies.get("rubin_session")
     assert cookie
 
     async def chat() -> str:
@@ -175,7 +114,7 @@ def test_a_chat_streams_over_wss(https_app: HttpsApp) -> None:
             await tab.close()
 
     text = run(chat())
-    assert text == expected_reply([{"role": "user", "content": "Hello over TLS"}], tokens=12)
+    assert text == expected_reply([{"role": "user", "content": "Hello over TLS"}], tokens=TOKENS)
     client = redis.Redis.from_url(https_app.redis_url)
     try:  # the tab's state went through the TLS Redis (Reflex's keys are not Rubin's "rubin:" ones)
         assert any(not key.startswith(b"rubin:") for key in client.scan_iter(count=1000))
