@@ -134,6 +134,8 @@ def main() -> None:
     from granian.server import MPServer
 
     settings = get_settings()
+    if not settings.tls_redirect_port:
+        raise SystemExit("TLS_REDIRECT_PORT is not set: there is no port to redirect from")
     parent = int(os.environ.get("RUBIN_REDIRECT_PARENT", "0"))
     if parent:
         threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
