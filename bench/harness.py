@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -132,9 +133,13 @@ def isolated_copy(dest: Path) -> Path:
     return dest
 
 
-def start_app(env: dict[str, str], log_path: Path, timeout: float = 240.0, root: Path = ROOT) -> subprocess.Popen:
-    """`reflex run --env prod` in its own process group; returns once /api/health answers."""
+def start_app(
+    env: dict[str, str], log_path: Path, timeout: float = 240.0, root: Path = ROOT, verify: ssl.SSLContext | bool = True
+) -> subprocess.Popen:
+    """`reflex run --env prod` in its own process group; returns once /api/health answers (over HTTPS with
+    TLS_CERT_FILE, checked with `verify`)."""
     port = env["FRONTEND_PORT"]
+    scheme = "https" if env.get("TLS_CERT_FILE") else "http"
     with open(log_path, "wb") as log:  # the child keeps its own descriptor
         proc = subprocess.Popen(
             ["reflex", "run", "--env", "prod", "--frontend-port", port, "--backend-port", port],
@@ -145,7 +150,7 @@ def start_app(env: dict[str, str], log_path: Path, timeout: float = 240.0, root:
         if proc.poll() is not None:
             raise RuntimeError(f"app exited early; see {log_path}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200:
+            if httpx.get(f"{scheme}://127.0.0.1:{port}/api/health", timeout=2, verify=verify).status_code == 200:
                 return proc
         except httpx.HTTPError:
             pass

@@ -34,6 +34,7 @@ class Tab:
     pieces: list[tuple[float, str]] = field(default_factory=list)
     deltas: list[dict[str, Any]] = field(default_factory=list)
     ws: Any = None
+    ssl_context: Any = None  # for wss:// with a private CA (None: the system's CAs)
     _sent_at: int = 0
     _reader: asyncio.Task | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -42,8 +43,9 @@ class Tab:
         """Connect, hydrate and run the page's on_load."""
         self.path = path
         url = self.base.replace("http", "ws", 1) + f"/_event/?EIO=4&transport=websocket&token={self.token}"
+        tls = {"ssl": self.ssl_context} if self.ssl_context is not None else {}
         self.ws = await websockets.connect(
-            url, additional_headers={"Cookie": f"rubin_session={self.cookie}"}, max_size=None, open_timeout=30
+            url, additional_headers={"Cookie": f"rubin_session={self.cookie}"}, max_size=None, open_timeout=30, **tls
         )
         opening = await self.ws.recv()
         assert str(opening).startswith("0"), opening

@@ -17,6 +17,7 @@ from sqlmodel import select
 
 from rubin_app.accounts import api_keys
 from rubin_app.config import get_settings
+from rubin_app.core import tls
 from rubin_app.models import User
 from rubin_app.services.bus import Bus
 from rubin_app.services.chats import InputError
@@ -65,7 +66,7 @@ async def _revoke(args: argparse.Namespace) -> None:
         key_hash, owner = key.key_hash, key.user_id
     settings = get_settings()
     if settings.redis_url:  # running workers drop the key from their caches at once
-        store = RedisStore(settings.redis_url, timeout=settings.redis_timeout)
+        store = RedisStore(tls.redis_url(settings), timeout=settings.redis_timeout)
         reached = await Bus(store).publish("api_key_revoked", hash=key_hash)
         await store.close()
         print(f"revoked key {args.key_id} of user {owner}; {reached} workers told", file=sys.stderr)

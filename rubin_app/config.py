@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import ssl
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -76,6 +77,53 @@ class ProviderConfig(BaseModel):
             raise ValueError(f"provider {self.id!r}: client_secret is empty")
         self.name = self.name.strip() or ("GitHub" if self.kind == "github" else self.id)
         return self
+
+
+# TLS options a REDIS_URL may not carry: verification is switched off only by nobody (REDIS_CA_FILE instead).
+INSECURE_REDIS_OPTIONS = {"ssl_cert_reqs": {"none", "optional"}, "ssl_check_hostname": {"false", "0", "no", "off"}}
+
+
+def _check_server_tls(s: Settings) -> None:
+    """TLS_CERT_FILE and TLS_KEY_FILE come together, match, and the redirect port is another port."""
+    if (s.tls_cert_file is None) != (s.tls_key_file is None):
+        raise ValueError("TLS_CERT_FILE and TLS_KEY_FILE must be set together (the certificate and its private key)")
+    if s.tls_cert_file is None or s.tls_key_file is None:
+        if s.tls_redirect_port:
+            raise ValueError("TLS_REDIRECT_PORT needs TLS_CERT_FILE and TLS_KEY_FILE (HTTPS to redirect to)")
+        return
+    if not s.public_url.startswith("https://"):
+        raise ValueError(
+            "TLS_CERT_FILE needs PUBLIC_URL=https://<a name in the certificate>[:FRONTEND_PORT] (the address browsers "
+            "use: the websocket, redirects and cookies follow it)"
+        )
+    if s.tls_redirect_port == s.frontend_port:
+        raise ValueError("TLS_REDIRECT_PORT must differ from FRONTEND_PORT (which serves HTTPS)")
+    password = s.tls_key_password.get_secret_value() if s.tls_key_password else None
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(s.tls_cert_file, s.tls_key_file, password)
+    except (ssl.SSLError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or str(exc)
+        raise ValueError(
+            f"TLS_CERT_FILE / TLS_KEY_FILE cannot be used ({reason}): PEM files, the key matching the certificate, "
+            "TLS_KEY_PASSWORD if the key is encrypted"
+        ) from None
+
+
+def _check_client_tls(s: Settings) -> None:
+    """CA and client-certificate settings only where the URL asks for TLS; no verification switched off in a URL."""
+    redis_tls = s.redis_url.startswith("rediss://")
+    if not redis_tls and (s.redis_ca_file or s.redis_cert_file or s.redis_key_file):
+        raise ValueError("REDIS_CA_FILE / REDIS_CERT_FILE / REDIS_KEY_FILE need a rediss:// REDIS_URL (TLS)")
+    if (s.redis_cert_file is None) != (s.redis_key_file is None):
+        raise ValueError("REDIS_CERT_FILE and REDIS_KEY_FILE must be set together")
+    for name, value in parse_qsl(urlsplit(s.redis_url).query):
+        if value.strip().lower() in INSECURE_REDIS_OPTIONS.get(name.lower(), set()):
+            raise ValueError(
+                f"REDIS_URL must not switch certificate checks off ({name}={value}); "
+                "set REDIS_CA_FILE to the CA that signed Redis's certificate"
+            )
+    if s.localai_ca_file and not s.localai_url.startswith("https://"):
+        raise ValueError("LOCALAI_CA_FILE needs an https:// LOCALAI_URL")
 
 
 class Settings(BaseSettings):
@@ -227,6 +275,42 @@ class Settings(BaseSettings):
         default=10, gt=0, description="How long a signed-out tab's state is kept (in memory only)."
     )
 
+    # Encryption in transit (docs/tls.md)
+    tls_cert_file: Path | None = Field(
+        default=None,
+        description="PEM certificate (chain) to serve HTTPS directly on FRONTEND_PORT; empty: plain HTTP (or TLS at a "
+        "proxy).",
+    )
+    tls_key_file: Path | None = Field(default=None, description="PEM private key of TLS_CERT_FILE.")
+    tls_key_password: SecretStr | None = Field(default=None, description="Password of TLS_KEY_FILE, if encrypted.")
+    tls_min_version: Literal["1.2", "1.3"] = Field(default="1.2", description="Oldest TLS version served: 1.2 or 1.3.")
+    tls_redirect_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="With TLS_CERT_FILE: a plain-HTTP port whose requests are redirected to HTTPS (e.g. 80); 0: none.",
+    )
+    hsts_max_age: int = Field(
+        default=31_536_000,
+        ge=0,
+        description="Strict-Transport-Security max-age in seconds, sent only over HTTPS; 0: no HSTS header.",
+    )
+    redis_ca_file: Path | None = Field(
+        default=None, description="PEM CA bundle that signs Redis's certificate (rediss:// only); empty: system CAs."
+    )
+    redis_cert_file: Path | None = Field(
+        default=None, description="PEM client certificate for Redis (rediss://, tls-auth-clients); with REDIS_KEY_FILE."
+    )
+    redis_key_file: Path | None = Field(default=None, description="PEM private key of REDIS_CERT_FILE.")
+    localai_ca_file: Path | None = Field(
+        default=None, description="PEM CA bundle that signs LocalAI's certificate (https://); empty: system CAs."
+    )
+    localai_tls_verify: bool = Field(
+        default=True,
+        description="Verify LocalAI's certificate. false: any certificate is accepted (a warning at every start; "
+        "prefer LOCALAI_CA_FILE).",
+    )
+
     # Webhooks (docs/webhooks.md)
     webhook_allow_private: bool = Field(
         default=False,
@@ -323,6 +407,35 @@ class Settings(BaseSettings):
             raise ValueError("must be a redis://, rediss:// or unix:// URL (e.g. redis://localhost:6379/0)")
         return value
 
+    @field_validator(
+        "tls_cert_file",
+        "tls_key_file",
+        "redis_ca_file",
+        "redis_cert_file",
+        "redis_key_file",
+        "localai_ca_file",
+        mode="before",
+    )
+    @classmethod
+    def _empty_path(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator(
+        "tls_cert_file", "tls_key_file", "redis_ca_file", "redis_cert_file", "redis_key_file", "localai_ca_file"
+    )
+    @classmethod
+    def _readable_file(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        value = value.expanduser().resolve()
+        if not value.is_file():
+            raise ValueError(f"{value} is not a file")
+        try:
+            value.read_bytes()
+        except OSError as exc:
+            raise ValueError(f"{value} cannot be read ({exc.strerror})") from None
+        return value
+
     @field_validator("public_url")
     @classmethod
     def _check_public_url(cls, value: str) -> str:
@@ -375,6 +488,12 @@ class Settings(BaseSettings):
         url = self.database_url
         if url and not url.startswith(("sqlite", "postgresql", "postgres://")):
             raise ValueError("DATABASE_URL must be a sqlite:// or postgresql:// URL")
+        return self
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> Settings:
+        _check_server_tls(self)
+        _check_client_tls(self)
         return self
 
     @property

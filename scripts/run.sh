@@ -10,10 +10,10 @@ step() { printf '\033[1;34m[rubin]\033[0m %s\n' "$*"; }
 "$RUBIN_ROOT/scripts/bootstrap.sh" requirements.txt
 
 # Validates every setting (a clear message and exit on a bad one) and prints what we need here.
-read -r LOCALAI ENGINE_PORT PORT < <(python -c "
+read -r LOCALAI ENGINE_PORT PORT SCHEME < <(python -c "
 from rubin_app.config import get_settings
 s = get_settings()
-print(s.localai_url or '-', s.engine_port, s.frontend_port)")
+print(s.localai_url or '-', s.engine_port, s.frontend_port, 'https' if s.tls_cert_file else 'http')")
 
 ENGINE_PID=""
 cleanup() { [ -n "$ENGINE_PID" ] && kill "$ENGINE_PID" 2>/dev/null || true; }
@@ -41,5 +41,6 @@ fi
 # Files the app creates (SQLite database, tab states in .states/, the generated secret key, logs) are
 # readable by this user only.
 umask 077
-step "building and serving the app on http://localhost:$PORT (production build)"
+# With TLS_CERT_FILE the app serves HTTPS itself (Reflex's own banner still says http://).
+step "building and serving the app on $SCHEME://localhost:$PORT (production build)"
 reflex run --env prod "$@"

@@ -44,9 +44,18 @@ else
   step "lint and format check (ruff), types of the core packages (mypy --strict)"
   python -m ruff check . && python -m ruff format --check .
   python -m mypy
+  # A finding fails the build unless .ci/security-exceptions.toml accepts it; the tests still run, so one run
+  # shows everything, and the command fails at the end. The attack suite (tests/security) runs with the tests.
+  step "security checks: bandit on rubin_app/, pip-audit on the pinned requirements"
+  security=0
+  python scripts/security_check.py || security=1
   # Two sessions: pytest-asyncio's loop and Playwright's sync API do not share one process well.
-  step "unit, service and fault-injection tests (SQLite + PostgreSQL + LocalAI stand-in)"
+  step "unit, service and fault-injection tests, the attack suite (SQLite + PostgreSQL + LocalAI stand-in)"
   python -m pytest -m "not e2e and not llm"
   step "end-to-end tests: Chromium against the production build, and the real Gemma model"
   python -m pytest -m "e2e or llm"
+  if [ "$security" -ne 0 ]; then
+    step "FAILED: the security checks above (scripts/security_check.py)"
+    exit 1
+  fi
 fi

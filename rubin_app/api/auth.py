@@ -73,13 +73,17 @@ def to_login(code: str = "", **params: Any) -> RedirectResponse:
     return RedirectResponse("/login" + (f"?{urlencode(query)}" if query else ""), status_code=303)
 
 
+def _scheme(request: Request, rt: Runtime) -> str:
+    """The scheme the client used: this connection's (https with TLS_CERT_FILE), or a trusted proxy's."""
+    proto = request.headers.get("x-forwarded-proto", "")
+    return net.forwarded_proto(_peer(request), proto, request.url.scheme, rt.settings.trusted_proxies)
+
+
 def _secure(request: Request, rt: Runtime) -> bool:
     """Whether cookies get Secure: COOKIE_SECURE, else HTTPS here or at a trusted proxy, or an https PUBLIC_URL."""
     if rt.settings.cookie_secure is not None:
         return rt.settings.cookie_secure
-    proto = request.headers.get("x-forwarded-proto", "")
-    scheme = net.forwarded_proto(_peer(request), proto, request.url.scheme, rt.settings.trusted_proxies)
-    return scheme == "https" or rt.settings.public_url.startswith("https://")
+    return _scheme(request, rt) == "https" or rt.settings.public_url.startswith("https://")
 
 
 def signed_in(request: Request, rt: Runtime, token: str, target: str) -> RedirectResponse:
@@ -103,9 +107,7 @@ def _same_origin(request: Request) -> bool:
     if origin is None or origin == "null":
         return origin is None
     rt = get_runtime()
-    scheme = net.forwarded_proto(
-        _peer(request), request.headers.get("x-forwarded-proto", ""), request.url.scheme, rt.settings.trusted_proxies
-    )
+    scheme = _scheme(request, rt)
     return net.origin_allowed(origin, request.headers.get("host", ""), rt.settings.public_url, scheme=scheme)
 
 
@@ -153,7 +155,8 @@ async def provider_login(request: Request) -> Response:
     request.session["next"] = safe_next(request.query_params.get("next"))
     fresh = request.query_params.get("reauth") == "1"  # an admin confirming who they are (accounts/reauth.py)
     request.session["reauth"] = fresh
-    base = rt.settings.public_url or str(request.base_url).rstrip("/")
+    # Without PUBLIC_URL: this address, with the scheme the client used (https at a trusted TLS proxy).
+    base = rt.settings.public_url or str(request.base_url.replace(scheme=_scheme(request, rt))).rstrip("/")
     try:
         return await rt.providers.redirect(provider, request, f"{base}/auth/callback/{provider}", fresh=fresh)
     except LoginError as exc:

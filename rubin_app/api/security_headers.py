@@ -7,6 +7,9 @@ The Content-Security-Policy is as strict as Reflex's production build allows (se
 from this origin plus the inline scripts of the built pages, allowed one by one by their SHA-256 (read from
 the build on disk); `'unsafe-eval'` because Reflex runs every `rx.call_script` through `eval`; inline styles
 because Radix and emotion write style attributes and <style> tags. Nothing is loaded from other origins.
+
+Over HTTPS (the connection's own with TLS_CERT_FILE, or a trusted proxy's X-Forwarded-Proto) responses also get
+HSTS, and every cookie they set gets `Secure`, whichever layer set it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from rubin_app.config import get_settings
 from rubin_app.services.net import forwarded_proto, origin_of
 
-HSTS = "max-age=31536000"  # a year; no includeSubDomains: sibling subdomains may be other apps, maybe on http
+SECURE_ATTRIBUTE = re.compile(rb";\s*secure\s*(;|$)", re.IGNORECASE)
 PERMISSIONS = (
     "accelerometer=(), autoplay=(), camera=(), display-capture=(), geolocation=(), gyroscope=(), hid=(), "
     "magnetometer=(), microphone=(), midi=(), payment=(), publickey-credentials-get=(), serial=(), usb=(), "
@@ -101,6 +104,24 @@ def relative_location(location: str, host: str) -> str | None:
     return path + (f"?{parts.query}" if parts.query else "")
 
 
+def request_scheme(scope: Scope) -> str:
+    """The scheme the client used: the connection's (https when served with TLS_CERT_FILE), or a trusted proxy's."""
+    peer = scope["client"][0] if scope.get("client") else ""
+    proto = Headers(scope=scope).get("x-forwarded-proto", "")
+    return forwarded_proto(peer, proto, scope.get("scheme", "http"), get_settings().trusted_proxies)
+
+
+def cookies_secure(scope: Scope) -> bool:
+    """Whether every cookie of this response must be Secure: COOKIE_SECURE, else the request came over HTTPS."""
+    configured = get_settings().cookie_secure
+    return configured if configured is not None else request_scheme(scope) == "https"
+
+
+def with_secure(cookie: bytes) -> bytes:
+    """A Set-Cookie value with the Secure attribute (unchanged when it has it)."""
+    return cookie if SECURE_ATTRIBUTE.search(cookie) else cookie + b"; Secure"
+
+
 class SecurityHeaders:
     """ASGI middleware: the headers above on every HTTP response; self-redirects made relative."""
 
@@ -127,17 +148,13 @@ class SecurityHeaders:
     def headers_for(self, scope: Scope) -> dict[str, str]:
         """The headers of a response to this request."""
         settings = get_settings()
-        request = Headers(scope=scope)
-        peer = scope["client"][0] if scope.get("client") else ""
-        scheme = forwarded_proto(
-            peer, request.get("x-forwarded-proto", ""), scope.get("scheme", "http"), settings.trusted_proxies
-        )
         headers = {
             "content-security-policy": policy(self._script_hashes(), settings.public_url, settings.api_url),
             **FIXED_HEADERS,
         }
-        if scheme == "https":
-            headers["strict-transport-security"] = HSTS
+        # HSTS_MAX_AGE (a year by default); no includeSubDomains: sibling subdomains may be other apps, maybe on http.
+        if settings.hsts_max_age and request_scheme(scope) == "https":
+            headers["strict-transport-security"] = f"max-age={settings.hsts_max_age}"
         return headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -146,12 +163,15 @@ class SecurityHeaders:
             return
         extra = self.headers_for(scope)
         host = Headers(scope=scope).get("host", "")
+        secure = cookies_secure(scope)  # every cookie, whoever sets it (the flow cookie's middleware cannot tell)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 raw = list(message.get("headers", []))
                 present = {name.lower() for name, _ in raw}
                 for i, (name, value) in enumerate(raw):
+                    if secure and name.lower() == b"set-cookie":
+                        raw[i] = (name, with_secure(value))
                     if name.lower() == b"location" and 300 <= message["status"] < 400:
                         fixed = relative_location(value.decode("latin-1"), host)
                         if fixed is not None:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, Literal
 
 import httpx
 
+from rubin_app.core.tls import is_certificate_error
 from rubin_app.llm.types import ChatRequest, Delta, Done, Params, Reasoning, StreamEvent, ToolCallDelta, Usage
 
 log = logging.getLogger(__name__)
@@ -143,6 +145,7 @@ class LLMClient:
         read_timeout: float = 120.0,
         retries: int = 2,
         backoff: float = 0.5,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         headers = {"Accept": "application/json"}
         if api_key:
@@ -152,7 +155,9 @@ class LLMClient:
         self.backoff = backoff
         timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=30.0, pool=connect_timeout)
         limits = httpx.Limits(max_connections=500, max_keepalive_connections=50)
-        self._http = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout, limits=limits)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, headers=headers, timeout=timeout, limits=limits, verify=verify
+        )
 
     async def aclose(self) -> None:
         """Close pooled connections."""
@@ -310,6 +315,10 @@ class LLMClient:
                 error = LLMError("timeout", f"{self.base_url} did not answer in time")
                 cause: Exception = exc
             except httpx.TransportError as exc:
+                if is_certificate_error(exc):  # retrying cannot help: say what to fix
+                    raise LLMError(
+                        "unreachable", f"the TLS certificate of {self.base_url} is not trusted (LOCALAI_CA_FILE)"
+                    ) from exc
                 error = LLMError("unreachable", f"cannot connect to {self.base_url}")
                 cause = exc
             else:

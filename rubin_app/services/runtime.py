@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from rubin_app.accounts.key_cache import KeyResolver
 from rubin_app.accounts.permission_cache import PermissionCache
 from rubin_app.config import Settings, get_settings
+from rubin_app.core import tls
 from rubin_app.generation.manager import GenerationManager
 from rubin_app.generation.sinks import AfterRun, AnswerWriter, CacheWriter, FinalSaveHook, SaveSettings, Sink
 from rubin_app.generation.webhook_sink import queue_message_event
@@ -61,8 +62,9 @@ class Runtime:
             read_timeout=settings.llm_read_timeout,
             retries=settings.llm_retries,
             backoff=settings.llm_retry_backoff,
+            verify=tls.localai_verify(settings),
         )
-        self.redis = RedisStore(settings.redis_url, timeout=settings.redis_timeout) if settings.redis_url else None
+        self.redis = RedisStore(tls.redis_url(settings), timeout=settings.redis_timeout) if settings.redis_url else None
         self.catalog = ModelCatalog(self.client, settings.models_cache_ttl, self.redis)
         self.limiter = Limiter(self.redis)
         self.admission = Admission(settings, self.limiter)

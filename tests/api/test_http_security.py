@@ -28,6 +28,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from rubin_app.api.routes import STATIC_DIR, build_api
+from tests.fakes.oidc_provider import OIDCProvider
 
 from .conftest import LiveApp, login_error, session_cookie
 
@@ -327,3 +328,42 @@ def test_a_plain_http_page_cannot_post_to_an_https_app(start_app, serve: Serve) 
     response = httpx.post(url + "/auth/local/signup", data=data, headers=headers, timeout=15)
     assert session_cookie(response) is None
     assert "bad_origin" in response.headers.get("location", "")
+
+
+# --------------------------------------------------------------------------- Secure cookies and HSTS (issue 13)
+
+
+@pytest.mark.parametrize(("trusted", "secure"), [("127.0.0.1", True), ("10.0.0.0/8", False)])
+def test_every_cookie_is_secure_when_a_trusted_proxy_says_https(
+    start_app, serve: Serve, oidc_provider: OIDCProvider, trusted: str, secure: bool
+) -> None:
+    """Also the sign-in flow cookie (set by a middleware that only knows PUBLIC_URL, empty here)."""
+    provider = {"id": "mock", "issuer": oidc_provider.issuer, "client_id": "rubin", "client_secret": "s3cret-value"}
+    start_app(trusted_proxies=trusted, auth_providers=[provider])
+    url = serve(build_api())
+    response = httpx.get(url + "/auth/login/mock", headers={"X-Forwarded-Proto": "https"}, timeout=15)
+    assert response.status_code == 302, response.headers.get("location")
+    flow = [c for c in response.headers.get_list("set-cookie") if c.startswith("rubin_flow=")]
+    assert len(flow) == 1
+    assert ("; secure" in flow[0].lower()) is secure  # an untrusted peer's X-Forwarded-Proto changes nothing
+
+
+@pytest.mark.parametrize(("max_age", "expected"), [("600", "max-age=600"), ("0", None)])
+def test_hsts_max_age_is_a_setting(start_app, serve: Serve, max_age: str, expected: str | None) -> None:
+    start_app(trusted_proxies="127.0.0.1", hsts_max_age=max_age)
+    url = serve(build_api())
+    response = httpx.get(url + "/api/version", headers={"X-Forwarded-Proto": "https"}, timeout=15)
+    assert response.headers.get("strict-transport-security") == expected
+
+
+@pytest.mark.parametrize(("trusted", "scheme"), [("127.0.0.1", "https"), ("10.0.0.0/8", "http")])
+def test_the_provider_callback_follows_the_trusted_proxys_scheme(
+    start_app, serve: Serve, oidc_provider: OIDCProvider, trusted: str, scheme: str
+) -> None:
+    """Without PUBLIC_URL the callback is built from the request: https when a trusted TLS proxy says so."""
+    provider = {"id": "mock", "issuer": oidc_provider.issuer, "client_id": "rubin", "client_secret": "s3cret-value"}
+    start_app(trusted_proxies=trusted, auth_providers=[provider])
+    url = serve(build_api())
+    response = httpx.get(url + "/auth/login/mock", headers={"X-Forwarded-Proto": "https"}, timeout=15)
+    callback = parse_qs(urlsplit(response.headers["location"]).query)["redirect_uri"][0]
+    assert callback == f"{scheme}://{url.split('://', 1)[1]}/auth/callback/mock"

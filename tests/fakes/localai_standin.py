@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Self
 
 import uvicorn
@@ -224,10 +225,17 @@ def _sse(obj: Any) -> str:
 class StandIn:
     """LocalAI stand-in server running uvicorn on loopback in a background thread."""
 
-    def __init__(self, config: StandInConfig | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
-        """Create the server (not started)."""
+    def __init__(
+        self,
+        config: StandInConfig | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
+        """Create the server (not started); `tls`: (certificate, key) PEM files to serve HTTPS."""
         self.config = config or StandInConfig()
         self.host, self.port = host, port
+        self.tls = tls
         self.reset()
         self.app = Starlette(
             routes=[
@@ -255,8 +263,8 @@ class StandIn:
 
     @property
     def url(self) -> str:
-        """Base URL, e.g. http://127.0.0.1:PORT (no /v1 suffix)."""
-        return f"http://{self.host}:{self.port}"
+        """Base URL, e.g. http://127.0.0.1:PORT, or https:// with `tls` (no /v1 suffix)."""
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def _make_server(self) -> tuple[uvicorn.Server, socket.socket]:
         """Bind the listening socket and build the uvicorn server."""
@@ -267,9 +275,11 @@ class StandIn:
         sock.bind((self.host, self.port))
         sock.listen(128)
         self.port = sock.getsockname()[1]
+        tls = {"ssl_certfile": str(self.tls[0]), "ssl_keyfile": str(self.tls[1])} if self.tls else {}
         cfg = uvicorn.Config(
-            self.app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1, http="h11", loop="asyncio"
-        )
+            self.app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1, http="h11", loop="asyncio",
+            **tls,
+        )  # fmt: skip
         err_logger = logging.getLogger("uvicorn.error")
         if _quiet not in err_logger.filters:
             err_logger.addFilter(_quiet)

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -16,10 +17,29 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class RedisServer:
-    """`redis-server` without persistence; `stop()` and `start()` again keep the same port (a restart)."""
+@dataclass
+class RedisTLS:
+    """TLS for the server: its certificate and key, the CA clients' certificates must come from (if asked)."""
 
-    def __init__(self, port: int | None = None) -> None:
+    cert: Path
+    key: Path
+    ca: Path
+    require_client_cert: bool = False
+
+    def args(self, port: int) -> list[str]:
+        """redis-server arguments: TLS only on `port` (the plain port is switched off)."""
+        return ["--port", "0", "--tls-port", str(port), "--tls-cert-file", str(self.cert), "--tls-key-file",
+                str(self.key), "--tls-ca-cert-file", str(self.ca),
+                "--tls-auth-clients", "yes" if self.require_client_cert else "no"]  # fmt: skip
+
+
+class RedisServer:
+    """`redis-server` without persistence; `stop()` and `start()` again keep the same port (a restart).
+
+    With `tls`, it speaks TLS only (rediss://); `ping()` then checks that the port accepts connections.
+    """
+
+    def __init__(self, port: int | None = None, tls: RedisTLS | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: run scripts/test.sh (it installs the Debian package)")
@@ -27,16 +47,18 @@ class RedisServer:
         self.port = port or _free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="rubin-redis-"))
         self.proc: subprocess.Popen | None = None
+        self.tls = tls
 
     @property
     def url(self) -> str:
-        """redis:// URL of this server."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        """redis:// (or, with TLS, rediss://) URL of this server."""
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         """Start and wait until it answers PING."""
+        ports = self.tls.args(self.port) if self.tls else ["--port", str(self.port)]
         self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            [self.binary, *ports, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", str(self.dir), "--loglevel", "warning"],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
         )  # fmt: skip
@@ -53,6 +75,8 @@ class RedisServer:
         """Whether the server answers right now (raw RESP, no client library)."""
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                if self.tls:
+                    return True  # listening; the TLS handshake is the tests' business
                 sock.sendall(b"PING\r\n")
                 return sock.recv(16).startswith(b"+PONG")
         except OSError:
