@@ -6,6 +6,7 @@ import reflex as rx
 
 from rubin_app.admin.platform import platform_section
 from rubin_app.admin.resources import limits_button, limits_dialog, models_section
+from rubin_app.admin.retention import retention_section
 from rubin_app.admin.state import ALL_ACTIONS, AdminState, AuditRow, UserRow
 from rubin_app.components import styles
 from rubin_app.components.auth_forms import notice
@@ -290,6 +291,7 @@ def admin_page() -> rx.Component:
             ),
             notice(AdminState.error, "red", "admin-error"),
             _policy(),
+            retention_section(),  # how long chats are kept (admin/retention.py)
             _users(),
             models_section(),
             platform_section(),

@@ -158,7 +158,7 @@ async def test_parallel_reservations_share_the_quota_exactly(new_limiter: Limite
     assert {(r.code, r.params["limit"]) for r in refused} == {("token_quota", 1000)}
     assert await limiter.tokens_today(1) == 0  # reserved, not used yet
     # Which request got the partial 100 depends on the order Redis saw them: pick full reservations by size.
-    settled, released, *others = sorted(tickets, key=lambda t: -(limiter.reserved(t) or 0))
+    settled, released, *_others = sorted(tickets, key=lambda t: -(limiter.reserved(t) or 0))
     # An answer settles below its reservation: the rest is free again, for the next one only.
     await limiter.settle_tokens(settled, 40)
     assert await limiter.tokens_today(1) == 40
