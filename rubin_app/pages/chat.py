@@ -10,6 +10,7 @@ from rubin_app.components.header import header
 from rubin_app.components.message import history_message, message
 from rubin_app.components.prefs import shortcuts_dialog, theme_appliers
 from rubin_app.components.sidebar import dialogs, drawer, sidebar
+from rubin_app.components.temporary import temporary_notice
 from rubin_app.state.auth import AuthState
 from rubin_app.state.chat import ChatState, MsgView, older_pages, stream_text, stream_think
 
@@ -107,7 +108,11 @@ def chat_page() -> rx.Component:
     body = rx.cond(
         ChatState.not_found,
         _not_found(),
-        rx.cond((ChatState.conversation_id == "") & (ChatState.pending.length() == 0), _welcome(), _conversation()),
+        rx.cond(
+            (ChatState.conversation_id == "") & (ChatState.pending.length() == 0) & (ChatState.tail.length() == 0),
+            _welcome(),
+            _conversation(),
+        ),
     )
     return rx.hstack(
         stream_text,
@@ -119,6 +124,7 @@ def chat_page() -> rx.Component:
         theme_appliers(),
         rx.vstack(
             header(),
+            temporary_notice(),
             rx.box(body, id="rubin-scroll", flex="1", width="100%", overflow_y="auto", overflow_x="hidden"),
             composer(),
             height="100dvh",
