@@ -69,7 +69,7 @@ def _sessions() -> rx.Component:
         rx.text(
             T["sessions_keys_hint"],
             " ",
-            rx.link(T["sessions_keys_link"], href="#api-keys", data_testid="sessions-keys-link"),
+            rx.link(T["sessions_keys_link"], href="#api-keys", underline="always", data_testid="sessions-keys-link"),
             size="2",
             color=styles.muted,
         ),
