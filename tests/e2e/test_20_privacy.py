@@ -129,3 +129,40 @@ def test_a_user_keeps_their_chats_for_less(
     expect(text).to_contain_text("deleted automatically 30 days after their last message")
     page.reload()
     expect(text).to_contain_text("deleted automatically 30 days after their last message")
+
+
+def _set_instance_retention(admin: Page, days: int) -> None:
+    admin.goto("/admin")
+    field = admin.get_by_test_id("retention-days")
+    expect(field).to_be_visible(timeout=20_000)
+    field.fill(str(days))
+    admin.get_by_test_id("retention-save").click()
+    expect(admin.get_by_test_id("retention-notice")).to_be_visible()
+
+
+def test_the_admin_sets_the_instance_retention_and_users_may_only_shorten_it(
+    open_page: Callable[..., Page], make_account: Callable[..., Account], admin_account: Account
+) -> None:
+    admin = open_page(admin_account)
+    _set_instance_retention(admin, 90)
+    try:
+        admin.reload()
+        expect(admin.get_by_test_id("retention-days")).to_have_value("90")
+        page = open_page(make_account("shorter"))
+        page.goto("/account")
+        text = page.get_by_test_id("retention-text")
+        expect(text).to_contain_text("deleted automatically 90 days after their last message")
+        expect(text).to_contain_text("This instance's rule: 90 days.")
+        page.get_by_test_id("retention-select").click()
+        offered = page.get_by_role("option")
+        expect(offered).to_have_text(["Instance default", "1 days", "7 days", "30 days"])  # never longer than 90
+        page.get_by_role("option", name="7 days", exact=True).click()
+        expect(text).to_contain_text("deleted automatically 7 days after their last message")
+        field = admin.get_by_test_id("retention-days")
+        field.fill("-3")  # refused by the form itself (the service refuses it too: test_retention.py)
+        admin.get_by_test_id("retention-save").click()
+        assert field.evaluate("e => e.validity.valid") is False
+        admin.reload()
+        expect(admin.get_by_test_id("retention-days")).to_have_value("90")
+    finally:
+        _set_instance_retention(admin, 0)  # the other tests expect chats kept until deleted
