@@ -12,7 +12,7 @@ from rubin_app.components.prefs import shortcuts_dialog, theme_appliers
 from rubin_app.components.sidebar import dialogs, drawer, sidebar
 from rubin_app.components.temporary import temporary_notice
 from rubin_app.state.auth import AuthState
-from rubin_app.state.chat import ChatState, MsgView, older_pages, stream_text, stream_think
+from rubin_app.state.chat import ChatState, MsgView, older_pages, stream_text, stream_think, temporary_pages
 
 T = AuthState.tr
 
@@ -92,6 +92,8 @@ def _conversation() -> rx.Component:
         _older(),
         history_page(page=ChatState.messages),
         history_page(page=ChatState.recent),  # finished since the chat opened: memoised like the history
+        # A temporary chat's finished exchanges: in the browser's memory only (state/chat/temporary.py)
+        rx.foreach(temporary_pages.value.to(list[list[MsgView]]), lambda p: history_page(page=p)),
         rx.foreach(ChatState.tail, lambda m: message(m, in_tail=True)),
         rx.foreach(ChatState.pending, lambda m: message(m)),
         width="100%",
@@ -109,7 +111,9 @@ def chat_page() -> rx.Component:
         ChatState.not_found,
         _not_found(),
         rx.cond(
-            (ChatState.conversation_id == "") & (ChatState.pending.length() == 0) & (ChatState.tail.length() == 0),
+            (ChatState.conversation_id == "")
+            & (ChatState.pending.length() == 0)
+            & (temporary_pages.value.to(list).length() == 0),
             _welcome(),
             _conversation(),
         ),

@@ -12,11 +12,12 @@ from playwright.sync_api import Page, expect
 
 from tests.fakes.localai_standin import StandIn
 
-from .conftest import AppServer
+from .conftest import ROOT, AppServer
 from .helpers import (
     HOME,
     LOGIN_URL,
     Account,
+    answer_requests,
     expected,
     fill_sign_in,
     open_app,
@@ -33,6 +34,18 @@ def _db_count(app_server: AppServer, sql: str, *args: object) -> int:
     path = app_server.env["DATABASE_URL"].removeprefix("sqlite:///")
     with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
         return int(db.execute(sql, args).fetchone()[0])
+
+
+def _states_holding(text: str) -> list[str]:
+    """The stored tab states (Reflex's .states/ folder) that contain `text`."""
+    found = []
+    for path in (ROOT / ".states").glob("*.pkl"):
+        try:
+            if text.encode() in path.read_bytes():
+                found.append(path.name)
+        except FileNotFoundError:  # replaced meanwhile
+            continue
+    return found
 
 
 def test_a_temporary_chat_streams_and_leaves_nothing(
@@ -64,6 +77,9 @@ def test_a_temporary_chat_streams_and_leaves_nothing(
     expect(last).to_have_attribute("data-status", "interrupted")
     expect(last.get_by_test_id("message-error")).to_contain_text("You stopped this answer.")
     expect(page.get_by_test_id("user-message")).to_have_count(2)
+    wait_until(lambda: answer_requests(standin)[-1].outcome == "cancelled", what="the upstream request closed")
+    sent = standin.last_request_json["messages"]  # the first exchange went along as the context
+    assert [m["content"] for m in sent[1:]] == [question, expected(question, tokens=40), stopped]
     expect(page.get_by_test_id("chat-item")).to_have_count(0)  # nothing listed in the sidebar
 
     owner = "(SELECT id FROM users WHERE email = ?)"
@@ -71,6 +87,9 @@ def test_a_temporary_chat_streams_and_leaves_nothing(
     assert _db_count(app_server, f"SELECT count(*) FROM messages WHERE user_id = {owner}", account.email) == 0
     assert _db_count(app_server, "SELECT count(*) FROM messages WHERE content LIKE ?", f"%{marker}%") == 0
     assert _db_count(app_server, "SELECT count(*) FROM webhook_deliveries WHERE payload LIKE ?", f"%{marker}%") == 0
+    # Nor in the tab's stored state (.states/ on disk, no Redis here): the exchanges live in the browser only.
+    assert list((ROOT / ".states").glob("*.pkl")), "no tab state stored at all (the check would prove nothing)"
+    wait_until(lambda: _states_holding(marker) == [], what="no stored tab state holding the question")
     used = f"SELECT count(*) FROM usage_records WHERE user_id = {owner}"
     wait_until(lambda: _db_count(app_server, used, account.email) == 2, what="usage rows")  # counted, no content
 

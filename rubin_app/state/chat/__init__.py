@@ -43,9 +43,12 @@ from rubin_app.state.chat.common import (
     push_js,
     stream_text,
     stream_think,
+    temporary_pages,
 )
 from rubin_app.state.chat.sidebar import SidebarMixin
 from rubin_app.state.chat.temporary import TemporaryMixin
+from rubin_app.state.chat.temporary import forget as forget_temporary
+from rubin_app.state.chat.temporary import pages_js as temporary_js
 from rubin_app.state.chat.watch import WatchMixin
 
 log = logging.getLogger(__name__)
@@ -115,7 +118,7 @@ class ChatState(SidebarMixin, AnswersMixin, WatchMixin, TemporaryMixin, AuthStat
         await self._load_models(refresh=False)
         opened = await self._open(cid)
         # The older pages of the last chat go, and the newest message shows (history.js).
-        reset = rx.call_script(f"window.rubinHistory&&window.rubinHistory.reset(refs,{_js(cid)})")
+        reset = rx.call_script(f"window.rubinHistory&&window.rubinHistory.reset(refs,{_js(cid)});{temporary_js()}")
         return [*events, reset, *(opened if isinstance(opened, list) else [opened] if opened is not None else [])]
 
     async def _load_models(self, refresh: bool) -> None:
@@ -133,6 +136,7 @@ class ChatState(SidebarMixin, AnswersMixin, WatchMixin, TemporaryMixin, AuthStat
         self.edit_id, self.has_older, self._oldest_id = 0, False, 0
         self.temporary = False  # leaving a temporary chat (another chat, New chat, a reload) ends it
         token = self.router.session.client_token
+        forget_temporary(token)
         _following.pop(token, None)
         if not cid:
             return rx.call_script(push_js("", "", reset=True))
@@ -205,4 +209,13 @@ class ChatState(SidebarMixin, AnswersMixin, WatchMixin, TemporaryMixin, AuthStat
         self.model = value
 
 
-__all__ = ["ChatItem", "ChatState", "MsgView", "older_pages", "push_js", "stream_text", "stream_think"]
+__all__ = [
+    "ChatItem",
+    "ChatState",
+    "MsgView",
+    "older_pages",
+    "push_js",
+    "stream_text",
+    "stream_think",
+    "temporary_pages",
+]
