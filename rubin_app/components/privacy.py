@@ -92,7 +92,7 @@ def _retention() -> rx.Component:
                     rx.select.item(T["retention_instance_default"], value=INSTANCE),
                     rx.foreach(
                         PrivacyState.retention_choices,
-                        lambda d: rx.select.item(T["retention_days"].replace("{days}", d), value=d),
+                        lambda d: rx.select.item(d["label"], value=d["value"]),
                     ),
                 ),
                 value=PrivacyState.retention_choice,

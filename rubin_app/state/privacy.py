@@ -22,7 +22,7 @@ class PrivacyState(AuthState):
     sessions_notice: str = ""
     sessions_error: str = ""
     retention_choice: str = INSTANCE
-    retention_choices: list[str] = []  # day counts the user may pick (shorter than the instance's)
+    retention_choices: list[dict[str, str]] = []  # the periods the user may pick (shorter than the instance's)
     retention_text: str = ""  # "Your chats are kept for 30 days after their last message." …
     retention_error: str = ""
 
@@ -54,16 +54,15 @@ class PrivacyState(AuthState):
             choice, instance, days = await retention.user_days(
                 session=session, settings=get_runtime().settings, user_id=principal.user_id
             )
+        lang = self.lang or i18n.DEFAULT_LANGUAGE
         self.retention_choice = str(choice) if choice is not None else INSTANCE
-        self.retention_choices = [str(d) for d in retention.USER_CHOICES if instance == 0 or d < instance]
-        if choice is not None and str(choice) not in self.retention_choices:
-            self.retention_choices.append(str(choice))
-        instance_text = self._t("retention_days", days=instance) if instance else self._t("retention_forever")
-        self.retention_text = (
-            (self._t("retention_in_force", days=days) if days else self._t("retention_kept_forever"))
-            + " "
-            + self._t("retention_instance", policy=instance_text)
-        )
+        offered = [d for d in retention.USER_CHOICES if instance == 0 or d < instance]
+        if choice is not None and choice not in offered:
+            offered.append(choice)
+        self.retention_choices = [{"value": str(d), "label": i18n.days(d, lang)} for d in offered]
+        rule = i18n.days(instance, lang) if instance else self._t("retention_forever")
+        mine = self._t("retention_in_force", days=i18n.days(days, lang)) if days else self._t("retention_kept_forever")
+        self.retention_text = f"{mine} {self._t('retention_instance', policy=rule)}"
 
     @rx.event
     async def end_session(self, session_id: str) -> None:

@@ -174,7 +174,7 @@ def test_the_admin_sets_the_instance_retention_and_users_may_only_shorten_it(
         expect(text).to_contain_text("This instance's rule: 90 days.")
         page.get_by_test_id("retention-select").click()
         offered = page.get_by_role("option")
-        expect(offered).to_have_text(["Instance default", "1 days", "7 days", "30 days"])  # never longer than 90
+        expect(offered).to_have_text(["Instance default", "1 day", "7 days", "30 days"])  # never longer than 90
         page.get_by_role("option", name="7 days", exact=True).click()
         expect(text).to_contain_text("deleted automatically 7 days after their last message")
         field = admin.get_by_test_id("retention-days")
