@@ -104,7 +104,8 @@ class PrivacyState(AuthState):
     async def set_retention(self, value: str) -> None:
         """Keep the user's chats for fewer days than the instance does, or follow the instance again."""
         principal = await self._require()
-        days = None if value == INSTANCE else int(value) if value.isdigit() else -1
+        value = str(value)
+        days = None if value == INSTANCE else int(value) if value.isdigit() else -1  # -1: refused with a message
         self.retention_error = ""
         try:
             async with session_scope() as session:
