@@ -1,10 +1,12 @@
-"""Operator commands: `python -m rubin_app keys create|list|revoke` (API keys from the command line) and
-`python -m rubin_app encryption status|rotate|retire` (vault/cli.py).
+"""Operator commands: `python -m rubin_app keys create|list|revoke` (API keys from the command line),
+`python -m rubin_app encryption status|rotate|retire` (vault/cli.py), and
+`python -m rubin_app retention run` (delete what is past its retention now).
 
 python -m rubin_app keys create --email EMAIL --name NAME [--scopes chat,conversations:read]
                                 [--expires-days N] [--rpm N] [--tokens-per-day N]   (prints the key once)
 python -m rubin_app keys list [--email EMAIL]
 python -m rubin_app keys revoke KEY_ID
+python -m rubin_app retention run            (prints what it deleted; waits for no running worker's run)
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from rubin_app.services.chats import InputError
 from rubin_app.services.db import dispose_all, session_scope
 from rubin_app.services.migrate import upgrade_head
 from rubin_app.services.redis_store import RedisStore
+from rubin_app.services.retention_job import Busy, RetentionJob
 from rubin_app.vault import cli as vault_cli
 
 
@@ -74,6 +77,19 @@ async def _revoke(args: argparse.Namespace) -> None:
         print(f"revoked key {args.key_id} of user {owner}; a running server refuses it within seconds", file=sys.stderr)
 
 
+async def _retention_run(_args: argparse.Namespace) -> None:
+    settings = get_settings()
+    store = RedisStore(settings.redis_url, timeout=settings.redis_timeout) if settings.redis_url else None
+    try:
+        report = await RetentionJob(settings, store, session_scope).run_now()
+    except Busy:
+        raise SystemExit("error: a retention run is in progress on a worker; try again later") from None
+    finally:
+        if store is not None:
+            await store.close()
+    print(report.summary())
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line and run the command."""
     parser = argparse.ArgumentParser(prog="python -m rubin_app", description="Rubin AI operator commands")
@@ -90,10 +106,13 @@ def main(argv: list[str] | None = None) -> None:
     listing.add_argument("--email", default="")
     revoke = keys.add_parser("revoke", help="revoke a key by id")
     revoke.add_argument("key_id", type=int)
+    kept = groups.add_parser("retention", help="retention of chats, audit, usage and webhook deliveries")
+    kept.add_subparsers(dest="command", required=True).add_parser("run", help="delete what is past its retention now")
     vault_cli.add_commands(groups)
     args = parser.parse_args(argv)
-    handlers = {"create": _create, "list": _list, "revoke": _revoke}
-    command = vault_cli.run if args.group == "encryption" else handlers[args.command]
+    commands = {("keys", "create"): _create, ("keys", "list"): _list, ("keys", "revoke"): _revoke,
+                ("retention", "run"): _retention_run}  # fmt: skip
+    command = vault_cli.run if args.group == "encryption" else commands[(args.group, args.command)]
 
     async def run() -> None:
         try:

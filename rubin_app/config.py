@@ -337,6 +337,35 @@ class Settings(BaseSettings):
         default=5, gt=0, le=300, description="How often the delivery worker looks for due webhook deliveries."
     )
 
+    # Retention (README "Privacy and retention")
+    chat_retention_days: int = Field(
+        default=0,
+        ge=0,
+        le=36500,
+        description="Delete chats this many days after their last activity (the admin page can change it; users "
+        "may choose shorter); 0: keep forever.",
+    )
+    audit_retention_days: int = Field(
+        default=365, ge=0, le=36500, description="Delete audit log rows older than this many days; 0: keep forever."
+    )
+    usage_retention_days: int = Field(
+        default=400, ge=0, le=36500, description="Delete usage rows older than this many days; 0: keep forever."
+    )
+    webhook_delivery_retention_days: int = Field(
+        default=30,
+        ge=0,
+        le=36500,
+        description="Delete finished webhook deliveries (sent, failed, disabled) older than this many days; "
+        "0: keep forever.",
+    )
+    retention_interval_minutes: float = Field(
+        default=60,
+        ge=1,
+        le=10080,
+        description="How often the retention job runs (one worker at a time; `python -m rubin_app retention run` "
+        "runs it by hand).",
+    )
+
     # Web
     frontend_port: int = Field(default=3000, ge=1, le=65535, description="Port the app serves.")
     api_url: str = Field(default="", description="Public URL of the backend when not on localhost.")

@@ -8,6 +8,7 @@ from rubin_app.admin.groups_view import groups_section
 from rubin_app.admin.platform import platform_section
 from rubin_app.admin.reauth import reauth_dialog
 from rubin_app.admin.resources import limits_button, limits_dialog, models_section
+from rubin_app.admin.retention import retention_section
 from rubin_app.admin.state import ALL_ACTIONS, AdminState, AuditRow, UserRow
 from rubin_app.components import styles
 from rubin_app.components.auth_forms import notice
@@ -292,6 +293,7 @@ def admin_page() -> rx.Component:
             ),
             notice(AdminState.error, "red", "admin-error"),
             _policy(),
+            retention_section(),  # how long chats are kept (admin/retention.py)
             _users(),
             groups_section(),
             models_section(),

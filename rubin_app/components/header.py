@@ -7,6 +7,7 @@ import reflex as rx
 from rubin_app.components import styles
 from rubin_app.components.auth_forms import native_form
 from rubin_app.components.prefs import settings_menu
+from rubin_app.components.temporary import temporary_toggle
 from rubin_app.state.auth import AuthState
 from rubin_app.state.chat import ChatState
 
@@ -109,7 +110,7 @@ def header() -> rx.Component:
             data_testid="toggle-sidebar",
         ),
         rx.text(
-            ChatState.title,
+            rx.cond(ChatState.temporary, T["temporary_chat"], ChatState.title),
             weight="medium",
             trim="both",
             white_space="nowrap",
@@ -119,6 +120,7 @@ def header() -> rx.Component:
             min_width="0",
             data_testid="chat-title",
         ),
+        temporary_toggle(),  # a chat saved nowhere (components/temporary.py)
         model_picker(),
         settings_menu(),
         user_menu(),

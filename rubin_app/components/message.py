@@ -105,7 +105,7 @@ def user_message(msg: MsgView, editable: bool) -> rx.Component:
 
 def assistant_message(msg: MsgView, last: bool) -> rx.Component:
     """An answer: Markdown, status and actions."""
-    idle = ChatState.streaming_id == 0
+    idle = (ChatState.streaming_id == 0) & ~ChatState.temporary  # a temporary answer cannot be regenerated
     return rx.box(
         _assistant_body(msg),
         rx.cond(
@@ -143,7 +143,7 @@ def message(msg: MsgView, in_tail: bool = False) -> rx.Component:
     """A message of either role."""
     return rx.cond(
         msg.role == "user",
-        user_message(msg, editable=in_tail),
+        user_message(msg, editable=in_tail & ~ChatState.temporary),  # nor a temporary question edited
         assistant_message(msg, last=in_tail),
     )
 

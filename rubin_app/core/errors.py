@@ -70,6 +70,9 @@ ERRORS: dict[str, ErrorKind] = {
     "bad_expiry": ErrorKind(422, "invalid_request_error", "invalid_value"),
     "bad_limit": ErrorKind(422, "invalid_request_error", "invalid_value"),
     "too_many_keys": ErrorKind(409, "invalid_request_error", "conflict"),
+    # Privacy: retention and sessions (services/retention.py, services/sessions.py).
+    "bad_retention": ErrorKind(422, "invalid_request_error", "invalid_value"),
+    "session_not_found": ErrorKind(404, "invalid_request_error", "not_found"),
     # Webhooks (rubin_app.webhooks.errors).
     "webhook_error": _INVALID,
     "webhook_not_found": ErrorKind(404, "invalid_request_error", "not_found"),

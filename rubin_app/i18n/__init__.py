@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from babel.dates import format_date, format_datetime, format_timedelta
+from babel.units import format_unit
 
 CATALOG_DIR = Path(__file__).parent
 DEFAULT_LANGUAGE = "en"
@@ -73,3 +74,8 @@ def stamp(value: datetime | None, lang: str = DEFAULT_LANGUAGE) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return format_datetime(value, "short", tzinfo=UTC, locale=lang) + " UTC"
+
+
+def days(count: int, lang: str = DEFAULT_LANGUAGE) -> str:
+    """A number of days with its plural: "1 day", "30 days" / "1 день", "30 дней"."""
+    return format_unit(count, "duration-day", length="long", locale=lang)

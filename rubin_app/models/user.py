@@ -46,6 +46,7 @@ class User(UserBase, table=True):
     )  # "", "light", "dark" ("": follow the system)
     created_at: datetime = Field(default_factory=utcnow)
     last_login_at: datetime | None = Field(default=None)
+    chat_retention_days: int | None = Field(default=None, ge=1)  # None: the instance's (services/retention.py)
 
 
 class UserPublic(SQLModel):

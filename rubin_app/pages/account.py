@@ -7,6 +7,7 @@ import reflex as rx
 from rubin_app import i18n
 from rubin_app.components import styles
 from rubin_app.components.auth_forms import field, notice, page_card, post_form, touch_button
+from rubin_app.components.privacy import privacy_section
 from rubin_app.components.webhooks import webhooks_section
 from rubin_app.pages.api_keys import api_keys_section
 from rubin_app.services import accounts, sessions
@@ -327,6 +328,7 @@ def account_page() -> rx.Component:
         _profile(),
         _password(),
         _sessions_and_data(),
+        privacy_section(),  # sessions (end one or all others), chat retention
         api_keys_section(),
         webhooks_section(),
         _delete(),

@@ -208,5 +208,6 @@ def api_keys_section() -> rx.Component:
         spacing="3",
         width="100%",
         padding_top="0.5rem",
+        id="api-keys",  # the sessions section links here (last use of each key)
         data_testid="api-keys",
     )

@@ -10,8 +10,9 @@ from rubin_app.components.header import header
 from rubin_app.components.message import history_message, message
 from rubin_app.components.prefs import shortcuts_dialog, theme_appliers
 from rubin_app.components.sidebar import dialogs, drawer, sidebar
+from rubin_app.components.temporary import temporary_notice
 from rubin_app.state.auth import AuthState
-from rubin_app.state.chat import ChatState, MsgView, older_pages, stream_text, stream_think
+from rubin_app.state.chat import ChatState, MsgView, older_pages, stream_text, stream_think, temporary_pages
 
 T = AuthState.tr
 
@@ -91,6 +92,8 @@ def _conversation() -> rx.Component:
         _older(),
         history_page(page=ChatState.messages),
         history_page(page=ChatState.recent),  # finished since the chat opened: memoised like the history
+        # A temporary chat's finished exchanges: in the browser's memory only (state/chat/temporary.py)
+        rx.foreach(temporary_pages.value.to(list[list[MsgView]]), lambda p: history_page(page=p)),
         rx.foreach(ChatState.tail, lambda m: message(m, in_tail=True)),
         rx.foreach(ChatState.pending, lambda m: message(m)),
         width="100%",
@@ -107,7 +110,13 @@ def chat_page() -> rx.Component:
     body = rx.cond(
         ChatState.not_found,
         _not_found(),
-        rx.cond((ChatState.conversation_id == "") & (ChatState.pending.length() == 0), _welcome(), _conversation()),
+        rx.cond(
+            (ChatState.conversation_id == "")
+            & (ChatState.pending.length() == 0)
+            & (temporary_pages.value.to(list).length() == 0),
+            _welcome(),
+            _conversation(),
+        ),
     )
     return rx.hstack(
         stream_text,
@@ -119,6 +128,7 @@ def chat_page() -> rx.Component:
         theme_appliers(),
         rx.vstack(
             header(),
+            temporary_notice(),
             rx.box(body, id="rubin-scroll", flex="1", width="100%", overflow_y="auto", overflow_x="hidden"),
             composer(),
             height="100dvh",

@@ -26,6 +26,8 @@ ACCOUNT_DELETED = "account_deleted"
 POLICY_CHANGED = "policy_changed"
 LOCKED_OUT = "locked_out"
 SIGN_UP_TAKEN = "sign_up_taken"  # a sign-up with an existing account's email (shown to its owner)
+RETENTION_RUN = "retention_run"  # one run of the retention job: what it deleted (services/retention.py)
+SESSION_ENDED = "session_ended"  # a user ended one of their other sessions (account page)
 
 
 async def record(

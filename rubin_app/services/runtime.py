@@ -34,6 +34,7 @@ from rubin_app.services.limits import Limiter
 from rubin_app.services.oauth import Providers
 from rubin_app.services.redis_store import RedisStore
 from rubin_app.services.relay import Relay
+from rubin_app.services.retention_job import RetentionJob
 from rubin_app.services.sessions import Principal, PrincipalCache
 from rubin_app.usage.recorder import UsageRecorder
 from rubin_app.vault.service import get_vault
@@ -91,6 +92,7 @@ class Runtime:
         self.generation.token_budget = self.admission.budget  # an answer is held to its reservations
 
         self.principals = PrincipalCache()
+        self.retention = RetentionJob(settings, self.redis, session_scope)  # old chats, audit, usage (one worker)
         self._touches: set[asyncio.Task[Any]] = set()  # small off-path writes and messages
 
     @cached_property
@@ -127,14 +129,14 @@ class Runtime:
             principal = await sessions.resolve_hash(session=session, token_hash=token_hash, idle=idle)
         self.principals.put_hash(token_hash, principal)
         stale = principal is not None and (principal.seen_at is None or utcnow() - principal.seen_at > TOUCH_EVERY)
-        if idle is not None and stale and principal is not None:  # last use is only kept for the idle timeout
+        if stale and principal is not None:  # last use: the idle timeout and the account page's sessions
             task = asyncio.create_task(self._touch(principal.session_id))  # off the event's path
             self._touches.add(task)
             task.add_done_callback(self._touches.discard)
         return principal
 
     async def _touch(self, session_id: int) -> None:
-        """Record a session's use (at most once a minute per session, for SESSION_IDLE_MINUTES)."""
+        """Record a session's use (at most once a minute per session: SESSION_IDLE_MINUTES, the sessions list)."""
         try:
             async with session_scope() as session:
                 await sessions.touch(session=session, session_id=session_id)
@@ -204,13 +206,15 @@ class Runtime:
         return WebhookDispatcher(self.settings, secret_key=self.secret_key)
 
     async def start(self) -> None:
-        """Start this worker's background parts: the worker bus, webhook delivery."""
+        """Start this worker's background parts: the worker bus, webhook delivery, the retention job."""
         await self.bus.ensure_listening()
         self.webhooks.start()
+        self.retention.start()
 
     async def close(self) -> None:
         """Stop answers (saving them), flush the relay and usage, stop webhook delivery, close Redis."""
         await self.generation.shutdown()
+        await self.retention.stop()
         if "webhooks" in self.__dict__:
             await self.webhooks.stop()
         await self.relay.close()

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from http.cookies import CookieError, SimpleCookie
+from typing import Any
 
 from sqlalchemy import update
 from sqlmodel import col, func, select
@@ -176,6 +177,35 @@ async def revoke_all(*, session: AsyncSession, user_id: int, keep_session_id: in
         stmt = stmt.where(col(AuthSession.id) != keep_session_id)
     result = await session.exec(stmt.values(revoked_at=utcnow()))  # type: ignore[call-overload]
     return int(result.rowcount or 0)
+
+
+def _live(user_id: int) -> list[Any]:
+    """The conditions of the user's live sessions."""
+    return [
+        col(AuthSession.user_id) == user_id,
+        col(AuthSession.revoked_at).is_(None),
+        col(AuthSession.expires_at) > utcnow(),
+    ]
+
+
+async def list_active(*, session: AsyncSession, user_id: int) -> list[AuthSession]:
+    """The user's live sessions (devices), the most recently used first."""
+    last_use = func.coalesce(col(AuthSession.last_seen_at), col(AuthSession.created_at))
+    stmt = select(AuthSession).where(*_live(user_id)).order_by(last_use.desc(), col(AuthSession.id).desc())
+    return list((await session.exec(stmt)).all())
+
+
+async def revoke_by_id(*, session: AsyncSession, user_id: int, session_id: int) -> bool:
+    """End one of the user's live sessions by its id (another user's, or an ended one: False); the tabs
+    it signed in are purged at once (`notify_ended`)."""
+    auth = (await session.exec(select(AuthSession).where(AuthSession.id == session_id, *_live(user_id)))).first()
+    if auth is None:
+        return False
+    auth.revoked_at = utcnow()
+    session.add(auth)
+    await session.flush()
+    await notify_ended([auth.token_hash])
+    return True
 
 
 async def count_active(*, session: AsyncSession, user_id: int) -> int:

@@ -63,18 +63,27 @@ class AnswersMixin(rx.State, mixin=True):
             self.streaming_id = PENDING_ANSWER
             _following[token] = PENDING_ANSWER
             run_started: asyncio.Future[Run] = asyncio.get_running_loop().create_future()
-            saving = asyncio.create_task(
-                chat_flow.send_message(
-                    get_runtime(),
-                    user_id=await self._user_id(),
-                    conversation_id=self.conversation_id or None,
-                    text=text,
-                    model=self.model,
-                    ip=self._client_ip(),
-                    on_run=run_started.set_result,
+            if self.temporary:  # a temporary chat: its answer is saved nowhere (state/chat/temporary.py)
+                saving = self._start_temporary(text, await self._user_id())
+                temporary = True
+            else:
+                temporary = False
+                saving = asyncio.create_task(
+                    chat_flow.send_message(
+                        get_runtime(),
+                        user_id=await self._user_id(),
+                        conversation_id=self.conversation_id or None,
+                        text=text,
+                        model=self.model,
+                        ip=self._client_ip(),
+                        on_run=run_started.set_result,
+                    )
                 )
-            )
         yield rx.set_value("composer", "")  # the streamed text is empty already (reset when the last one ended)
+        if temporary:
+            async for event in self._follow_temporary(saving):
+                yield event
+            return
         await asyncio.wait([saving, run_started], return_when=asyncio.FIRST_COMPLETED)
         if not run_started.done():  # refused before LocalAI was asked (limits, model, input)
             async for event in self._send_failed(saving):

@@ -19,6 +19,9 @@ stream_text = ClientStateVar.create("rubinstream", default="")
 stream_think = ClientStateVar.create("rubinthink", default="")
 # Older pages of the open chat, newest page first (appended as the reader scrolls up; see history.js).
 older_pages = ClientStateVar.create("rubinolder", default=[])
+# A temporary chat's finished exchanges: in the browser's memory only (never in a tab state on disk or in
+# Redis), so a reload forgets them (state/chat/temporary.py).
+temporary_pages = ClientStateVar.create("rubintemp", default=[])
 
 PAGE_SIZE = 50  # messages a chat opens with, and per older page
 
@@ -33,6 +36,9 @@ _following: dict[str, int] = {}
 
 # A tab's newest answer, reachable by Stop before its row is saved (under load saving can take a while).
 _early: dict[str, Run] = {}
+
+# A temporary chat's turns (role, text) per tab, for the model's context: this process's memory only.
+_temporary_turns: dict[str, list[tuple[str, str]]] = {}
 
 
 @dataclasses.dataclass
