@@ -70,6 +70,15 @@ ERRORS: dict[str, ErrorKind] = {
     "bad_expiry": ErrorKind(422, "invalid_request_error", "invalid_value"),
     "bad_limit": ErrorKind(422, "invalid_request_error", "invalid_value"),
     "too_many_keys": ErrorKind(409, "invalid_request_error", "conflict"),
+    # Two-factor sign-in (rubin_app.accounts.twofactor): shown by the sign-in and account pages.
+    "wrong_code": ErrorKind(401, "invalid_request_error", "invalid_code"),
+    "code_used": ErrorKind(401, "invalid_request_error", "invalid_code"),
+    "recovery_code_used": ErrorKind(401, "invalid_request_error", "invalid_code"),
+    "code_expired": ErrorKind(401, "invalid_request_error", "invalid_code"),
+    "two_factor_already_on": ErrorKind(409, "invalid_request_error", "conflict"),
+    "two_factor_off": ErrorKind(409, "invalid_request_error", "conflict"),
+    "two_factor_not_started": ErrorKind(409, "invalid_request_error", "conflict"),
+    "two_factor_unreadable": ErrorKind(500, "api_error", "internal_error"),
     # Webhooks (rubin_app.webhooks.errors).
     "webhook_error": _INVALID,
     "webhook_not_found": ErrorKind(404, "invalid_request_error", "not_found"),

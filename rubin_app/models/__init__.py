@@ -2,6 +2,7 @@
 
 # Tables of the domain packages, registered with the same metadata (alembic, foreign keys).
 from rubin_app.accounts.models import ApiKey
+from rubin_app.accounts.twofactor_models import PendingLogin, RecoveryCode, TotpSecret
 from rubin_app.models.auth import AppSetting, AuditEvent, AuthSession, UserLimit
 from rubin_app.models.chat import (
     Conversation,
@@ -28,7 +29,10 @@ __all__ = [
     "MessagePublic",
     "MessageRole",
     "MessageStatus",
+    "PendingLogin",
+    "RecoveryCode",
     "Role",
+    "TotpSecret",
     "UsageRecord",
     "User",
     "UserLimit",

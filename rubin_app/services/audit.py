@@ -26,6 +26,10 @@ ACCOUNT_DELETED = "account_deleted"
 POLICY_CHANGED = "policy_changed"
 LOCKED_OUT = "locked_out"
 SIGN_UP_TAKEN = "sign_up_taken"  # a sign-up with an existing account's email (shown to its owner)
+TWO_FACTOR_ON = "two_factor_on"
+TWO_FACTOR_OFF = "two_factor_off"
+RECOVERY_CODE_USED = "recovery_code_used"
+RECOVERY_CODES_NEW = "recovery_codes_new"  # regenerated: the old ones no longer work
 
 
 async def record(

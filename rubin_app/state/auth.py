@@ -16,6 +16,7 @@ from reflex.app import default_backend_exception_handler
 from reflex.event import EventSpec
 
 from rubin_app import i18n
+from rubin_app.accounts import twofactor
 from rubin_app.services import accounts
 from rubin_app.services.db import session_scope
 from rubin_app.services.runtime import get_runtime
@@ -138,7 +139,19 @@ class AuthState(rx.State):
         self.user_provider = next((p.name for p in config if p.id == principal.provider), principal.provider)
         return changed
 
-    async def _enter(self, *, admin: bool = False, allow_pending: bool = False) -> tuple[Principal | None, list]:
+    async def _two_factor_due(self, principal: Principal) -> bool:
+        """Whether the admin policy wants this user to turn two-factor sign-in on before anything else."""
+        if principal.provider != "local" or not principal.is_active:
+            return False
+        async with session_scope(read_only=True) as session:
+            return await twofactor.setup_due(
+                session=session, settings=get_runtime().settings, user_id=principal.user_id, role=principal.role,
+                provider=principal.provider,
+            )  # fmt: skip
+
+    async def _enter(
+        self, *, admin: bool = False, allow_pending: bool = False, two_factor_setup: bool = False
+    ) -> tuple[Principal | None, list]:
         """Page guard for on_load: (principal, events); principal None means "redirected away"."""
         principal = await self._principal()
         url = self.router.url
@@ -148,6 +161,8 @@ class AuthState(rx.State):
             return None, [rx.redirect(target, replace=True)]
         if not principal.is_active and not allow_pending:
             return None, [rx.redirect("/pending", replace=True)]
+        if not two_factor_setup and await self._two_factor_due(principal):
+            return None, [rx.redirect("/two-factor", replace=True)]
         if admin and not principal.is_admin:
             return None, [rx.redirect("/", replace=True)]
         self._show(principal)
