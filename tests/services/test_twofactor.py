@@ -130,7 +130,9 @@ async def test_the_password_alone_opens_no_session(db_scope, make_settings) -> N
 # --------------------------------------------------------------------------- codes
 
 
-@pytest.mark.parametrize(("offset", "outcome"), [(-1, "ok"), (0, "ok"), (1, "ok"), (-2, "wrong_code"), (2, "wrong_code")])
+@pytest.mark.parametrize(
+    ("offset", "outcome"), [(-1, "ok"), (0, "ok"), (1, "ok"), (-2, "wrong_code"), (2, "wrong_code")]
+)
 async def test_the_previous_and_next_30_seconds_are_accepted(db_scope, make_settings, offset, outcome) -> None:
     settings = make_settings()
     user_id = await new_user(db_scope, settings)
@@ -289,7 +291,9 @@ async def test_the_policy_covers_admins_or_everyone_with_local_accounts(db_scope
     assert info.value.code == "admin_only"
     for value, expected in (("admins", (True, False)), ("everyone", (True, True))):
         async with db_scope() as s:
-            assert await twofactor.set_requirement(session=s, actor_id=admin_id, value=value, settings=settings) == value
+            assert (
+                await twofactor.set_requirement(session=s, actor_id=admin_id, value=value, settings=settings) == value
+            )
         assert await due() == expected
     await turn_on(db_scope, admin_id)
     assert await due() == (False, True)
