@@ -39,7 +39,7 @@ class TwoFactorState(AuthState):
         async with session_scope(read_only=True) as session:
             status = await twofactor.get_status(session=session, user_id=principal.user_id)
         self.tf_enabled, self.tf_codes_left = status.enabled, status.codes_left
-        self.tf_secret = self.tf_qr = ""
+        self.tf_secret, self.tf_qr, self.tf_codes = "", "", []  # shown once: not again after a reload
         self._clear()
 
     @rx.event
