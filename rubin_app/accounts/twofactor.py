@@ -67,6 +67,8 @@ async def set_requirement(*, session: AsyncSession, actor_id: int, value: str, i
         raise InputError("admin_only")
     if value not in POLICIES:
         raise InputError("bad_setting")
+    if value != "nobody" and actor.provider == "local" and not await is_enabled(session=session, user_id=actor_id):
+        raise InputError("two_factor_self_first")  # the policy would shut its author out of this page
     row = await session.get(AppSetting, POLICY_KEY) or AppSetting(key=POLICY_KEY)
     row.value, row.updated_at = json.dumps(value), utcnow()
     session.add(row)

@@ -34,7 +34,7 @@ class TwoFactorState(AuthState):
     @rx.event
     async def load_two_factor(self) -> None:
         """Read whether two-factor sign-in is on and how many recovery codes are left."""
-        principal = await self._require()
+        principal = await self._require(two_factor_setup=True)
         self.tf_local = principal.provider == "local"
         async with session_scope(read_only=True) as session:
             status = await twofactor.get_status(session=session, user_id=principal.user_id)
@@ -45,7 +45,7 @@ class TwoFactorState(AuthState):
     @rx.event
     async def begin_two_factor(self) -> None:
         """Make a new secret and show it as a QR code and as text."""
-        principal = await self._require()
+        principal = await self._require(two_factor_setup=True)
         self._clear()
         try:
             async with session_scope() as session:
@@ -60,7 +60,7 @@ class TwoFactorState(AuthState):
     @rx.event
     async def confirm_two_factor(self, form: dict[str, str]) -> None:
         """Turn it on with the first code from the app; show the recovery codes."""
-        principal = await self._require()
+        principal = await self._require(two_factor_setup=True)
         try:
             async with session_scope() as session:
                 codes = await twofactor.confirm_setup(
@@ -77,7 +77,7 @@ class TwoFactorState(AuthState):
     @rx.event
     async def regenerate_codes(self, form: dict[str, str]) -> None:
         """Replace the recovery codes (a current code confirms it)."""
-        principal = await self._require()
+        principal = await self._require(two_factor_setup=True)
         try:
             async with session_scope() as session:
                 codes = await twofactor.regenerate_codes(
@@ -93,7 +93,7 @@ class TwoFactorState(AuthState):
     @rx.event
     async def disable_two_factor(self, form: dict[str, str]) -> None:
         """Turn it off: the password and a current code."""
-        principal = await self._require()
+        principal = await self._require(two_factor_setup=True)
         rt = get_runtime()
         try:
             async with session_scope() as session:

@@ -12,7 +12,9 @@ import pyotp
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from .helpers import HOME, Account, fill_sign_in, no_horizontal_overflow, open_app, wait_live, wait_login
+from rubin_app.state.auth import NOT_DUE_TTL
+
+from .helpers import HOME, Account, fill_sign_in, no_horizontal_overflow, open_app, send, unique, wait_live, wait_login
 
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 3}
 
@@ -157,24 +159,51 @@ def _set_policy(page: Page, label: str) -> None:
     expect(page.get_by_test_id("policy-two-factor")).to_have_text(label)
 
 
+def _set_role(page: Page, email: str, role: str) -> None:
+    select = page.get_by_test_id("user-row").filter(has_text=email).get_by_test_id("role-select")
+    select.click()
+    page.get_by_role("option", name=role).click()
+    expect(select).to_have_text(role)
+
+
 @pytest.fixture
-def admin_on_admin_page(open_page: Callable[..., Page], admin_account: Account) -> Iterator[Page]:
-    """The admin page, signed in as the admin; the policy is set back to "Nobody" afterwards (a shared server)."""
-    page = open_page(signed_in=admin_account)
+def admin_on_admin_page(
+    open_page: Callable[..., Page], admin_account: Account, make_account: Callable[..., Account]
+) -> Iterator[Page]:
+    """The admin page of an admin with two-factor on (a policy's author must use it); afterwards the policy is
+    "Nobody" again and that admin a user (a shared server)."""
+    boss = make_account("boss")
+    admin = open_page(signed_in=admin_account)
+    admin.goto("/admin")
+    expect(admin.get_by_test_id("user-row").first).to_be_visible()
+    expect(admin.get_by_test_id("policy-two-factor")).to_have_text("Nobody")
+    admin.get_by_test_id("policy-two-factor").click()
+    admin.get_by_role("option", name="Everyone").click()  # refused: this admin has no second factor
+    expect(admin.get_by_test_id("two-factor-policy-error")).to_have_text(
+        "Turn on two-factor sign-in for your own account first (account page)."
+    )
+    expect(admin.get_by_test_id("policy-two-factor")).to_have_text("Nobody")
+    _set_role(admin, boss.email, "Admin")
+    page = open_page(signed_in=boss)
+    turn_on(page, two_factor_section(page))
     page.goto("/admin")
-    expect(page.get_by_test_id("user-row").first).to_be_visible()
     expect(page.get_by_test_id("policy-two-factor")).to_have_text("Nobody")
     try:
         yield page
     finally:
-        _set_policy(page, "Nobody")  # events on the open page still work (only page loads are redirected)
+        _set_policy(page, "Nobody")
+        admin.goto("/admin")
+        _set_role(admin, boss.email, "User")
 
 
 def test_policy_sends_a_user_without_two_factor_to_set_it_up(
     admin_on_admin_page: Page, open_page: Callable[..., Page], make_account: Callable[..., Account]
 ) -> None:
     user = make_account("forced")
+    chatting = open_page(signed_in=make_account("chatting"))  # a tab already open when the policy changes
+    open_app(chatting)
     _set_policy(admin_on_admin_page, "Everyone")
+    changed_at = time.monotonic()
     page = open_page(signed_in=False, **PHONE, locale="ru-RU")
     page.goto("/login")
     wait_login(page)
@@ -214,3 +243,9 @@ def test_policy_sends_a_user_without_two_factor_to_set_it_up(
     enter_code(page, next_code(secret, last)[0])
     expect(page).to_have_url(HOME)
     open_app(page)
+
+    # The open tab's next event is refused too, once the worker's "not due" answer has expired.
+    time.sleep(max(0.0, NOT_DUE_TTL + 0.5 - (time.monotonic() - changed_at)))
+    send(chatting, unique("after the policy"))
+    expect(chatting).to_have_url(re.compile(r"/two-factor/?$"))
+    expect(chatting.get_by_test_id("user-message")).to_have_count(0)

@@ -14,7 +14,7 @@ from sqlmodel import col, func, select
 
 from rubin_app.accounts import totp, twofactor
 from rubin_app.accounts.twofactor_models import PendingLogin, TotpSecret
-from rubin_app.models import AuditEvent, AuthSession, Role, User
+from rubin_app.models import AppSetting, AuditEvent, AuthSession, Role, User
 from rubin_app.services import accounts
 from rubin_app.services.chats import InputError
 
@@ -289,14 +289,21 @@ async def test_the_policy_covers_admins_or_everyone_with_local_accounts(db_scope
         async with db_scope() as s:
             await twofactor.set_requirement(session=s, actor_id=user_id, value="everyone", settings=settings)
     assert info.value.code == "admin_only"
-    for value, expected in (("admins", (True, False)), ("everyone", (True, True))):
+    with pytest.raises(InputError) as info:  # the admin would shut themself out: their own first
+        async with db_scope() as s:
+            await twofactor.set_requirement(session=s, actor_id=admin_id, value="admins", settings=settings)
+    assert info.value.code == "two_factor_self_first"
+    async with db_scope() as s:  # as if ADMIN set REQUIRE_TWO_FACTOR=admins in the environment
+        s.add(AppSetting(key=twofactor.POLICY_KEY, value='"admins"'))
+    assert await due() == (True, False)
+    await turn_on(db_scope, admin_id)
+    assert await due() == (False, False)
+    for value, expected in (("nobody", (False, False)), ("everyone", (False, True))):
         async with db_scope() as s:
             assert (
                 await twofactor.set_requirement(session=s, actor_id=admin_id, value=value, settings=settings) == value
             )
         assert await due() == expected
-    await turn_on(db_scope, admin_id)
-    assert await due() == (False, True)
     async with db_scope() as s:  # a provider's account: its provider does two-factor
         assert not await twofactor.setup_due(session=s, settings=settings, user_id=user_id, role=Role.user,
                                              provider="github")  # fmt: skip
