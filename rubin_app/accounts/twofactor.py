@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -18,7 +19,7 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rubin_app.accounts import totp
-from rubin_app.accounts.twofactor_models import PendingLogin, RecoveryCode, TotpSecret
+from rubin_app.accounts.twofactor_models import Passkey, PendingLogin, RecoveryCode, TotpSecret
 from rubin_app.config import Settings
 from rubin_app.core.clock import utcnow
 from rubin_app.models import AppSetting, Role, User
@@ -198,6 +199,7 @@ async def disable(
     )  # fmt: skip
     await _accept_code(session, secret_key, row, code)
     await session.exec(delete(RecoveryCode).where(col(RecoveryCode.user_id) == user_id))
+    await session.exec(delete(Passkey).where(col(Passkey.user_id) == user_id))
     await session.exec(delete(TotpSecret).where(col(TotpSecret.user_id) == user_id))
     await audit.record(session=session, action=audit.TWO_FACTOR_OFF, user_id=user_id, actor_id=user_id, ip=ip)
     await session.flush()
@@ -243,25 +245,44 @@ async def _check_second_factor(session: AsyncSession, secret_key: str, user: Use
     return "totp"
 
 
+SecondStepCheck = Callable[[User, PendingLogin], Awaitable[str]]
+
+
 async def finish_login(
     *, session: AsyncSession, settings: Settings, secret_key: str, token: str, code: str, ip: str = ""
 ) -> User:
-    """The second step: a code for a pending password check; the user, signed in (the caller opens the session).
+    """The second step with a TOTP or recovery code; the user, signed in (the caller opens the session)."""
 
-    A wrong code is recorded (and committed) before InputError is raised; the pending step stays for a retry.
-    """
-    now = utcnow()
+    async def check(user: User, _pending: PendingLogin) -> str:
+        return await _check_second_factor(session, secret_key, user, code[:100])
+
+    return await finish_second_step(session=session, settings=settings, token=token, check=check, ip=ip)
+
+
+async def pending_step(*, session: AsyncSession, token: str) -> tuple[PendingLogin, User]:
+    """The live (unexpired, unused) pending step of this token and its user; InputError("code_expired")."""
     live = (col(PendingLogin.token_hash) == _token_hash(token or ""), col(PendingLogin.done_at).is_(None))
-    pending = (await session.exec(select(PendingLogin).where(*live, PendingLogin.expires_at > now))).first()
+    pending = (await session.exec(select(PendingLogin).where(*live, PendingLogin.expires_at > utcnow()))).first()
     user = await session.get(User, pending.user_id) if pending is not None else None
     if pending is None or user is None or user.email is None:
         raise InputError("code_expired")
-    user_id, email = user.id, user.email
+    return pending, user
+
+
+async def finish_second_step(
+    *, session: AsyncSession, settings: Settings, token: str, check: SecondStepCheck, ip: str = ""
+) -> User:
+    """Run `check` (a code or a passkey) for a pending password step, throttled; the user, signed in.
+
+    A failed check is recorded (and committed) before InputError is raised; the pending step stays for a retry.
+    """
+    pending, user = await pending_step(session=session, token=token)
+    user_id, email, pending_id = user.id, user.email or "", pending.id
     attempt = await login_guard.reserve_code(
         session=session, limits=login_guard.Limits.of(settings), email=email, ip=ip
     )
     try:
-        kind = await _check_second_factor(session, secret_key, user, code[:100])
+        kind = await check(user, pending)
     except InputError as exc:
         await session.rollback()
         await login_guard.settle(session=session, attempt_id=attempt, ok=False)
@@ -272,10 +293,11 @@ async def finish_login(
         await session.commit()
         raise
     await login_guard.settle(session=session, attempt_id=attempt, ok=True)
-    stmt = update(PendingLogin).where(col(PendingLogin.id) == pending.id, *live).values(done_at=now)
+    unused = (col(PendingLogin.id) == pending_id) & col(PendingLogin.done_at).is_(None)
+    stmt = update(PendingLogin).where(unused).values(done_at=utcnow())
     if int((await session.exec(stmt)).rowcount or 0) == 0:
         raise InputError("code_expired")  # the same step finished a moment ago in another request
     if kind == "recovery":
-        await audit.record(session=session, action=audit.RECOVERY_CODE_USED, user_id=user.id, email=user.email, ip=ip)
+        await audit.record(session=session, action=audit.RECOVERY_CODE_USED, user_id=user_id, email=email, ip=ip)
     await accounts.complete_sign_in(session=session, settings=settings, user=user, ip=ip)
     return user

@@ -1,4 +1,4 @@
-"""Two-factor sign-in: a user's TOTP secret, their one-time recovery codes, and password steps awaiting a code."""
+"""Two-factor sign-in: a user's TOTP secret, recovery codes, passkeys, and password steps awaiting a code."""
 
 from __future__ import annotations
 
@@ -45,3 +45,19 @@ class PendingLogin(SQLModel, table=True):
     expires_at: datetime
     done_at: datetime | None = Field(default=None)  # signed in (a token opens one session only)
     ip: str = Field(default="", max_length=64)
+    challenge: str = Field(default="", max_length=128)  # the passkey challenge last asked for (base64url)
+
+
+class Passkey(SQLModel, table=True):
+    """A WebAuthn credential of a user with two-factor sign-in: a second factor instead of a code."""
+
+    __tablename__ = "passkeys"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    credential_id: str = Field(max_length=1400, unique=True)  # base64url
+    public_key: str = Field(max_length=2000)  # base64url of the COSE key
+    sign_count: int = Field(default=0)
+    name: str = Field(default="", max_length=100)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_used_at: datetime | None = Field(default=None)

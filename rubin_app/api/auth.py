@@ -22,7 +22,6 @@ from starlette.responses import JSONResponse, RedirectResponse, Response, Stream
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from rubin_app.accounts import twofactor
 from rubin_app.config import PROVIDER_ID
 from rubin_app.services import accounts, audit, login_guard, net, sessions
 from rubin_app.services.chats import InputError
@@ -228,55 +227,13 @@ async def local_login(request: Request) -> Response:
             assert user.id is not None
             user_id, user_email = user.id, user.email or ""
     except accounts.SecondFactorNeeded as need:
-        return await _ask_code(request, rt, need.user_id, target)
+        from rubin_app.api import two_factor  # imports this module's helpers
+
+        return await two_factor.ask_code(request, rt, need.user_id, target)
     except InputError as exc:
         return to_login(exc.code, email=email[:254], next=target if target != "/" else "", **exc.params)
     response = signed_in(request, rt, await _new_session(rt, request, user_id), target)
     return remember_device(request, rt, response, user_id, user_email)
-
-
-async def _ask_code(request: Request, rt: Runtime, user_id: int, target: str) -> Response:
-    """The password was right: bind a pending step to this browser (HttpOnly cookie) and ask for the code."""
-    async with session_scope() as session:
-        token = await twofactor.start_login(
-            session=session, user_id=user_id, lifetime=twofactor.PENDING_LIFETIME, ip=client_ip(request)
-        )
-    response = to_login(step="code", next=target if target != "/" else "")
-    response.set_cookie(
-        twofactor.PENDING_COOKIE, token, max_age=int(twofactor.PENDING_LIFETIME.total_seconds()), httponly=True,
-        secure=_secure(request, rt), samesite="lax", path="/auth",
-    )  # fmt: skip
-    return response
-
-
-async def local_code(request: Request) -> Response:
-    """The second sign-in step: a TOTP or recovery code for the password checked a moment ago (form POST)."""
-    rt = get_runtime()
-    if not _same_origin(request):
-        return to_login("bad_origin")
-    form = await _form(request)
-    target = safe_next(form.get("next"))
-    again = {"next": target if target != "/" else ""}
-    try:
-        async with session_scope() as session:
-            user = await twofactor.finish_login(
-                session=session, settings=rt.settings, secret_key=rt.secret_key,
-                token=request.cookies.get(twofactor.PENDING_COOKIE, "")[:100], code=form.get("code", ""),
-                ip=client_ip(request),
-            )  # fmt: skip
-            assert user.id is not None
-            user_id, user_email = user.id, user.email or ""
-    except InputError as exc:
-        if exc.code == "code_expired":
-            return _without_pending(to_login(exc.code, **again))
-        return to_login(exc.code, step="code", **again, **exc.params)
-    response = _without_pending(signed_in(request, rt, await _new_session(rt, request, user_id), target))
-    return remember_device(request, rt, response, user_id, user_email)
-
-
-def _without_pending(response: Response) -> Response:
-    response.delete_cookie(twofactor.PENDING_COOKIE, path="/auth", httponly=True, samesite="lax")
-    return response
 
 
 async def local_signup(request: Request) -> Response:
@@ -410,13 +367,15 @@ class AuthApp:
         self._app: Starlette | None = None
 
     def _build(self) -> Starlette:
+        from rubin_app.api.two_factor import routes as two_factor_routes  # imports this module's helpers
+
         rt = get_runtime()
         routes = [
+            *two_factor_routes(),
             Route("/login/{provider}", provider_login),
             Route("/callback/{provider}", provider_callback),
             Route("/local/login", local_login, methods=["POST"]),
             Route("/local/signup", local_signup, methods=["POST"]),
-            Route("/local/code", local_code, methods=["POST"]),
             Route("/logout", logout, methods=["POST"]),
             Route("/logout-all", logout_all, methods=["POST"]),
             Route("/signed-out", signed_out),

@@ -28,7 +28,7 @@ from rubin_app.services.net import forwarded_proto, origin_of
 HSTS = "max-age=31536000"  # a year; no includeSubDomains: sibling subdomains may be other apps, maybe on http
 PERMISSIONS = (
     "accelerometer=(), autoplay=(), camera=(), display-capture=(), geolocation=(), gyroscope=(), hid=(), "
-    "magnetometer=(), microphone=(), midi=(), payment=(), publickey-credentials-get=(), serial=(), usb=(), "
+    "magnetometer=(), microphone=(), midi=(), payment=(), publickey-credentials-get=(self), serial=(), usb=(), "
     "xr-spatial-tracking=(), browsing-topics=()"
 )
 FIXED_HEADERS = {

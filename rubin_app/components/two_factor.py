@@ -55,6 +55,38 @@ def _recovery_codes() -> rx.Component:
     )
 
 
+def _passkey_row(key: rx.Var) -> rx.Component:
+    return rx.hstack(
+        rx.text(key["name"], size="2"),
+        rx.text(key["created"], size="1", color=styles.muted),
+        rx.spacer(),
+        rx.button(
+            T["delete"],
+            size="1",
+            variant="soft",
+            color_scheme="red",
+            on_click=TwoFactorState.delete_passkey(key["id"]),
+            data_testid="passkey-delete",
+        ),
+        width="100%",
+        align="center",
+        data_testid="passkey-row",
+    )
+
+
+def _passkeys() -> rx.Component:
+    return rx.vstack(
+        rx.text(T["passkeys"], size="2", weight="medium"),
+        rx.text(T["passkey_hint"], size="1", color=styles.muted),
+        rx.foreach(TwoFactorState.tf_passkeys, _passkey_row),
+        touch_button(
+            T["passkey_add"], on_click=TwoFactorState.begin_passkey, variant="soft", data_testid="passkey-add"
+        ),
+        spacing="2",
+        width="100%",
+    )
+
+
 def _enabled() -> rx.Component:
     return rx.vstack(
         rx.text(
@@ -62,6 +94,7 @@ def _enabled() -> rx.Component:
             size="2",
             data_testid="two-factor-status",
         ),
+        _passkeys(),
         _form(
             _code_field("regenerate-code"),
             touch_button(T["recovery_regenerate"], type="submit", variant="soft", data_testid="regenerate-codes"),

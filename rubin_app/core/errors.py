@@ -80,6 +80,10 @@ ERRORS: dict[str, ErrorKind] = {
     "two_factor_not_started": ErrorKind(409, "invalid_request_error", "conflict"),
     "two_factor_unreadable": ErrorKind(500, "api_error", "internal_error"),
     "two_factor_self_first": ErrorKind(409, "invalid_request_error", "conflict"),
+    "passkey_failed": ErrorKind(401, "invalid_request_error", "invalid_code"),
+    "no_passkey": ErrorKind(409, "invalid_request_error", "conflict"),
+    "passkey_not_found": ErrorKind(404, "invalid_request_error", "not_found"),
+    "too_many_passkeys": ErrorKind(409, "invalid_request_error", "conflict"),
     # Webhooks (rubin_app.webhooks.errors).
     "webhook_error": _INVALID,
     "webhook_not_found": ErrorKind(404, "invalid_request_error", "not_found"),

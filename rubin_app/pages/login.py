@@ -165,6 +165,39 @@ def _signup_form() -> rx.Component:
     )
 
 
+# Passkey at the second step: options from the server (the pending step keeps the challenge), the browser's
+# answer posted as JSON in a hidden form; any failure comes back as a message on this page.
+PASSKEY_SCRIPT = """(async () => {
+  const form = document.getElementById('passkey-form');
+  const fail = (code) => window.location.assign('/login?step=code&error=' + encodeURIComponent(code));
+  try {
+    const reply = await fetch('/auth/local/passkey/options', {method: 'POST', credentials: 'same-origin'});
+    const body = await reply.json();
+    if (!reply.ok) return fail(body.error || 'passkey_failed');
+    const answer = await navigator.credentials.get({publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(body)});
+    form.elements.credential.value = JSON.stringify(answer.toJSON());
+    form.submit();
+  } catch (e) { fail('passkey_failed'); }
+})()"""
+
+
+def _passkey_form() -> rx.Component:
+    return post_form(
+        rx.el.input(type="hidden", name="credential", value=""),
+        rx.el.input(type="hidden", name="next", value=LoginState.next_path),
+        touch_button(
+            T["login_use_passkey"],
+            type="button",
+            variant="soft",
+            on_click=rx.call_script(PASSKEY_SCRIPT),
+            data_testid="use-passkey",
+        ),
+        action="/auth/local/passkey",
+        testid="passkey-form",
+        id="passkey-form",
+    )
+
+
 def _code_form() -> rx.Component:
     """The second step: a code from the authenticator app or a recovery code (the pending step is a cookie)."""
     return post_form(
@@ -205,7 +238,7 @@ def login_page() -> rx.Component:
         notice(LoginState.info_text, "blue", "login-info"),
         rx.cond(
             LoginState.mode == "code",
-            _code_form(),
+            rx.fragment(_code_form(), _passkey_form()),
             rx.fragment(
                 _providers(),
                 rx.cond(

@@ -30,6 +30,8 @@ TWO_FACTOR_ON = "two_factor_on"
 TWO_FACTOR_OFF = "two_factor_off"
 RECOVERY_CODE_USED = "recovery_code_used"
 RECOVERY_CODES_NEW = "recovery_codes_new"  # regenerated: the old ones no longer work
+PASSKEY_ADDED = "passkey_added"
+PASSKEY_REMOVED = "passkey_removed"
 
 
 async def record(

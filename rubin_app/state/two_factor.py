@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import reflex as rx
 
-from rubin_app.accounts import twofactor
+from rubin_app import i18n
+from rubin_app.accounts import passkeys, twofactor
 from rubin_app.services.chats import InputError
 from rubin_app.services.db import session_scope
 from rubin_app.services.runtime import get_runtime
@@ -24,6 +25,9 @@ class TwoFactorState(AuthState):
     tf_codes: list[str] = []  # new recovery codes, shown once
     tf_error: str = ""
     tf_notice: str = ""
+    tf_passkeys: list[dict[str, str]] = []  # id, name, created
+    _pk_challenge: str = ""  # the registration under way (server-side only)
+    _pk_origin: str = ""
 
     def _clear(self) -> None:
         self.tf_error = self.tf_notice = ""
@@ -33,14 +37,20 @@ class TwoFactorState(AuthState):
 
     @rx.event
     async def load_two_factor(self) -> None:
-        """Read whether two-factor sign-in is on and how many recovery codes are left."""
+        """Read whether two-factor sign-in is on, how many recovery codes are left, the passkeys."""
+        await self._reload()
+        self.tf_secret, self.tf_qr, self.tf_codes = "", "", []  # shown once: not again after a reload
+        self._clear()
+
+    async def _reload(self) -> None:
         principal = await self._require(two_factor_setup=True)
         self.tf_local = principal.provider == "local"
         async with session_scope(read_only=True) as session:
             status = await twofactor.get_status(session=session, user_id=principal.user_id)
+            keys = await passkeys.list_passkeys(session=session, user_id=principal.user_id)
         self.tf_enabled, self.tf_codes_left = status.enabled, status.codes_left
-        self.tf_secret, self.tf_qr, self.tf_codes = "", "", []  # shown once: not again after a reload
-        self._clear()
+        lang = self.lang or i18n.DEFAULT_LANGUAGE
+        self.tf_passkeys = [{"id": str(k.id), "name": k.name, "created": i18n.when(k.created_at, lang)} for k in keys]
 
     @rx.event
     async def begin_two_factor(self) -> None:
@@ -105,10 +115,66 @@ class TwoFactorState(AuthState):
         except InputError as exc:
             self._fail(exc)
             return
-        self.tf_enabled, self.tf_codes_left, self.tf_codes = False, 0, []
+        self.tf_enabled, self.tf_codes_left, self.tf_codes, self.tf_passkeys = False, 0, [], []
         self.tf_error, self.tf_notice = "", self._t("two_factor_turned_off")
 
     @rx.event
     def hide_codes(self) -> None:
         """The user saved the recovery codes: stop showing them."""
         self.tf_codes = []
+
+    @rx.event
+    async def begin_passkey(self):
+        """Ask the browser to make a passkey for this site (the challenge stays here, server-side)."""
+        principal = await self._require(two_factor_setup=True)
+        self._clear()
+        origin = self.router.headers.origin or ""
+        try:
+            async with session_scope(read_only=True) as session:
+                options, challenge = await passkeys.registration_options(
+                    session=session, user_id=principal.user_id, origin=origin
+                )
+        except InputError as exc:
+            self._fail(exc)
+            return None
+        self._pk_challenge, self._pk_origin = challenge, origin
+        script = (
+            "(async()=>{try{const o=PublicKeyCredential.parseCreationOptionsFromJSON(" + options + ");"
+            "const c=await navigator.credentials.create({publicKey:o});return JSON.stringify(c.toJSON());}"
+            "catch(e){return '';}})()"
+        )
+        return rx.call_script(script, callback=TwoFactorState.finish_passkey)
+
+    @rx.event
+    async def finish_passkey(self, credential: str) -> None:
+        """Keep the passkey the browser made (verified against the challenge asked for)."""
+        principal = await self._require(two_factor_setup=True)
+        challenge, origin, self._pk_challenge = self._pk_challenge, self._pk_origin, ""
+        name = self._t("passkey_name", number=len(self.tf_passkeys) + 1)
+        try:
+            async with session_scope() as session:
+                await passkeys.add_passkey(
+                    session=session, user_id=principal.user_id, credential=str(credential or "")[:20_000],
+                    challenge=challenge, origin=origin, name=name,
+                    ip=self._client_ip(),
+                )  # fmt: skip
+        except InputError as exc:
+            self._fail(exc)
+            return
+        await self._reload()
+        self.tf_error, self.tf_notice = "", self._t("passkey_added")
+
+    @rx.event
+    async def delete_passkey(self, passkey_id: str) -> None:
+        """Remove a passkey."""
+        principal = await self._require(two_factor_setup=True)
+        try:
+            async with session_scope() as session:
+                await passkeys.delete_passkey(
+                    session=session, user_id=principal.user_id, passkey_id=int(passkey_id), ip=self._client_ip()
+                )
+        except (InputError, ValueError):
+            self._fail(InputError("passkey_not_found"))
+            return
+        await self._reload()
+        self._clear()

@@ -249,3 +249,65 @@ def test_policy_sends_a_user_without_two_factor_to_set_it_up(
     send(chatting, unique("after the policy"))
     expect(chatting).to_have_url(re.compile(r"/two-factor/?$"))
     expect(chatting.get_by_test_id("user-message")).to_have_count(0)
+
+
+def test_a_passkey_instead_of_a_code(
+    open_page: Callable[..., Page], make_account: Callable[..., Account], base_url: str
+) -> None:
+    """Chromium's virtual authenticator (DevTools protocol), on http://localhost (an IP cannot be an RP ID)."""
+    user = make_account("passkey")
+    page = open_page(signed_in=False)
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable")
+    authenticator = cdp.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {"options": {"protocol": "ctap2", "transport": "internal", "hasResidentKey": True,
+                     "hasUserVerification": True, "isUserVerified": True, "automaticPresenceSimulation": True}},
+    )  # fmt: skip
+    site = base_url.replace("//127.0.0.1:", "//localhost:")
+    assert site != base_url
+
+    # Two-factor on (a TOTP first: passkeys come on top of it), then a passkey from the account page.
+    page.goto(f"{site}/login")
+    wait_login(page)
+    fill_sign_in(page, user.email, user.password)
+    expect(page).to_have_url(home_on(site))
+    wait_live(page)
+    section = two_factor_section(page, f"{site}/account")
+    secret, _, last = turn_on(page, section)
+    section.get_by_test_id("passkey-add").click()
+    expect(section.get_by_test_id("two-factor-notice")).to_have_text("Passkey added.")
+    expect(section.get_by_test_id("passkey-row")).to_have_count(1)
+    expect(section.get_by_test_id("passkey-row")).to_contain_text("Passkey 1")
+    assert (
+        len(cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator["authenticatorId"]})["credentials"])
+        == 1
+    )
+    page.goto(f"{site}/account")
+    page.get_by_test_id("sign-out").click()
+    wait_login(page)
+
+    # The second step with the passkey: no code typed.
+    fill_sign_in(page, user.email, user.password)
+    expect(page.get_by_test_id("code-form")).to_be_visible()
+    page.get_by_test_id("use-passkey").click()
+    expect(page).to_have_url(home_on(site))
+    wait_live(page)
+
+    # Removed from the account page, the passkey no longer signs in; a code still does.
+    section = two_factor_section(page, f"{site}/account")
+    expect(section.get_by_test_id("passkey-row")).to_have_count(1)
+    section.get_by_test_id("passkey-delete").click()
+    expect(section.get_by_test_id("passkey-row")).to_have_count(0)
+    page.get_by_test_id("sign-out").click()
+    wait_login(page)
+    fill_sign_in(page, user.email, user.password)
+    page.get_by_test_id("use-passkey").click()
+    expect(page.get_by_test_id("login-error")).to_have_text("This account has no passkey. Enter a code.")
+    enter_code(page, next_code(secret, last)[0])
+    expect(page).to_have_url(home_on(site))
+
+
+def home_on(site: str) -> re.Pattern[str]:
+    """The chat's URL on `site`."""
+    return re.compile("^" + re.escape(site) + "/?$")

@@ -25,7 +25,7 @@ PW = "correct horse battery"
 TABLES = {
     "users", "conversations", "messages", "auth_sessions", "audit_events", "app_settings", "user_limits",
     "login_attempts", "api_keys", "usage_records", "webhook_endpoints", "webhook_deliveries", "alembic_version",
-    "totp_secrets", "recovery_codes", "pending_logins",
+    "totp_secrets", "recovery_codes", "pending_logins", "passkeys",
 }  # fmt: skip
 
 
