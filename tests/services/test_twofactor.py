@@ -13,7 +13,7 @@ from sqlalchemy import update
 from sqlmodel import col, func, select
 
 from rubin_app.accounts import totp, twofactor
-from rubin_app.accounts.twofactor_models import PendingLogin, TotpSecret
+from rubin_app.accounts.twofactor_models import PendingLogin, RecoveryCode, TotpSecret
 from rubin_app.models import AppSetting, AuditEvent, AuthSession, Role, User
 from rubin_app.services import accounts
 from rubin_app.services.chats import InputError
@@ -318,3 +318,16 @@ async def test_the_config_default_applies_until_an_admin_chooses(db_scope, make_
     await new_user(db_scope, settings)
     async with db_scope() as s:
         assert await twofactor.get_requirement(session=s, settings=settings) == "everyone"
+
+
+async def test_deleting_the_account_deletes_its_second_factor(db_scope, make_settings) -> None:
+    settings = make_settings()
+    await new_user(db_scope, settings, "admin@example.com")  # the last admin cannot delete themself
+    user_id = await new_user(db_scope, settings)
+    await turn_on(db_scope, user_id)
+    await password_step(db_scope, settings)
+    async with db_scope() as s:
+        await accounts.delete_account(session=s, user_id=user_id, actor_id=user_id)
+    async with db_scope() as s:
+        for table in (TotpSecret, RecoveryCode, PendingLogin):
+            assert int((await s.exec(select(func.count()).select_from(table))).one()) == 0, table
