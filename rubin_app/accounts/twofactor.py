@@ -205,6 +205,25 @@ async def disable(
     await session.flush()
 
 
+async def reset(*, session: AsyncSession, actor_id: int, email: str, ip: str = "") -> None:
+    """Turn someone's two-factor sign-in off (admins only): for a lost phone with lost recovery codes."""
+    actor = await session.get(User, actor_id)
+    if actor is None or actor.role != Role.admin:
+        raise InputError("admin_only")
+    user = (await session.exec(select(User).where(User.email == email.strip().lower()[:254]))).first()
+    if user is None or user.id is None:
+        raise InputError("account_not_found")
+    if not await is_enabled(session=session, user_id=user.id):
+        raise InputError("two_factor_off")
+    for table in (RecoveryCode, Passkey, TotpSecret):
+        await session.exec(delete(table).where(col(table.user_id) == user.id))
+    await audit.record(
+        session=session, action=audit.TWO_FACTOR_OFF, user_id=user.id, actor_id=actor_id, email=user.email, ip=ip,
+        detail="reset by an admin",
+    )  # fmt: skip
+    await session.flush()
+
+
 # --------------------------------------------------------------------------- signing in
 
 

@@ -22,6 +22,7 @@ class TwoFactorPolicyState(AdminState):
 
     two_factor_required: str = "nobody"
     two_factor_policy_error: str = ""
+    two_factor_reset_notice: str = ""
 
     @rx.event
     async def load_two_factor_policy(self) -> None:
@@ -46,6 +47,20 @@ class TwoFactorPolicyState(AdminState):
             return
         self.two_factor_required, self.two_factor_policy_error = saved, ""
 
+    @rx.event
+    async def reset_two_factor(self, form: dict[str, str]) -> None:
+        """Turn off the two-factor sign-in of the account with this email (it lost its phone and codes)."""
+        principal = await self._require(admin=True)
+        email = str(form.get("email", ""))[:254]
+        try:
+            async with session_scope() as session:
+                await twofactor.reset(session=session, actor_id=principal.user_id, email=email, ip=self._client_ip())
+        except InputError as exc:
+            self.two_factor_policy_error, self.two_factor_reset_notice = self._t(f"err_{exc.code}", **exc.params), ""
+            return
+        self.two_factor_policy_error = ""
+        self.two_factor_reset_notice = self._t("two_factor_reset_done", email=email.strip())
+
 
 def two_factor_policy() -> rx.Component:
     """The select in the admin page's sign-in policy."""
@@ -66,6 +81,24 @@ def two_factor_policy() -> rx.Component:
             min_height=styles.TOUCH,
         ),
         rx.text(T["two_factor_providers_note"], size="1", color=styles.muted),
+        rx.form(
+            rx.hstack(
+                rx.input(
+                    name="email",
+                    type="email",
+                    required=True,
+                    placeholder=T["email"],
+                    aria_label=T["email"],
+                    data_testid="two-factor-reset-email",
+                ),
+                rx.button(T["two_factor_reset"], type="submit", variant="soft", data_testid="two-factor-reset"),
+                wrap="wrap",
+                spacing="2",
+            ),
+            on_submit=TwoFactorPolicyState.reset_two_factor,
+            reset_on_submit=True,
+        ),
+        notice(TwoFactorPolicyState.two_factor_reset_notice, "green", "two-factor-reset-notice"),
         notice(TwoFactorPolicyState.two_factor_policy_error, "red", "two-factor-policy-error"),
         on_mount=TwoFactorPolicyState.load_two_factor_policy,
         spacing="1",

@@ -250,6 +250,16 @@ def test_policy_sends_a_user_without_two_factor_to_set_it_up(
     expect(chatting).to_have_url(re.compile(r"/two-factor/?$"))
     expect(chatting.get_by_test_id("user-message")).to_have_count(0)
 
+    # A lost phone and lost codes: an admin resets it, and the policy asks for a new set-up at once.
+    admin = admin_on_admin_page
+    admin.get_by_test_id("two-factor-reset-email").fill(user.email)
+    admin.get_by_test_id("two-factor-reset").click()
+    expect(admin.get_by_test_id("two-factor-reset-notice")).to_have_text(
+        f"Two-factor sign-in is off for {user.email}: they sign in with the password and can turn it on again."
+    )
+    page.goto("/account")
+    expect(page).to_have_url(re.compile(r"/two-factor/?$"))
+
 
 def test_a_passkey_instead_of_a_code(
     open_page: Callable[..., Page], make_account: Callable[..., Account], base_url: str

@@ -331,3 +331,28 @@ async def test_deleting_the_account_deletes_its_second_factor(db_scope, make_set
     async with db_scope() as s:
         for table in (TotpSecret, RecoveryCode, PendingLogin):
             assert int((await s.exec(select(func.count()).select_from(table))).one()) == 0, table
+
+
+async def test_an_admin_resets_a_lost_second_factor(db_scope, make_settings) -> None:
+    settings = make_settings()
+    admin_id = await new_user(db_scope, settings, "admin@example.com")
+    user_id = await new_user(db_scope, settings)
+
+    async def reset(actor_id: int, email: str) -> str:
+        try:
+            async with db_scope() as s:
+                await twofactor.reset(session=s, actor_id=actor_id, email=email, ip=IP)
+        except InputError as exc:
+            return exc.code
+        return "ok"
+
+    assert await reset(admin_id, "ann@example.com") == "two_factor_off"
+    await turn_on(db_scope, user_id)
+    assert await reset(user_id, "ann@example.com") == "admin_only"
+    assert await reset(admin_id, "nobody@example.com") == "account_not_found"
+    assert await reset(admin_id, " Ann@Example.com ") == "ok"
+    async with db_scope() as s:
+        assert await twofactor.get_status(session=s, user_id=user_id) == twofactor.Status(False, 0)
+        await accounts.sign_in_local(session=s, settings=settings, email="ann@example.com", password=PASSWORD)
+        event = (await s.exec(select(AuditEvent).where(AuditEvent.action == "two_factor_off"))).one()
+    assert (event.user_id, event.actor_id, event.detail) == (user_id, admin_id, "reset by an admin")
