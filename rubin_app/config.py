@@ -206,6 +206,11 @@ class Settings(BaseSettings):
     )
     local_signup: bool | None = Field(default=None, description="Local sign-up; empty: same as LOCAL_LOGIN.")
     require_approval: bool = Field(default=False, description="New users wait for an admin's approval.")
+    require_two_factor: Literal["nobody", "admins", "everyone"] = Field(
+        default="nobody",
+        description="Who must sign in with a second factor (local accounts): nobody, admins or everyone; "
+        "admins can change it in the admin panel.",
+    )
     admin_emails: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated emails that become admins when they sign in."
     )

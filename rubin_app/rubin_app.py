@@ -19,6 +19,7 @@ from rubin_app.pages.account import AccountState, account_page
 from rubin_app.pages.api_keys import ApiKeysState
 from rubin_app.pages.chat import chat_page
 from rubin_app.pages.login import LoginState, PendingState, login_page, pending_page
+from rubin_app.pages.two_factor import TwoFactorSetupState, two_factor_page
 from rubin_app.services.migrate import upgrade_head
 from rubin_app.services.runtime import get_runtime
 from rubin_app.state.auth import on_backend_error
@@ -91,6 +92,9 @@ app.add_page(chat_page, route="/", title="Rubin AI", on_load=ChatState.on_load)
 app.add_page(chat_page, route="/c/[cid]", title="Rubin AI", on_load=ChatState.on_load)
 app.add_page(login_page, route="/login", title="Sign in · Rubin AI", on_load=LoginState.on_load)
 app.add_page(pending_page, route="/pending", title="Rubin AI", on_load=PendingState.on_load)
+app.add_page(
+    two_factor_page, route="/two-factor", title="Two-factor sign-in · Rubin AI", on_load=TwoFactorSetupState.on_load
+)
 app.add_page(
     account_page, route="/account", title="Account · Rubin AI", on_load=[AccountState.on_load, ApiKeysState.load]
 )

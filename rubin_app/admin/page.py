@@ -10,6 +10,7 @@ from rubin_app.admin.reauth import reauth_dialog
 from rubin_app.admin.resources import limits_button, limits_dialog, models_section
 from rubin_app.admin.retention import retention_section
 from rubin_app.admin.state import ALL_ACTIONS, AdminState, AuditRow, UserRow
+from rubin_app.admin.two_factor import two_factor_policy
 from rubin_app.components import styles
 from rubin_app.components.auth_forms import notice
 from rubin_app.components.prefs import theme_appliers
@@ -135,6 +136,7 @@ def _policy() -> rx.Component:
         _switch(T["policy_local_login"], "local_login", AdminState.local_login),
         _switch(T["policy_local_signup"], "local_signup", AdminState.local_signup),
         _switch(T["policy_require_approval"], "require_approval", AdminState.require_approval),
+        two_factor_policy(),
         width="100%",
     )
 

@@ -242,6 +242,10 @@ async def local_login(request: Request) -> Response:
             )  # fmt: skip
             assert user.id is not None
             user_id, user_email = user.id, user.email or ""
+    except accounts.SecondFactorNeeded as need:
+        from rubin_app.api import two_factor  # imports this module's helpers
+
+        return await two_factor.ask_code(request, rt, need.user_id, target)
     except InputError as exc:
         return to_login(exc.code, email=email[:254], next=target if target != "/" else "", **exc.params)
     response = signed_in(request, rt, await _new_session(rt, request, user_id), target)
@@ -379,8 +383,11 @@ class AuthApp:
         self._app: Starlette | None = None
 
     def _build(self) -> Starlette:
+        from rubin_app.api.two_factor import routes as two_factor_routes  # imports this module's helpers
+
         rt = get_runtime()
         routes = [
+            *two_factor_routes(),
             Route("/login/{provider}", provider_login),
             Route("/callback/{provider}", provider_callback),
             Route("/local/login", local_login, methods=["POST"]),

@@ -73,6 +73,20 @@ ERRORS: dict[str, ErrorKind] = {
     # Privacy: retention and sessions (services/retention.py, services/sessions.py).
     "bad_retention": ErrorKind(422, "invalid_request_error", "invalid_value"),
     "session_not_found": ErrorKind(404, "invalid_request_error", "not_found"),
+    # Two-factor sign-in (rubin_app.accounts.twofactor): shown by the sign-in and account pages.
+    "wrong_code": ErrorKind(401, "invalid_request_error", "invalid_code"),
+    "code_used": ErrorKind(401, "invalid_request_error", "invalid_code"),
+    "recovery_code_used": ErrorKind(401, "invalid_request_error", "invalid_code"),
+    "code_expired": ErrorKind(401, "invalid_request_error", "invalid_code"),
+    "two_factor_already_on": ErrorKind(409, "invalid_request_error", "conflict"),
+    "two_factor_off": ErrorKind(409, "invalid_request_error", "conflict"),
+    "two_factor_not_started": ErrorKind(409, "invalid_request_error", "conflict"),
+    "two_factor_unreadable": ErrorKind(500, "api_error", "internal_error"),
+    "two_factor_self_first": ErrorKind(409, "invalid_request_error", "conflict"),
+    "passkey_failed": ErrorKind(401, "invalid_request_error", "invalid_code"),
+    "no_passkey": ErrorKind(409, "invalid_request_error", "conflict"),
+    "passkey_not_found": ErrorKind(404, "invalid_request_error", "not_found"),
+    "too_many_passkeys": ErrorKind(409, "invalid_request_error", "conflict"),
     # Webhooks (rubin_app.webhooks.errors).
     "webhook_error": _INVALID,
     "webhook_not_found": ErrorKind(404, "invalid_request_error", "not_found"),

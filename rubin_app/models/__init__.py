@@ -3,6 +3,7 @@
 # Tables of the domain packages, registered with the same metadata (alembic, foreign keys).
 from rubin_app.accounts.group_models import Group, GroupMember
 from rubin_app.accounts.models import ApiKey
+from rubin_app.accounts.twofactor_models import Passkey, PendingLogin, RecoveryCode, TotpSecret
 from rubin_app.models.auth import AppSetting, AuditEvent, AuthSession, UserLimit
 from rubin_app.models.chat import (
     Conversation,
@@ -32,7 +33,11 @@ __all__ = [
     "MessagePublic",
     "MessageRole",
     "MessageStatus",
+    "Passkey",
+    "PendingLogin",
+    "RecoveryCode",
     "Role",
+    "TotpSecret",
     "UsageRecord",
     "User",
     "UserKey",

@@ -8,6 +8,7 @@ from rubin_app import i18n
 from rubin_app.components import styles
 from rubin_app.components.auth_forms import field, notice, page_card, post_form, touch_button
 from rubin_app.components.privacy import privacy_section
+from rubin_app.components.two_factor import two_factor_section
 from rubin_app.components.webhooks import webhooks_section
 from rubin_app.pages.api_keys import api_keys_section
 from rubin_app.services import accounts, sessions
@@ -327,6 +328,7 @@ def account_page() -> rx.Component:
         notice(AccountState.security_notice, "amber", "security-notice"),
         _profile(),
         _password(),
+        two_factor_section(),
         _sessions_and_data(),
         privacy_section(),  # sessions (end one or all others), chat retention
         api_keys_section(),

@@ -32,7 +32,7 @@ class ProviderView:
 class LoginState(AuthState):
     """What the login page shows: the policy in force, providers, and the error it was sent back with."""
 
-    mode: str = "signin"
+    mode: str = "signin"  # "signin", "signup" or "code" (the second step after a correct password)
     email: str = ""
     name: str = ""
     next_path: str = ""
@@ -79,6 +79,8 @@ class LoginState(AuthState):
             for p in rt.providers.public_list()
         ]
         self.mode = "signup" if params.get("mode") == "signup" and self.local_signup else "signin"
+        if params.get("step") == "code" and self.local_login:
+            self.mode = "code"
         self.error_code = str(params.get("error", "") or "")[:40]
         self.error_params = {k: str(params[k])[:20] for k in QUERY_PARAMS if params.get(k)}
         self.info_code = str(params.get("info", "") or "")[:40]
@@ -163,11 +165,70 @@ def _signup_form() -> rx.Component:
     )
 
 
+# Passkey at the second step: options from the server (the pending step keeps the challenge), the browser's
+# answer posted as JSON in a hidden form; any failure comes back as a message on this page.
+PASSKEY_SCRIPT = """(async () => {
+  const form = document.getElementById('passkey-form');
+  const fail = (code) => window.location.assign('/login?step=code&error=' + encodeURIComponent(code));
+  try {
+    const reply = await fetch('/auth/local/passkey/options', {method: 'POST', credentials: 'same-origin'});
+    const body = await reply.json();
+    if (!reply.ok) return fail(body.error || 'passkey_failed');
+    const answer = await navigator.credentials.get({publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(body)});
+    form.elements.credential.value = JSON.stringify(answer.toJSON());
+    form.submit();
+  } catch (e) { fail('passkey_failed'); }
+})()"""
+
+
+def _passkey_form() -> rx.Component:
+    return post_form(
+        rx.el.input(type="hidden", name="credential", value=""),
+        rx.el.input(type="hidden", name="next", value=LoginState.next_path),
+        touch_button(
+            T["login_use_passkey"],
+            type="button",
+            variant="soft",
+            on_click=rx.call_script(PASSKEY_SCRIPT),
+            data_testid="use-passkey",
+        ),
+        action="/auth/local/passkey",
+        testid="passkey-form",
+        id="passkey-form",
+    )
+
+
+def _code_form() -> rx.Component:
+    """The second step: a code from the authenticator app or a recovery code (the pending step is a cookie)."""
+    return post_form(
+        rx.text(T["login_code_hint"], size="2", color=styles.muted),
+        field(
+            T["login_code_field"],
+            name="code",
+            required=True,
+            auto_complete="one-time-code",
+            auto_focus=True,
+            max_length=40,
+            data_testid="login-code",
+        ),
+        rx.el.input(type="hidden", name="next", value=LoginState.next_path),
+        touch_button(T["verify"], type="submit", data_testid="verify-code"),
+        _switch_button(T["cancel"], "signin", "code-cancel"),
+        action="/auth/local/code",
+        testid="code-form",
+    )
+
+
 def login_page() -> rx.Component:
     """Sign in or create an account."""
     return page_card(
         rx.hstack(
-            rx.heading(rx.cond(LoginState.mode == "signup", T["signup_title"], T["login_title"]), size="6"),
+            rx.heading(
+                rx.match(
+                    LoginState.mode, ("signup", T["signup_title"]), ("code", T["login_code_title"]), T["login_title"]
+                ),
+                size="6",
+            ),
             rx.spacer(),
             language_select(size="1"),
             width="100%",
@@ -175,14 +236,20 @@ def login_page() -> rx.Component:
         ),
         notice(LoginState.error_text, "red", "login-error"),
         notice(LoginState.info_text, "blue", "login-info"),
-        _providers(),
         rx.cond(
-            LoginState.local_login,
+            LoginState.mode == "code",
+            rx.fragment(_code_form(), _passkey_form()),
             rx.fragment(
-                rx.cond(LoginState.providers.length() > 0, rx.text(T["or"], color=styles.muted, size="2")),
-                rx.cond(LoginState.mode == "signup", _signup_form(), _signin_form()),
+                _providers(),
+                rx.cond(
+                    LoginState.local_login,
+                    rx.fragment(
+                        rx.cond(LoginState.providers.length() > 0, rx.text(T["or"], color=styles.muted, size="2")),
+                        rx.cond(LoginState.mode == "signup", _signup_form(), _signin_form()),
+                    ),
+                    rx.cond(LoginState.providers.length() == 0, rx.text(T["no_login_method"], color=styles.muted)),
+                ),
             ),
-            rx.cond(LoginState.providers.length() == 0, rx.text(T["no_login_method"], color=styles.muted)),
         ),
         testid="login-page",
     )

@@ -19,6 +19,7 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rubin_app.accounts import reauth
+from rubin_app.accounts.twofactor_models import TotpSecret
 from rubin_app.config import Settings
 from rubin_app.i18n import CATALOGS
 from rubin_app.models import AppSetting, AuditEvent, AuthSession, Conversation, Message, Role, User
@@ -257,8 +258,31 @@ async def sign_in_local(
         raise InputError("bad_credentials")
     if user.password_hash and credentials.hasher.check_needs_rehash(user.password_hash):
         user.password_hash = await asyncio.to_thread(credentials.hasher.hash, password)
+    assert user.id is not None
+    if await _second_factor_on(session, user.id):
+        session.add(user)
+        await session.commit()  # the settled check and a rehash are kept; no session, no "sign_in" yet
+        raise SecondFactorNeeded(user.id)
     await _signed_in(session, settings, user, ip)
     return user
+
+
+class SecondFactorNeeded(Exception):
+    """The password was right and the account has two-factor sign-in: ask for a code before a session opens."""
+
+    def __init__(self, user_id: int) -> None:
+        super().__init__("second factor needed")
+        self.user_id = user_id
+
+
+async def _second_factor_on(session: AsyncSession, user_id: int) -> bool:
+    row = await session.get(TotpSecret, user_id)
+    return row is not None and row.enabled_at is not None
+
+
+async def complete_sign_in(*, session: AsyncSession, settings: Settings, user: User, ip: str = "") -> None:
+    """Record a finished sign-in (after the second factor, accounts/twofactor.py)."""
+    await _signed_in(session, settings, user, ip)
 
 
 async def _reserve_check(
@@ -377,6 +401,23 @@ async def change_password(
     ip: str = "",
 ) -> int:  # fmt: skip
     """Change a local account's password; other devices are signed out (returns how many)."""
+    user = await check_current_password(
+        session=session, settings=settings, user_id=user_id, password=current, keep_session_id=keep_session_id, ip=ip
+    )
+    check_password(new, email=user.email or "", min_length=settings.password_min_length)
+    user.password_hash = await asyncio.to_thread(credentials.hasher.hash, new)
+    session.add(user)
+    ended = await sessions.revoke_all(session=session, user_id=user_id, keep_session_id=keep_session_id)
+    await audit.record(session=session, action=audit.PASSWORD_CHANGED, user_id=user_id, ip=ip, detail=f"ended {ended}")
+    await session.flush()
+    return ended
+
+
+async def check_current_password(
+    *, session: AsyncSession, settings: Settings, user_id: int, password: str, keep_session_id: int | None,
+    ip: str = "", action: str = audit.PASSWORD_CHANGED,
+) -> User:  # fmt: skip
+    """Confirm a signed-in local user's password (throttled, settled and committed); InputError when wrong."""
     user = await session.get(User, user_id)
     if user is None or user.provider != "local" or not user.password_hash:
         raise InputError("not_local_account")
@@ -387,20 +428,14 @@ async def change_password(
         session, settings, kind=login_guard.PASSWORD, email=user.email or "", ip=ip, source=source,
         known=keep_session_id is not None, user_id=user_id,
     )  # fmt: skip
-    ok = await asyncio.to_thread(credentials.verify_hash, user.password_hash, current)
+    ok = await asyncio.to_thread(credentials.verify_hash, user.password_hash, password)
     await login_guard.settle(session=session, attempt_id=attempt, ok=ok)
     if not ok:
-        await audit.record(session=session, action=audit.PASSWORD_CHANGED, ok=False, user_id=user_id, ip=ip)
-    await session.commit()  # settled even when the new password is refused below
+        await audit.record(session=session, action=action, ok=False, user_id=user_id, ip=ip)
+    await session.commit()  # settled even when what follows is refused
     if not ok:
         raise InputError("wrong_password")
-    check_password(new, email=user.email or "", min_length=settings.password_min_length)
-    user.password_hash = await asyncio.to_thread(credentials.hasher.hash, new)
-    session.add(user)
-    ended = await sessions.revoke_all(session=session, user_id=user_id, keep_session_id=keep_session_id)
-    await audit.record(session=session, action=audit.PASSWORD_CHANGED, user_id=user_id, ip=ip, detail=f"ended {ended}")
-    await session.flush()
-    return ended
+    return user
 
 
 async def delete_account(

@@ -28,6 +28,12 @@ LOCKED_OUT = "locked_out"
 SIGN_UP_TAKEN = "sign_up_taken"  # a sign-up with an existing account's email (shown to its owner)
 RETENTION_RUN = "retention_run"  # one run of the retention job: what it deleted (services/retention.py)
 SESSION_ENDED = "session_ended"  # a user ended one of their other sessions (account page)
+TWO_FACTOR_ON = "two_factor_on"
+TWO_FACTOR_OFF = "two_factor_off"
+RECOVERY_CODE_USED = "recovery_code_used"
+RECOVERY_CODES_NEW = "recovery_codes_new"  # regenerated: the old ones no longer work
+PASSKEY_ADDED = "passkey_added"
+PASSKEY_REMOVED = "passkey_removed"
 
 
 async def record(

@@ -30,6 +30,7 @@ from rubin_app.services.chats import InputError
 
 PENDING, FAILED, OK = "pending", "failed", "ok"
 SIGN_IN, PASSWORD, SIGN_UP = "sign_in", "password", "sign_up"  # kinds
+CODE = "code"  # a second-factor code (TOTP or recovery) after a correct password: its own lock
 CHECKS = (SIGN_IN, PASSWORD)  # password checks: what the lockouts count
 PENDING_GRACE = timedelta(seconds=60)  # no check takes this long: an older pending row was abandoned
 SIGNUP_WINDOW = timedelta(hours=1)
@@ -173,6 +174,28 @@ async def reserve_sign_up(*, session: AsyncSession, limits: Limits, email: str, 
         raise refusal(_aware(times[-1]) + SIGNUP_WINDOW - now, "signup_limited")
     source = f"ip:{ip}"[:80]
     return await _add(session, kind=SIGN_UP, email=email, ip=ip[:64], source=source, known=False, created_at=now)
+
+
+async def reserve_code(*, session: AsyncSession, limits: Limits, email: str, ip: str) -> int:
+    """Reserve one second-factor check and commit; InputError("locked_out") after too many wrong codes.
+
+    Counted per account from any source, and a correct password does not clear them (only a correct code
+    does): knowing the password buys LOGIN_MAX_FAILURES code guesses per LOGIN_LOCKOUT_MINUTES, no more.
+    """
+    now = utcnow()
+    await _lock(session, f"account:{email}", f"ip:{ip}")
+    mine = (LoginAttempt.email == email, LoginAttempt.kind == CODE)
+    last_ok = select(func.max(LoginAttempt.created_at)).where(*mine, LoginAttempt.status == OK)
+    ok_at = (await session.exec(last_ok)).one()
+    stmt = select(LoginAttempt.created_at).where(*mine, _failing(), LoginAttempt.created_at >= now - limits.window)
+    if ok_at is not None:
+        stmt = stmt.where(LoginAttempt.created_at > ok_at)
+    times = (await session.exec(stmt.order_by(col(LoginAttempt.created_at).desc()).limit(limits.pair_max))).all()
+    if len(times) >= limits.pair_max:
+        wait = _aware(times[-1]) + limits.window - now
+        raise InputError("locked_out", minutes=max(1, -(-int(wait.total_seconds()) // 60)))
+    await _forget_old(session, limits, now)
+    return await _add(session, kind=CODE, email=email, ip=ip[:64], source=f"ip:{ip}"[:80], known=False, created_at=now)
 
 
 async def settle(*, session: AsyncSession, attempt_id: int | None, ok: bool) -> None:

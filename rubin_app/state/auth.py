@@ -9,6 +9,7 @@ redirect to the login page.
 
 from __future__ import annotations
 
+import time
 from urllib.parse import quote
 
 import reflex as rx
@@ -16,11 +17,15 @@ from reflex.app import default_backend_exception_handler
 from reflex.event import EventSpec
 
 from rubin_app import i18n
+from rubin_app.accounts import twofactor
 from rubin_app.services import accounts
 from rubin_app.services.db import session_scope
 from rubin_app.services.runtime import get_runtime
 from rubin_app.services.sessions import Principal
 from rubin_app.state.socket import SESSION_HEADER
+
+NOT_DUE_TTL = 10.0  # seconds an event trusts that the two-factor policy does not hold the user back
+_not_due: dict[int, float] = {}  # user id -> when the policy was last found not to apply (this worker)
 
 
 class SignedOut(Exception):
@@ -116,13 +121,19 @@ class AuthState(rx.State):
         """
         return await get_runtime().principal_by_hash(self.router.headers.raw_headers.get(SESSION_HEADER))
 
-    async def _require(self, *, admin: bool = False) -> Principal:
-        """The signed-in, approved user (an admin when `admin`); SignedOut otherwise."""
+    async def _require(self, *, admin: bool = False, two_factor_setup: bool = False) -> Principal:
+        """The signed-in, approved user (an admin when `admin`); SignedOut otherwise.
+
+        A user the two-factor policy covers who has not turned it on is sent to /two-factor (only the set-up's
+        own handlers pass `two_factor_setup`).
+        """
         principal = await self._principal()
         if principal is None:
             raise SignedOut()
         if not principal.is_active:
             raise SignedOut("/pending")
+        if not two_factor_setup and await self._two_factor_due(principal, cached=True):
+            raise SignedOut("/two-factor")
         if admin and not principal.is_admin:
             raise SignedOut("/")
         return principal
@@ -138,7 +149,30 @@ class AuthState(rx.State):
         self.user_provider = next((p.name for p in config if p.id == principal.provider), principal.provider)
         return changed
 
-    async def _enter(self, *, admin: bool = False, allow_pending: bool = False) -> tuple[Principal | None, list]:
+    async def _two_factor_due(self, principal: Principal, *, cached: bool = False) -> bool:
+        """Whether the admin policy wants this user to turn two-factor sign-in on before anything else.
+
+        Events (`cached`) trust a "not due" answer for NOT_DUE_TTL seconds: a policy change reaches open tabs
+        within that time, and page loads always ask the database.
+        """
+        if principal.provider != "local" or not principal.is_active:
+            return False
+        if cached and time.monotonic() - _not_due.get(principal.user_id, -NOT_DUE_TTL) < NOT_DUE_TTL:
+            return False
+        async with session_scope(read_only=True) as session:
+            due = await twofactor.setup_due(
+                session=session, settings=get_runtime().settings, user_id=principal.user_id, role=principal.role,
+                provider=principal.provider,
+            )  # fmt: skip
+        if len(_not_due) > 10_000:
+            _not_due.clear()
+        if not due:
+            _not_due[principal.user_id] = time.monotonic()
+        return due
+
+    async def _enter(
+        self, *, admin: bool = False, allow_pending: bool = False, two_factor_setup: bool = False
+    ) -> tuple[Principal | None, list]:
         """Page guard for on_load: (principal, events); principal None means "redirected away"."""
         principal = await self._principal()
         url = self.router.url
@@ -148,6 +182,8 @@ class AuthState(rx.State):
             return None, [rx.redirect(target, replace=True)]
         if not principal.is_active and not allow_pending:
             return None, [rx.redirect("/pending", replace=True)]
+        if not two_factor_setup and await self._two_factor_due(principal):
+            return None, [rx.redirect("/two-factor", replace=True)]
         if admin and not principal.is_admin:
             return None, [rx.redirect("/", replace=True)]
         self._show(principal)
