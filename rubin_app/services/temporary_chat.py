@@ -32,7 +32,7 @@ async def send(
 ) -> Run:
     """Check the text, the model and the user's limits, then start the answer (saved nowhere)."""
     text = chats.check_message_text(text, rt.settings.max_message_chars)
-    model = await check_model(rt, model)
+    model = await check_model(rt, model, user_id=user_id)  # the user's groups may limit the models
     slot = await rt.admission.admit(user_id, ip)
     try:
         request = request_for(rt, model, history, text)

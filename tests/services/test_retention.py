@@ -44,7 +44,7 @@ async def _chat(scope, user_id: int, idle_days: float, title: str, *, streaming:
 
 async def _titles(scope) -> set[str]:
     async with scope() as s:
-        return set((await s.exec(select(Conversation.title))).all())
+        return {c.title for c in (await s.exec(select(Conversation))).all()}  # loaded: opened by the vault
 
 
 async def _count(scope, table) -> int:
