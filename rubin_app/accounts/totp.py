@@ -1,42 +1,31 @@
-"""TOTP secrets and recovery codes: the one place that encrypts, decrypts and hashes them.
+"""TOTP codes, secrets and recovery codes.
 
-Secrets are stored as `v1.<key id>.<base64url(nonce + ciphertext + tag)>` — the scheme of webhooks/crypto.py
-(HKDF-SHA256 of SECRET_KEY -> AES-256-GCM, 12-byte random nonce) with a key of their own (another HKDF
-info) and the user id in the associated data, so a secret copied onto another user's row does not open.
-Recovery codes are kept as HMAC-SHA256 under a key derived the same way: a leaked table alone cannot be
-brute-forced. The per-user key vault of issue #13 replaces the key derivation here, and only here.
+Secrets are sealed with the user's data key (vault/: AES-256-GCM, the user and the column as associated data,
+so a secret copied onto another user's row does not open; deleting the user shreds it). Recovery codes are kept
+as HMAC-SHA256 under a key derived from SECRET_KEY (HKDF): a leaked table alone cannot be brute-forced.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
-import os
 import secrets
 from datetime import datetime
 
 import pyotp
 import segno
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-SCHEME = "v1"
 STEP_SECONDS = 30
 DIGITS = 6
 RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: read aloud or typed from paper
 RECOVERY_GROUPS = 3  # "xxxx-xxxx-xxxx": 12 characters, about 59 bits
 _SALT = b"rubin-two-factor"
-_KEY_INFO = b"rubin totp secrets: aes-256-gcm key"
-_ID_INFO = b"rubin totp secrets: key id"
 _CODE_INFO = b"rubin recovery codes: hmac key"
 
 
-class TotpSecretError(Exception):
-    """A stored TOTP secret that cannot be decrypted (another SECRET_KEY, another user's row, damage)."""
+SECRET_FIELD = "totp_secrets.secret"  # sealed with the user's data key (vault/): the associated data
 
 
 def _derive(secret_key: str, info: bytes, length: int) -> bytes:
@@ -52,30 +41,6 @@ def _aad(user_id: int) -> bytes:
 def new_secret() -> str:
     """A fresh base32 TOTP secret (160 bits, what authenticator apps expect)."""
     return pyotp.random_base32(32)
-
-
-def encrypt_secret(secret_key: str, user_id: int, secret: str) -> str:
-    """The stored form of a user's TOTP secret."""
-    key_id = _derive(secret_key, _ID_INFO, 4).hex()
-    nonce = os.urandom(12)
-    sealed = AESGCM(_derive(secret_key, _KEY_INFO, 32)).encrypt(nonce, secret.encode("ascii"), _aad(user_id))
-    return f"{SCHEME}.{key_id}.{base64.urlsafe_b64encode(nonce + sealed).decode('ascii').rstrip('=')}"
-
-
-def decrypt_secret(secret_key: str, user_id: int, stored: str) -> str:
-    """A user's TOTP secret from its stored form; TotpSecretError when it cannot be opened."""
-    scheme, _, rest = stored.partition(".")
-    key_id, _, token = rest.partition(".")
-    if scheme != SCHEME or not token:
-        raise TotpSecretError("not an encrypted TOTP secret")
-    if key_id != _derive(secret_key, _ID_INFO, 4).hex():
-        raise TotpSecretError("encrypted with another SECRET_KEY")
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        plain = AESGCM(_derive(secret_key, _KEY_INFO, 32)).decrypt(raw[:12], raw[12:], _aad(user_id))
-    except (InvalidTag, ValueError, binascii.Error):
-        raise TotpSecretError("damaged encrypted TOTP secret") from None
-    return plain.decode("ascii")
 
 
 def current_step(now: datetime) -> int:

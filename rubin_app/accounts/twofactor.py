@@ -25,6 +25,8 @@ from rubin_app.core.clock import utcnow
 from rubin_app.models import AppSetting, Role, User
 from rubin_app.services import accounts, audit, login_guard
 from rubin_app.services.chats import InputError
+from rubin_app.vault.sealing import UnreadableValue, is_sealed
+from rubin_app.vault.service import get_vault
 
 POLICY_KEY = "require_two_factor"
 POLICIES = ("nobody", "admins", "everyone")
@@ -122,7 +124,8 @@ async def begin_setup(*, session: AsyncSession, secret_key: str, user_id: int) -
         raise InputError("two_factor_already_on")
     secret = totp.new_secret()
     row = row or TotpSecret(user_id=user_id, secret="")
-    row.secret, row.created_at, row.last_step = totp.encrypt_secret(secret_key, user_id, secret), utcnow(), None
+    sealed = (await get_vault().prime(session, user_id)).seal(totp.SECRET_FIELD, secret)  # the user's data key
+    row.secret, row.created_at, row.last_step = sealed, utcnow(), None
     session.add(row)
     await session.flush()
     uri = totp.provisioning_uri(secret, account=user.email or str(user_id), issuer=ISSUER)
@@ -132,8 +135,10 @@ async def begin_setup(*, session: AsyncSession, secret_key: str, user_id: int) -
 async def _accept_code(session: AsyncSession, secret_key: str, row: TotpSecret, code: str) -> None:
     """Accept a TOTP code once (previous, current or next 30 s step); InputError otherwise."""
     try:
-        secret = totp.decrypt_secret(secret_key, row.user_id, row.secret)
-    except totp.TotpSecretError:
+        if not is_sealed(row.secret):  # never trusted in clear: set up again
+            raise UnreadableValue("a TOTP secret that is not sealed")
+        secret = (await get_vault().prime(session, row.user_id)).open(totp.SECRET_FIELD, row.secret)
+    except UnreadableValue:
         raise InputError("two_factor_unreadable") from None
     step = totp.matching_step(secret, code, utcnow())
     if step is None:

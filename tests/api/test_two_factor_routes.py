@@ -11,6 +11,8 @@ import pyotp
 import pytest
 
 from rubin_app.accounts import totp
+from rubin_app.vault.sealing import UserCipher
+from rubin_app.vault.service import get_vault
 
 from .conftest import LiveApp, login_error, session_cookie
 from .helpers import execute, new_user
@@ -24,6 +26,13 @@ def app(start_app) -> LiveApp:
     return start_app(secret_key=KEY)
 
 
+def sealed_secret(app: LiveApp, user_id: int, secret: str) -> str:
+    """The secret as the account page stores it: sealed with the user's data key (the app's vault)."""
+    [(key_id, kek_id, wrapped)] = app.query("SELECT id, kek_id, wrapped FROM user_keys WHERE user_id = :u", u=user_id)
+    data_key = get_vault().keyring.unwrap(kek_id, wrapped, f"user:{user_id}")
+    return UserCipher(user_id, {key_id: data_key}).seal(totp.SECRET_FIELD, secret)
+
+
 def with_two_factor(app: LiveApp, email: str) -> tuple[str, str]:
     """Sign up and turn two-factor on, as the account page stores it; the secret and one recovery code."""
     user_id = new_user(app, email)
@@ -31,7 +40,7 @@ def with_two_factor(app: LiveApp, email: str) -> tuple[str, str]:
     execute(
         app,
         "INSERT INTO totp_secrets (user_id, secret, created_at, enabled_at) VALUES (:u, :s, :now, :now)",
-        u=user_id, s=totp.encrypt_secret(KEY, user_id, secret), now="2026-01-01 00:00:00",
+        u=user_id, s=sealed_secret(app, user_id, secret), now="2026-01-01 00:00:00",
     )  # fmt: skip
     execute(
         app,

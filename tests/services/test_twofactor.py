@@ -17,6 +17,8 @@ from rubin_app.accounts.twofactor_models import PendingLogin, RecoveryCode, Totp
 from rubin_app.models import AppSetting, AuditEvent, AuthSession, Role, User
 from rubin_app.services import accounts
 from rubin_app.services.chats import InputError
+from rubin_app.vault.sealing import UnreadableValue
+from rubin_app.vault.service import get_vault
 
 PASSWORD = "correct horse battery"
 KEY = "k" * 64  # the runtime's secret key in the app
@@ -107,12 +109,14 @@ async def test_turning_on_needs_a_current_code_and_gives_ten_recovery_codes(db_s
     async with db_scope() as s:
         assert await twofactor.get_status(session=s, user_id=user_id) == twofactor.Status(True, 10)
         stored = await s.get(TotpSecret, user_id)
-    assert stored is not None and setup.secret not in stored.secret  # encrypted at rest
-    assert totp.decrypt_secret(KEY, user_id, stored.secret) == setup.secret
-    with pytest.raises(totp.TotpSecretError):  # bound to its user: copied onto another row it does not open
-        totp.decrypt_secret(KEY, user_id + 1, stored.secret)
-    with pytest.raises(totp.TotpSecretError):
-        totp.decrypt_secret("another key" * 4, user_id, stored.secret)
+    assert stored is not None and setup.secret not in stored.secret  # sealed with the user's data key
+    async with db_scope() as s:
+        vault = get_vault()
+        assert (await vault.prime(s, user_id)).open(totp.SECRET_FIELD, stored.secret) == setup.secret
+    other = await new_user(db_scope, settings, "boris@example.com")
+    async with db_scope() as s:  # bound to its user: copied onto another row it does not open
+        with pytest.raises(UnreadableValue):
+            (await vault.prime(s, other)).open(totp.SECRET_FIELD, stored.secret)
     assert await actions(db_scope, "two_factor_on") == 1
 
 
