@@ -4,6 +4,8 @@ session; the secret shown during set-up is the user's own, the server keeps only
 
 from __future__ import annotations
 
+from typing import Any
+
 import reflex as rx
 
 from rubin_app import i18n
@@ -12,6 +14,9 @@ from rubin_app.services.chats import InputError
 from rubin_app.services.db import session_scope
 from rubin_app.services.runtime import get_runtime
 from rubin_app.state.auth import AuthState
+from rubin_app.vault.state_seal import open_state, seal_state
+
+SECRET_VARS = ("tf_secret", "tf_qr", "tf_codes", "_pk_challenge")
 
 
 class TwoFactorState(AuthState):
@@ -28,6 +33,13 @@ class TwoFactorState(AuthState):
     tf_passkeys: list[dict[str, str]] = []  # id, name, created
     _pk_challenge: str = ""  # the registration under way (server-side only)
     _pk_origin: str = ""
+
+    # ---- at rest: a secret being set up and the recovery codes just shown are sealed (vault/state_seal.py) ----
+    def __getstate__(self) -> dict[str, Any]:
+        return seal_state(type(self).get_full_name(), super().__getstate__(), SECRET_VARS)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(open_state(type(self).get_full_name(), state))
 
     def _clear(self) -> None:
         self.tf_error = self.tf_notice = ""

@@ -63,3 +63,18 @@ def test_a_state_sealed_under_another_key_starts_empty_instead_of_failing(keys_i
 def test_with_encryption_off_the_state_is_stored_as_reflex_does(keys_in) -> None:  # type: ignore[no-untyped-def]
     keys_in(ENCRYPTION_AT_REST="false")
     assert MARKER.encode() in _state()._serialize()
+
+
+def test_a_two_factor_secret_being_set_up_is_sealed_too(keys_in) -> None:  # type: ignore[no-untyped-def]
+    from rubin_app.state.two_factor import TwoFactorState
+
+    keys_in()
+    state = TwoFactorState(_reflex_internal_init=True)  # type: ignore[call-arg]
+    state.tf_secret, state.tf_codes = "JBSWY3DPEHPK3PXP", ["abcd-efgh-jkmn"]
+    blob = state._serialize()
+    assert b"JBSWY3DPEHPK3PXP" not in blob and b"abcd-efgh-jkmn" not in blob
+    back = TwoFactorState._deserialize(blob)
+    assert isinstance(back, TwoFactorState) and (back.tf_secret, back.tf_codes) == (
+        "JBSWY3DPEHPK3PXP",
+        ["abcd-efgh-jkmn"],
+    )
