@@ -73,6 +73,7 @@ class Keyring:
     keys: tuple[bytes, ...]
     source: str
     key_file: Path | None = None
+    created: bool = False  # the key file was made by this load (a first start, or a lost file)
 
     @property
     def current_id(self) -> str:
@@ -126,14 +127,15 @@ def write_key_file(path: Path, keys: list[str]) -> None:
     os.replace(tmp, path)
 
 
-def _create_key_file(path: Path) -> None:
+def _create_key_file(path: Path) -> bool:
     """The first key, unless another process (a second worker starting) made the file first: never two keys."""
     draft = path.with_name(f"{path.name}.{os.getpid()}.new")
     write_key_file(draft, [new_key_text()])
     try:
         os.link(draft, path)  # atomic, and fails if the file exists
+        return True
     except FileExistsError:
-        pass
+        return False
     finally:
         draft.unlink(missing_ok=True)
 
@@ -151,9 +153,10 @@ def load_keyring(*, setting: str, command: str, data_dir: Path, create: bool = T
             raise KeyringError(f"ENCRYPTION_KEY_COMMAND exited with {done.returncode}: {done.stderr.strip()[:200]}")
         return Keyring(tuple(parse_keys(done.stdout, "ENCRYPTION_KEY_COMMAND")), "ENCRYPTION_KEY_COMMAND")
     path = data_dir / KEY_FILE_NAME
+    created = False
     if not path.exists():
         if not create:
             raise KeyringError(f"no encryption key: {path} does not exist and ENCRYPTION_KEY is not set")
-        _create_key_file(path)
+        created = _create_key_file(path)
     check_key_file(path)
-    return Keyring(tuple(parse_keys(path.read_text(), str(path))), str(path), key_file=path)
+    return Keyring(tuple(parse_keys(path.read_text(), str(path))), str(path), key_file=path, created=created)

@@ -13,9 +13,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rubin_app.models.chat import Conversation, Message
 from rubin_app.services.db import session_scope
+from rubin_app.vault.keyring import KeyringError
 from rubin_app.vault.orm import SEALED_FIELDS
 from rubin_app.vault.sealing import PREFIX
-from rubin_app.vault.service import Vault, get_vault
+from rubin_app.vault.service import Vault, get_vault, reset_vault
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +25,15 @@ async def prepare() -> Vault:
     """Load the keys (KeyringError, with what to do, when they are missing, loose or wrong), give users made
     before encryption a data key, and seal what earlier versions stored in clear."""
     vault = get_vault()
-    async with session_scope() as session:
-        counts = await vault.check(session)
-        made = await vault.backfill(session)
+    try:
+        async with session_scope() as session:
+            counts = await vault.check(session)
+            made = await vault.backfill(session)
+    except KeyringError:
+        if vault.keyring.created and vault.keyring.key_file is not None:  # the data has keys: the file was lost
+            vault.keyring.key_file.unlink(missing_ok=True)  # do not leave a new, useless key where the old belongs
+            reset_vault()
+        raise
     log.info(
         "encryption at rest %s: key %s from %s; %d data keys%s",
         "on" if vault.enabled else "OFF (ENCRYPTION_AT_REST=false)", vault.keyring.current_id, vault.keyring.source,

@@ -126,6 +126,22 @@ async def test_a_wrong_key_refuses_to_start_and_names_the_fix(runtime: Runtime, 
         await startup.prepare()
 
 
+async def test_a_lost_key_file_stops_the_start_and_leaves_no_new_key_behind(
+    runtime: Runtime, app_env: Any, db_url: str
+) -> None:
+    """The data needs the old key: a fresh key file would encrypt new data with a key the old data lacks."""
+    await _chat(runtime, await new_user(), "kept")
+    path = get_settings().data_dir / "encryption.key"
+    path.rename(path.with_name("moved-away.key"))
+    app_env(database_url=db_url)
+    with pytest.raises(KeyringError, match="Wrong or lost key"):
+        await startup.prepare()
+    assert not path.exists()
+    path.with_name("moved-away.key").rename(path)  # put back: the start succeeds and everything reads
+    app_env(database_url=db_url)
+    await startup.prepare()
+
+
 async def test_a_key_file_others_can_read_is_refused(runtime: Runtime, app_env: Any, db_url: str) -> None:
     path = get_settings().data_dir / "encryption.key"
     await new_user()
