@@ -25,7 +25,7 @@ _SALT = b"rubin-two-factor"
 _CODE_INFO = b"rubin recovery codes: hmac key"
 
 
-SECRET_FIELD = "totp_secrets.secret"  # sealed with the user's data key (vault/): the associated data
+SEALED_COLUMN = "totp_secrets.secret"  # sealed with the user's data key (vault/): the associated data
 
 
 def _derive(secret_key: str, info: bytes, length: int) -> bytes:

@@ -124,7 +124,7 @@ async def begin_setup(*, session: AsyncSession, secret_key: str, user_id: int) -
         raise InputError("two_factor_already_on")
     secret = totp.new_secret()
     row = row or TotpSecret(user_id=user_id, secret="")
-    sealed = (await get_vault().prime(session, user_id)).seal(totp.SECRET_FIELD, secret)  # the user's data key
+    sealed = (await get_vault().prime(session, user_id)).seal(totp.SEALED_COLUMN, secret)  # the user's data key
     row.secret, row.created_at, row.last_step = sealed, utcnow(), None
     session.add(row)
     await session.flush()
@@ -137,7 +137,7 @@ async def _accept_code(session: AsyncSession, secret_key: str, row: TotpSecret, 
     try:
         if not is_sealed(row.secret):  # never trusted in clear: set up again
             raise UnreadableValue("a TOTP secret that is not sealed")
-        secret = (await get_vault().prime(session, row.user_id)).open(totp.SECRET_FIELD, row.secret)
+        secret = (await get_vault().prime(session, row.user_id)).open(totp.SEALED_COLUMN, row.secret)
     except UnreadableValue:
         raise InputError("two_factor_unreadable") from None
     step = totp.matching_step(secret, code, utcnow())

@@ -30,7 +30,7 @@ def sealed_secret(app: LiveApp, user_id: int, secret: str) -> str:
     """The secret as the account page stores it: sealed with the user's data key (the app's vault)."""
     [(key_id, kek_id, wrapped)] = app.query("SELECT id, kek_id, wrapped FROM user_keys WHERE user_id = :u", u=user_id)
     data_key = get_vault().keyring.unwrap(kek_id, wrapped, f"user:{user_id}")
-    return UserCipher(user_id, {key_id: data_key}).seal(totp.SECRET_FIELD, secret)
+    return UserCipher(user_id, {key_id: data_key}).seal(totp.SEALED_COLUMN, secret)
 
 
 def with_two_factor(app: LiveApp, email: str) -> tuple[str, str]:

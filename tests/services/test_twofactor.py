@@ -112,11 +112,11 @@ async def test_turning_on_needs_a_current_code_and_gives_ten_recovery_codes(db_s
     assert stored is not None and setup.secret not in stored.secret  # sealed with the user's data key
     async with db_scope() as s:
         vault = get_vault()
-        assert (await vault.prime(s, user_id)).open(totp.SECRET_FIELD, stored.secret) == setup.secret
+        assert (await vault.prime(s, user_id)).open(totp.SEALED_COLUMN, stored.secret) == setup.secret
     other = await new_user(db_scope, settings, "boris@example.com")
     async with db_scope() as s:  # bound to its user: copied onto another row it does not open
         with pytest.raises(UnreadableValue):
-            (await vault.prime(s, other)).open(totp.SECRET_FIELD, stored.secret)
+            (await vault.prime(s, other)).open(totp.SEALED_COLUMN, stored.secret)
     assert await actions(db_scope, "two_factor_on") == 1
 
 
