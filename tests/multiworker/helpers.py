@@ -27,6 +27,7 @@ from bench.harness import sign_in
 from bench.ws_client import CHAT, STATE, Tab
 from tests.fakes.localai_standin import StandIn, expected_reply
 from tests.fakes.redis_server import RedisServer
+from tests.sealed import open_value
 
 WORKERS = 3
 AUTH = f"{STATE}.rubin_app___state___auth____auth_state"
@@ -151,11 +152,14 @@ class Cluster:
         return sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10)
 
     def exchanges(self, conversation_id: str) -> list[tuple[str, str, str]]:
-        """(role, content, status) of a conversation's messages, oldest first."""
+        """(role, content, status) of a conversation's messages, oldest first (opened with the app's keys)."""
+        key_file = self.db_path.parent / "data" / "encryption.key"
         with self._db() as db:
-            return db.execute(
-                "SELECT role, content, status FROM messages WHERE conversation_id = ? ORDER BY id", (conversation_id,)
+            rows = db.execute(
+                "SELECT role, user_id, content, status FROM messages WHERE conversation_id = ? ORDER BY id",
+                (conversation_id,),
             ).fetchall()
+            return [(role, open_value(db, key_file, uid, "messages.content", text), st) for role, uid, text, st in rows]
 
     def live_answer(self, email: str) -> tuple[str, int] | None:
         """(conversation id, message id) of the user's answer being generated now, if any."""

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from rubin_app.core.clock import utcnow
-from rubin_app.webhooks import service
+from rubin_app.webhooks import payloads, service
 from rubin_app.webhooks.delivery import USER_AGENT
 from rubin_app.webhooks.events import emit
 from rubin_app.webhooks.models import DeliveryStatus, WebhookEndpoint
@@ -37,7 +37,12 @@ async def test_a_delivery_is_signed_as_standard_webhooks_says(
     [got] = receiver.received
     [row] = await deliveries(scope)
     assert got.verifies_with(hook.secret)
-    assert got.path == "/hook?token=abc" and got.body == row.payload.encode()
+    assert row.payload.startswith("$rv1$") and b"$rv1$" not in got.body  # sealed at rest, sent in clear
+    async with scope() as s:
+        endpoint = await s.get(WebhookEndpoint, row.endpoint_id)
+        assert endpoint is not None
+        sent = payloads.read(await payloads.ciphers(s, [endpoint]), endpoint, row.payload)
+    assert got.path == "/hook?token=abc" and got.body == sent.encode()
     assert got.headers["webhook-id"] == row.event_id and row.event_id.startswith("msg_")
     assert got.headers["content-type"] == "application/json" and got.headers["user-agent"] == USER_AGENT
     assert json.loads(got.body)["data"]["content"] == "Forty-two."

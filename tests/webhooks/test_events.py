@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from sqlmodel import col, func, select
 
-from rubin_app.webhooks import events
+from rubin_app.webhooks import events, payloads
 from rubin_app.webhooks.events import CATALOG, emit, subscribable
-from rubin_app.webhooks.models import WebhookDelivery
+from rubin_app.webhooks.models import EndpointScope, WebhookDelivery, WebhookEndpoint
 
 URL = "https://93.184.215.14/hook"
 DOCS = (Path(__file__).resolve().parents[2] / "docs" / "webhooks.md").read_text(encoding="utf-8")
@@ -26,9 +26,16 @@ COMPLETED = {
 
 
 async def _payloads(scope: Scope) -> dict[int, dict[str, Any]]:
+    """Each endpoint's payload as it will be sent (a user endpoint's is sealed at rest with its owner's key)."""
     async with scope() as s:
         rows = (await s.exec(select(WebhookDelivery).order_by(col(WebhookDelivery.id)))).all()
-    return {r.endpoint_id: json.loads(r.payload) for r in rows}
+        endpoints = {r.endpoint_id: await s.get(WebhookEndpoint, r.endpoint_id) for r in rows}
+        keys = await payloads.ciphers(s, [e for e in endpoints.values() if e is not None])
+    for r in rows:
+        endpoint = endpoints[r.endpoint_id]
+        assert endpoint is not None
+        assert r.payload.startswith("$rv1$") == (endpoint.scope == EndpointScope.user), "sealed iff a user's"
+    return {r.endpoint_id: json.loads(payloads.read(keys, endpoints[r.endpoint_id], r.payload)) for r in rows}
 
 
 async def test_user_events_go_to_the_owner_and_subscribed_instance_endpoints(scope: Scope, new_actor, new_endpoint):

@@ -1,0 +1,20 @@
+"""Reading sealed content straight from a database file, as a test of another process's app must: the key-encryption
+keys from that app's key file (or setting), the user's wrapped data keys from its `user_keys` table."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from rubin_app.vault.keyring import Keyring, parse_keys
+from rubin_app.vault.sealing import UserCipher, is_sealed
+
+
+def open_value(db: sqlite3.Connection, key_file: Path, user_id: int, column: str, stored: str) -> str:
+    """The clear text of one stored value ("messages.content", …) of a user."""
+    if not is_sealed(stored):
+        return stored
+    keyring = Keyring(tuple(parse_keys(key_file.read_text(), str(key_file))), str(key_file))
+    rows = db.execute("SELECT id, kek_id, wrapped FROM user_keys WHERE user_id = ?", (user_id,)).fetchall()
+    keys = {kid: keyring.unwrap(kek, wrapped, f"user:{user_id}") for kid, kek, wrapped in rows}
+    return UserCipher(user_id, keys).open(column, stored)
