@@ -18,3 +18,20 @@ def open_value(db: sqlite3.Connection, key_file: Path, user_id: int, column: str
     rows = db.execute("SELECT id, kek_id, wrapped FROM user_keys WHERE user_id = ?", (user_id,)).fetchall()
     keys = {kid: keyring.unwrap(kek, wrapped, f"user:{user_id}") for kid, kek, wrapped in rows}
     return UserCipher(user_id, keys).open(column, stored)
+
+
+def open_tab_state(key_file: Path, state_name: str, raw: bytes) -> dict[str, object]:
+    """The sealed content vars of a stored tab state (Reflex's pickle, as Redis holds it); {} when none."""
+    import pickle
+    import re
+
+    from rubin_app.vault.keyring import derive, key_id
+
+    found = re.search(rb"\$rv1\$\d+\$[A-Za-z0-9_-]+", raw)
+    if found is None:
+        return {}
+    keys = parse_keys(key_file.read_text(), str(key_file))
+    cipher = UserCipher("redis", {int(key_id(k), 16): derive(k, b"rubin redis values") for k in keys})
+    content = pickle.loads(bytes.fromhex(cipher.open("state:" + state_name, found.group().decode())))
+    assert isinstance(content, dict)
+    return content

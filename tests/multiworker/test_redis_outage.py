@@ -9,6 +9,7 @@ import signal
 from bench.ws_client import CHAT, Tab
 from rubin_app.services.sessions import hash_token
 from rubin_app.state.socket import tab_key
+from tests.sealed import open_tab_state
 
 from .helpers import (
     WORKERS,
@@ -152,7 +153,10 @@ def test_redis_that_stops_answering_is_bypassed_and_gets_the_newer_states_back(a
     """SIGSTOP: connections stay open but nothing answers (a partition, a stuck server); its data survives."""
 
     def saved_chat_state(tab: Tab) -> bytes:
-        return app.redis_get(f"{tab_key(tab.token, hash_token(tab.cookie))}_{CHAT}") or b""
+        """The chat text of the tab's state as Redis holds it (sealed there: opened with the app's key file)."""
+        raw = app.redis_get(f"{tab_key(tab.token, hash_token(tab.cookie))}_{CHAT}") or b""
+        content = open_tab_state(app.db_path.parent / "data" / "encryption.key", CHAT, raw)
+        return repr(content).encode()
 
     async def scenario() -> None:
         tabs = await tabs_on_every_worker(app, lambda i: app.new_user(f"frozen{i}x")[1])
@@ -185,6 +189,9 @@ def test_redis_that_stops_answering_is_bypassed_and_gets_the_newer_states_back(a
                 15,
                 "the states changed during the outage to be written back",
             )
+            for pid, tab in tabs.items():  # ... sealed: no chat text in clear in Redis
+                raw = app.redis_get(f"{tab_key(tab.token, hash_token(tab.cookie))}_{CHAT}") or b""
+                assert raw and asked[pid].encode() not in raw
             for pid, tab in tabs.items():
                 await ask_and_check(app, tab, conversations[pid], history=4)
                 assert in_redis(app, tab)
