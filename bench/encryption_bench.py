@@ -35,6 +35,7 @@ def _env(tmp: Path, standin_url: str, encrypted: bool) -> None:
     os.environ.update(
         LOCALAI_URL=standin_url, DATA_DIR=str(tmp / "data"), DATABASE_URL=f"sqlite:///{tmp / 'bench.db'}",
         TITLE_MODE="first_message", ENCRYPTION_AT_REST=str(encrypted).lower(), LOG_LEVEL="WARNING",
+        RATE_LIMIT_RPM="0", RATE_LIMIT_IP_RPM="0", MAX_CONCURRENT_ANSWERS="0",
     )  # fmt: skip
     from rubin_app import config
     from rubin_app.services import runtime
