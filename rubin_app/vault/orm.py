@@ -14,11 +14,12 @@ from sqlalchemy.orm import attributes
 
 from rubin_app.models.chat import Conversation, Message
 from rubin_app.models.user import User
-from rubin_app.vault.sealing import is_sealed
+from rubin_app.vault.sealing import PREFIX, is_sealed
 from rubin_app.vault.service import get_vault
 
 SEALED_FIELDS: dict[type, tuple[str, ...]] = {Message: ("content", "reasoning"), Conversation: ("title",)}
 _PLAIN = "_rubin_plain"
+_CIPHERS = "rubin_vault_ciphers"  # a query's opened ciphers, in its context's attributes
 
 
 def field_name(model: type, attr: str) -> str:
@@ -50,14 +51,17 @@ def _restore(target: Any) -> None:
 
 
 def _open(model: type, target: Any, context: Any, attrs: Any = None) -> None:
-    cipher = None
-    for attr in SEALED_FIELDS[model]:
+    """Open a loaded row's sealed columns in place (they are the loaded state: nothing is marked changed)."""
+    for attr, name in _FIELD_NAMES[model]:
         if attrs is not None and attr not in attrs:
             continue
         value = target.__dict__.get(attr)
-        if isinstance(value, str) and is_sealed(value):
-            cipher = cipher or get_vault().prime_sync(context.session.connection(), target.user_id)
-            attributes.set_committed_value(target, attr, cipher.show(field_name(model, attr), value, target.id))
+        if isinstance(value, str) and value.startswith(PREFIX):
+            ciphers = context.attributes.setdefault(_CIPHERS, {})  # one key lookup per user and query
+            cipher = ciphers.get(target.user_id)
+            if cipher is None:
+                cipher = ciphers[target.user_id] = get_vault().prime_sync(context.session.connection(), target.user_id)
+            target.__dict__[attr] = cipher.show(name, value, target.id)
 
 
 def install() -> None:
@@ -88,3 +92,6 @@ def _hooks(model: type) -> dict[str, Any]:
 
 
 _listeners = {model: _hooks(model) for model in SEALED_FIELDS}
+
+
+_FIELD_NAMES = {model: [(attr, field_name(model, attr)) for attr in attrs] for model, attrs in SEALED_FIELDS.items()}
