@@ -35,3 +35,35 @@ def open_tab_state(key_file: Path, state_name: str, raw: bytes) -> dict[str, obj
     content = pickle.loads(bytes.fromhex(cipher.open("state:" + state_name, found.group().decode())))
     assert isinstance(content, dict)
     return content
+
+
+class app_keys:
+    """Seal and open as an app with this DATA_DIR does (its key file), in this process, for the block's duration."""
+
+    def __init__(self, data_dir: str | Path) -> None:
+        self.data_dir = str(data_dir)
+        self.before: str | None = None
+
+    def __enter__(self) -> None:
+        import os
+
+        from rubin_app.config import get_settings
+        from rubin_app.vault.service import reset_vault
+
+        self.before = os.environ.get("DATA_DIR")
+        os.environ["DATA_DIR"] = self.data_dir
+        get_settings.cache_clear()
+        reset_vault()
+
+    def __exit__(self, *_exc: object) -> None:
+        import os
+
+        from rubin_app.config import get_settings
+        from rubin_app.vault.service import reset_vault
+
+        if self.before is None:
+            os.environ.pop("DATA_DIR", None)
+        else:
+            os.environ["DATA_DIR"] = self.before
+        get_settings.cache_clear()
+        reset_vault()

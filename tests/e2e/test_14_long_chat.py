@@ -12,6 +12,7 @@ from sqlmodel import select
 
 from rubin_app.models import Conversation, Message, MessageRole, MessageStatus, User
 from rubin_app.services.db import dispose_all, session_scope
+from tests.sealed import app_keys
 
 from .conftest import AppServer
 from .helpers import Account, answers, ask, body, expected, last_answer, open_app, unique, wait_live
@@ -53,8 +54,9 @@ def seed_long_chat(app_server: AppServer, email: str, total: int = TOTAL) -> str
         finally:
             await dispose_all()
 
-    # Playwright's sync API runs an event loop in this thread: seed from a thread of our own.
-    with ThreadPoolExecutor(1) as pool:
+    # Playwright's sync API runs an event loop in this thread: seed from a thread of our own, sealing the
+    # messages with the app's own key (its DATA_DIR's key file), as the app would.
+    with app_keys(app_server.env["DATA_DIR"]), ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, main()).result()
 
 

@@ -159,10 +159,17 @@ def _set_policy(page: Page, label: str) -> None:
     expect(page.get_by_test_id("policy-two-factor")).to_have_text(label)
 
 
-def _set_role(page: Page, email: str, role: str) -> None:
+def _set_role(page: Page, email: str, role: str, password: str) -> None:
+    """Change a role; a role change needs a recent re-authentication (admin page): the password when asked."""
     select = page.get_by_test_id("user-row").filter(has_text=email).get_by_test_id("role-select")
     select.click()
     page.get_by_role("option", name=role).click()
+    reauth = page.get_by_test_id("reauth-password")
+    expect(select.filter(has_text=role).or_(reauth)).to_be_visible()
+    if reauth.is_visible():
+        reauth.fill(password)
+        page.get_by_test_id("reauth-confirm").click()
+        expect(reauth).to_be_hidden()
     expect(select).to_have_text(role)
 
 
@@ -183,7 +190,7 @@ def admin_on_admin_page(
         "Turn on two-factor sign-in for your own account first (account page)."
     )
     expect(admin.get_by_test_id("policy-two-factor")).to_have_text("Nobody")
-    _set_role(admin, boss.email, "Admin")
+    _set_role(admin, boss.email, "Admin", admin_account.password)
     page = open_page(signed_in=boss)
     turn_on(page, two_factor_section(page))
     page.goto("/admin")
@@ -193,7 +200,7 @@ def admin_on_admin_page(
     finally:
         _set_policy(page, "Nobody")
         admin.goto("/admin")
-        _set_role(admin, boss.email, "User")
+        _set_role(admin, boss.email, "User", admin_account.password)
 
 
 def test_policy_sends_a_user_without_two_factor_to_set_it_up(
