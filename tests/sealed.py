@@ -20,21 +20,20 @@ def open_value(db: sqlite3.Connection, key_file: Path, user_id: int, column: str
     return UserCipher(user_id, keys).open(column, stored)
 
 
-def open_tab_state(key_file: Path, state_name: str, raw: bytes) -> dict[str, object]:
-    """The sealed content vars of a stored tab state (Reflex's pickle, as Redis holds it); {} when none."""
-    import pickle
+def open_tab_state(key_file: Path, state_name: str, raw: bytes) -> bytes:
+    """The sealed content vars of a stored tab state (Reflex's pickle, as Redis holds it), as the pickle bytes they
+    were sealed from (strings appear in them as UTF-8; not unpickled: that would import the app's states); b"" when
+    none."""
     import re
 
     from rubin_app.vault.keyring import derive, key_id
 
     found = re.search(rb"\$rv1\$\d+\$[A-Za-z0-9_-]+", raw)
     if found is None:
-        return {}
+        return b""
     keys = parse_keys(key_file.read_text(), str(key_file))
     cipher = UserCipher("redis", {int(key_id(k), 16): derive(k, b"rubin redis values") for k in keys})
-    content = pickle.loads(bytes.fromhex(cipher.open("state:" + state_name, found.group().decode())))
-    assert isinstance(content, dict)
-    return content
+    return bytes.fromhex(cipher.open("state:" + state_name, found.group().decode()))
 
 
 class app_keys:

@@ -155,8 +155,7 @@ def test_redis_that_stops_answering_is_bypassed_and_gets_the_newer_states_back(a
     def saved_chat_state(tab: Tab) -> bytes:
         """The chat text of the tab's state as Redis holds it (sealed there: opened with the app's key file)."""
         raw = app.redis_get(f"{tab_key(tab.token, hash_token(tab.cookie))}_{CHAT}") or b""
-        content = open_tab_state(app.db_path.parent / "data" / "encryption.key", CHAT, raw)
-        return repr(content).encode()
+        return open_tab_state(app.db_path.parent / "data" / "encryption.key", CHAT, raw)
 
     async def scenario() -> None:
         tabs = await tabs_on_every_worker(app, lambda i: app.new_user(f"frozen{i}x")[1])
