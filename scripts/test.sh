@@ -53,14 +53,18 @@ else
   # Both sessions run even when the first fails (one run shows every failure); the command fails at the end.
   step "unit, service and fault-injection tests, the attack suite (SQLite + PostgreSQL + LocalAI stand-in)"
   first=0
-  python -m pytest -m "not e2e and not llm" || first=1
+  python -m pytest -m "not e2e and not llm and not slow" || first=1
   step "end-to-end tests: Chromium against the production build, and the real Gemma model"
   second=0
-  python -m pytest -m "e2e or llm" || second=1
+  python -m pytest -m "(e2e or llm) and not slow" || second=1
+  step "operations: the container image built and run, the cluster behind a load balancer under faults"
+  third=0
+  python -m pytest -m slow || third=1
   [ "$first" -eq 0 ] || step "FAILED: unit, service and fault-injection tests (above)"
   [ "$second" -eq 0 ] || step "FAILED: end-to-end tests (above)"
+  [ "$third" -eq 0 ] || step "FAILED: operations tests (above)"
   if [ "$security" -ne 0 ]; then
     step "FAILED: the security checks above (scripts/security_check.py)"
   fi
-  [ "$first" -eq 0 ] && [ "$second" -eq 0 ] && [ "$security" -eq 0 ]
+  [ "$first" -eq 0 ] && [ "$second" -eq 0 ] && [ "$third" -eq 0 ] && [ "$security" -eq 0 ]
 fi
