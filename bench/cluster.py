@@ -83,7 +83,10 @@ class Cluster:
         self.lb.backends = [inst.port for inst in self.instances]
         self.root = self.workdir / "app"
         self.key_file = self.workdir / "encryption.key"
-        self.secrets = {"SECRET_KEY": secrets.token_hex(32), "ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode()}
+        self.secrets = {
+            "SECRET_KEY": secrets.token_hex(32),
+            "ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
+        }
         self.admin_cookie = ""
 
     # ---- lifecycle ------------------------------------------------------------------------------
@@ -227,6 +230,19 @@ class Cluster:
             rows = conn.execute(sql, (email,)).fetchall()
             db = _Qmark(conn)
             return [(r, open_value(db, self.key_file, uid, "messages.content", c), s) for r, uid, c, s in rows]  # type: ignore[arg-type]
+
+    def latest_conversation(self, email: str) -> str:
+        """The id of the user's newest conversation ("" when none)."""
+        import psycopg
+
+        assert self.postgres is not None
+        sql = (
+            "SELECT c.id FROM conversations c JOIN users u ON u.id = c.user_id WHERE u.email = %s "
+            "ORDER BY c.created_at DESC LIMIT 1"
+        )
+        with psycopg.connect(self.postgres.url, connect_timeout=10) as conn:
+            row = conn.execute(sql, (email,)).fetchone()
+        return str(row[0]) if row else ""
 
     def log_text(self) -> str:
         """Every instance's log."""
