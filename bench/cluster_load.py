@@ -67,6 +67,7 @@ class ChatUser:
 
     def __init__(self, cluster: Cluster, email: str, cookie: str, tokens: int = 40) -> None:
         self.cluster, self.email, self.cookie, self.tokens = cluster, email, cookie, tokens
+        self.url = cluster.url  # the load balancer (a benchmark may point users at one instance)
         self.tab: Tab | None = None
         self.token = str(uuid.uuid4())  # kept across reconnects, as a browser tab keeps it
         self.conversation = ""
@@ -77,7 +78,7 @@ class ChatUser:
         path = f"/c/{self.conversation}" if self.conversation else "/"
         deadline = time.monotonic() + timeout
         while True:
-            tab = Tab(self.cluster.url, self.cookie, token=self.token)
+            tab = Tab(self.url, self.cookie, token=self.token)
             try:
                 await asyncio.wait_for(tab.open(path), 10)
                 await _until(lambda t=tab: hydrated(t) or _dead(t), 10)

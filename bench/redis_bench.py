@@ -16,16 +16,14 @@ import asyncio
 import itertools
 import os
 import sqlite3
-import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import psutil
 
+from bench.cluster_services import StandInProcess
 from bench.harness import (
     ROOT,
     app_env,
@@ -70,32 +68,6 @@ def lookup_cost(redis_url: str | None, runs: int) -> list[float]:
         return out
 
     return asyncio.run(main())
-
-
-class StandInProcess:
-    """The LocalAI stand-in (200 tokens/s, 20 tokens unless a message says otherwise) in a process of its own."""
-
-    def __init__(self) -> None:
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        args = ["--port", str(port), "--rate", "200", "--tokens", "20"]
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.fakes.localai_standin", *args], cwd=ROOT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("the LocalAI stand-in did not start")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 def stack_rss_mb(app, redis: RedisServer) -> float:
@@ -181,7 +153,9 @@ def main() -> None:
     args = parser.parse_args()
 
     redis = RedisServer().start()
-    standin = StandInProcess()  # its own process, as LocalAI is: it must not share a GIL with the 200 clients
+    standin = StandInProcess(
+        rate=200
+    ).start()  # its own process, as LocalAI is: it must not share a GIL with the 200 clients
     tmp = Path(tempfile.mkdtemp(prefix="rubin-redis-bench-"))
     rows: list[tuple[str, str, str, str, str]] = []
     app = None
