@@ -38,6 +38,8 @@ SCAN_SECONDS = 2.0
 MAX_RESUMES = 3  # an answer that keeps killing its workers is not resumed for ever
 HANDOVER = "answers_handed_over"  # bus message: a stopping worker's answers, to be taken over now
 WORKER_LOST = "worker_lost"  # the error of an answer kept for Retry instead of being continued
+# Answers of older versions were marked interrupted at the next start; their rows keep this error (err_restarted).
+LEGACY_RESTARTED = "restarted"
 
 
 class Recovery:
