@@ -5,7 +5,7 @@ import os
 import reflex as rx
 from reflex_base.plugins.sitemap import SitemapPlugin
 
-from rubin_app import serve_tls
+from rubin_app import serve_tls, serve_workers
 from rubin_app.config import get_settings
 from rubin_app.core import tls
 from rubin_app.services.net import origin_of
@@ -23,6 +23,8 @@ if _settings.workers:
 # TLS_CERT_FILE: the production server speaks HTTPS itself (rubin_app/serve_tls.py). The page then reaches the
 # websocket at PUBLIC_URL (Reflex's page would otherwise assume port 443 for https).
 _api_url = _settings.api_url
+if os.environ.get("REFLEX_ENV_MODE", "dev") == "prod":
+    serve_workers.install()  # a worker that dies is started again, not the end of the whole server
 if os.environ.get("REFLEX_ENV_MODE", "dev") == "prod" and serve_tls.install(_settings):
     _api_url = _api_url or origin_of(_settings.public_url)
 

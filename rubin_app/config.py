@@ -164,6 +164,11 @@ class Settings(BaseSettings):
     title_mode: str = Field(default="llm", description="'llm': model writes titles; 'first_message': no model call.")
     stream_coalesce_ms: int = Field(default=40, ge=0, le=1000, description="Websocket delta interval in ms.")
     db_flush_seconds: float = Field(default=2.0, gt=0, description="How often a streaming answer is saved.")
+    resume_answers: Literal["continue", "retry"] = Field(
+        default="continue",
+        description="An answer left unfinished by a worker that died or stopped: 'continue' (another worker asks "
+        "the model again with the partial answer as its prefix) or 'retry' (kept, marked interrupted, Retry offered).",
+    )
 
     # Storage
     database_url: str = Field(default="", description="SQLAlchemy URL; empty: SQLite in DATA_DIR.")

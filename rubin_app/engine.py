@@ -35,10 +35,10 @@ def model_path(data_dir: Path) -> Path:
 def command(model: Path, port: int, alias: str, ctx: int = 4096) -> list[str]:
     """The llama.cpp server command line."""
     return [
-        sys.executable, "-m", "llama_cpp.server",
+        sys.executable, "-m", "rubin_app.engine_server",  # llama_cpp.server + a format that continues answers
         "--model", str(model),
         "--model_alias", alias,
-        "--chat_format", "gemma",
+        "--chat_format", "gemma-continue",
         "--host", "127.0.0.1",
         "--port", str(port),
         "--n_ctx", str(ctx),

@@ -31,12 +31,12 @@ from rubin_app.state.tab_store import TabStateRedis
 from rubin_app.vault import startup as vault_startup
 
 log = logging.getLogger("rubin_app")
-REAP_INTERVAL = 60.0
 
 
 @asynccontextmanager
 async def runtime_lifespan():
-    """Start: mark answers orphaned by a previous process; stop: save live answers."""
+    """Start: migrations, keys, background parts (answers a previous process left are resumed); stop: hand live
+    answers over (saved as they are)."""
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -48,22 +48,10 @@ async def runtime_lifespan():
         await asyncio.to_thread(upgrade_head)
     await vault_startup.prepare()  # wrong, missing or loose keys stop the start here, with what to do
     rt = get_runtime()
-    await rt.reap_orphans()
-    await rt.start()  # the worker bus (Stop, key revocations from other workers), webhook delivery
-
-    async def reaper() -> None:
-        while True:
-            await asyncio.sleep(REAP_INTERVAL)
-            try:
-                await rt.reap_orphans(older_than=settings.llm_read_timeout + 60)
-            except Exception:
-                log.exception("orphan reaper failed")
-
-    task = asyncio.create_task(reaper())
+    await rt.start()  # the worker bus, webhook delivery, recovery of answers a previous process left unfinished
     try:
         yield
     finally:
-        task.cancel()
         await rt.close()
 
 

@@ -86,14 +86,20 @@ class GenerationManager:
         api_key_id: int | None = None,
         whole: bool = False,
         key_ticket: str | None = None,
+        resume: tuple[str, str] | None = None,
     ) -> Run:
         """Begin generating; `sinks` are told of every event and of the end (in order). `whole`: nobody watches
-        the answer stream (a non-streaming API call): LocalAI is asked for it whole, a cache hit is one piece."""
+        the answer stream (a non-streaming API call): LocalAI is asked for it whole, a cache hit is one piece.
+        `resume`: the (text, reasoning) an unfinished answer already has; the run starts from there (the request
+        carries the text as the assistant's prefix)."""
         run = Run(
             message_id=message_id or 0, conversation_id=conversation_id, user_id=user_id, request=request,
             cache_key=cache_key, replay=replay, slot=slot, source=source, api_key_id=api_key_id, sinks=list(sinks),
             key_ticket=key_ticket,
         )  # fmt: skip
+        if resume is not None:
+            run.text, run.reasoning = resume
+            run.resumed = True
         if message_id:
             self._runs[message_id] = run
         else:
@@ -133,10 +139,12 @@ class GenerationManager:
             await run.wait_done(timeout=10)
         return True
 
-    async def shutdown(self) -> None:
-        """Stop every run, saving what was streamed."""
+    async def shutdown(self, *, handover: bool = False) -> None:
+        """Stop every run, saving what was streamed. `handover`: stored answers stay `streaming` with their text
+        (another worker, or this one after a restart, continues them); otherwise they end interrupted."""
         runs = [*self._runs.values(), *self._loose]
         for run in runs:
+            run.handover = handover and bool(run.message_id) and not run.stop_requested
             if run.task is not None:
                 run.task.cancel()
         await asyncio.gather(*(r.wait_done(5) for r in runs))
@@ -145,8 +153,9 @@ class GenerationManager:
         """A task cancelled before its first step never ran `_generate`: end and release the run here."""
         if run.started or run.finished:
             return
-        run.status = MessageStatus.interrupted
-        run.error = "stopped" if run.stop_requested else "shutdown"
+        if not run.handover:
+            run.status = MessageStatus.interrupted
+            run.error = "stopped" if run.stop_requested else "shutdown"
         run.duration_ms = 0
         task = asyncio.ensure_future(self._finish(run))
         self._finishing.add(task)
@@ -206,8 +215,9 @@ class GenerationManager:
                         sink.on_event(run, event)
             run.status = MessageStatus.complete
         except asyncio.CancelledError:
-            run.status = MessageStatus.interrupted
-            run.error = "stopped" if run.stop_requested else "shutdown"
+            if not run.handover:  # a handed-over answer is saved as it is, still `streaming`
+                run.status = MessageStatus.interrupted
+                run.error = "stopped" if run.stop_requested else "shutdown"
         except LLMError as exc:
             run.status = MessageStatus.interrupted if run.text else MessageStatus.error
             run.error, run.error_detail = exc.code, exc.detail

@@ -49,6 +49,8 @@ class Run:
     slot: str | None = None  # the concurrency slot this answer holds (released at the end)
     key_ticket: str | None = None  # the API key's token reservation, if its key has a daily quota
     cut_short: bool = False  # max_tokens lowered to fit the run's token reservation
+    handover: bool = False  # the worker is stopping: the answer stays `streaming`, another worker continues it
+    resumed: bool = False  # continues an answer a dead or stopped worker left unfinished (its text so far given)
     finish_reason: str = ""
     save_error: str = ""  # why the last save attempt failed (class and first line), for the logs
     source: str = "ui"  # who asked: ui, api (OpenAI-compatible), rest (/api/v1)

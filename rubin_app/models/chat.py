@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Text
+from sqlalchemy import Index, Text, text
 from sqlmodel import Field, SQLModel
 
 from rubin_app.models.user import utcnow
@@ -72,12 +72,19 @@ class MessageBase(SQLModel):
     error_detail: str = Field(default="", max_length=2000)
 
 
+_STREAMING = text("status = 'streaming'")
+
+
 class Message(MessageBase, table=True):
     """One turn of a conversation, with the answer's measurements."""
 
     __tablename__ = "messages"
     # Never reuse the id of a deleted message: a stale Stop must not hit a newer answer.
-    __table_args__ = {"sqlite_autoincrement": True}
+    # The recovery scan asks every few seconds which answers are streaming: a partial index keeps it cheap.
+    __table_args__ = (
+        Index("ix_messages_streaming", "id", sqlite_where=_STREAMING, postgresql_where=_STREAMING),
+        {"sqlite_autoincrement": True},
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     conversation_id: str = Field(foreign_key="conversations.id", index=True, ondelete="CASCADE")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Protocol
 
 from sqlalchemy import delete, update
+from sqlalchemy import text as sql
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -275,14 +275,14 @@ async def delete_messages_after(*, session: AsyncSession, user_id: int, conversa
     return int(result.rowcount or 0)
 
 
-async def interrupt_orphaned_answers(
-    *, session: AsyncSession, exclude: Sequence[int] = (), older_than: float | None = None
-) -> int:
-    """Mark answers left 'streaming' by a stopped process as interrupted (maintenance, all users)."""
-    stmt = update(Message).where(col(Message.status) == MessageStatus.streaming)  # type: ignore[call-overload]
-    if older_than is not None:
-        stmt = stmt.where(col(Message.updated_at) < utcnow() - timedelta(seconds=older_than))
-    if exclude:
-        stmt = stmt.where(col(Message.id).not_in(list(exclude)))
-    result = await session.exec(stmt.values(status=MessageStatus.interrupted, error="restarted"))
-    return int(result.rowcount or 0)
+async def streaming_answers(*, session: AsyncSession) -> list[tuple[int, int]]:
+    """(message id, owner id) of every answer marked streaming (maintenance, all users: the recovery scan). The
+    condition is literal SQL so that both databases use the partial index `ix_messages_streaming`."""
+    stmt = select(Message.id, Message.user_id).where(sql("messages.status = 'streaming'"))
+    return [(int(mid), int(uid)) for mid, uid in (await session.exec(stmt)).all() if mid is not None]
+
+
+async def answer_owner(*, session: AsyncSession, message_id: int) -> int | None:
+    """The owner of a streaming answer (maintenance: a worker taking it over then acts as that user), or None."""
+    stmt = select(Message.user_id).where(Message.id == message_id, sql("messages.status = 'streaming'"))
+    return (await session.exec(stmt)).first()

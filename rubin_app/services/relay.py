@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from typing import Any
 
 from redis.exceptions import RedisError
 
@@ -120,6 +121,38 @@ class Relay:
             log.warning("answer %s: a live piece did not decrypt; following stopped", message_id)
         except (RedisError, OSError) as exc:  # the store logged a refused command with its message
             log.warning("following answer %s through Redis failed: %s", message_id, type(exc).__name__)
+
+    async def snapshot(self, message_id: int) -> tuple[str, str]:
+        """The text and reasoning an answer's stream holds (its contiguous start; empty without Redis or on an
+        error): the recovery of an answer whose worker died starts from here, ahead of its last saved flush."""
+        store = self.store
+        if store is None:
+            return "", ""
+        key = store.key("run", message_id)
+        text, think = "", ""
+        try:
+            entries = await store.client.xrange(key)
+            for _entry_id, fields in entries:
+                if fields.get(b"done"):
+                    break
+                if (int(fields.get(b"o", -1)), int(fields.get(b"ro", -1))) != (len(text), len(think)):
+                    break  # a gap (Redis restarted mid-answer): only the contiguous start is known
+                text += self._open(key, "t", len(text), fields.get(b"t", b"").decode())
+                think += self._open(key, "r", len(think), fields.get(b"r", b"").decode())
+        except (RedisError, OSError, UnreadableValue) as exc:
+            log.warning("answer %s: its live stream could not be read: %s", message_id, type(exc).__name__)
+        return text, think
+
+    async def reset(self, message_id: int) -> None:
+        """Drop an answer's stream before it is published again from its start (a resumed answer): followers
+        notice the new start and read it again from where their tab is."""
+        if self.store is not None:
+            key = self.store.key("run", message_id)
+
+            async def drop(client: Any) -> None:
+                await client.delete(key)
+
+            await self.store.run(drop, lambda: None)
 
     def _seal(self, key: str, part: str, offset: int, text: str) -> str:
         """A piece as stored: bound to its stream, part and offset (a piece moved elsewhere does not open)."""

@@ -23,7 +23,7 @@ from rubin_app.generation.webhook_sink import queue_message_event
 from rubin_app.llm.client import LLMClient, LLMError
 from rubin_app.llm.types import Params
 from rubin_app.models.user import utcnow
-from rubin_app.services import chats, sessions
+from rubin_app.services import sessions
 from rubin_app.services.admission import Admission
 from rubin_app.services.bus import Bus
 from rubin_app.services.cache import ResponseCache
@@ -32,6 +32,7 @@ from rubin_app.services.catalog import ModelCatalog
 from rubin_app.services.db import session_scope
 from rubin_app.services.limits import Limiter
 from rubin_app.services.oauth import Providers
+from rubin_app.services.recovery import Recovery
 from rubin_app.services.redis_store import RedisStore
 from rubin_app.services.relay import Relay
 from rubin_app.services.retention_job import RetentionJob
@@ -93,6 +94,7 @@ class Runtime:
 
         self.principals = PrincipalCache()
         self.retention = RetentionJob(settings, self.redis, session_scope)  # old chats, audit, usage (one worker)
+        self.recovery = Recovery(self)  # answers left unfinished by a worker that died or stopped
         self._touches: set[asyncio.Task[Any]] = set()  # small off-path writes and messages
 
     @cached_property
@@ -182,6 +184,7 @@ class Runtime:
             return True
         if self.redis is None:
             return False  # one worker: nobody else can be running it
+        await self.recovery.note_stop(message_id)  # its worker may have died: whoever takes it over ends it
         return await self.bus.publish(STOP, user_id=user_id, message_id=message_id) > 0
 
     def chat_changed(self, *, user_id: int, conversation_id: str) -> None:
@@ -206,14 +209,18 @@ class Runtime:
         return WebhookDispatcher(self.settings, secret_key=self.secret_key)
 
     async def start(self) -> None:
-        """Start this worker's background parts: the worker bus, webhook delivery, the retention job."""
+        """Start this worker's background parts: the worker bus, webhook delivery, the retention job, the
+        recovery of unfinished answers (its first scan resumes what a previous process left)."""
         await self.bus.ensure_listening()
         self.webhooks.start()
         self.retention.start()
+        self.recovery.start()
 
     async def close(self) -> None:
-        """Stop answers (saving them), flush the relay and usage, stop webhook delivery, close Redis."""
-        await self.generation.shutdown()
+        """Hand unfinished answers over (saved as they are), flush the relay and usage, stop webhook delivery,
+        close Redis."""
+        await self.recovery.stop()
+        await self.recovery.hand_over()
         await self.retention.stop()
         if "webhooks" in self.__dict__:
             await self.webhooks.stop()
@@ -239,22 +246,6 @@ class Runtime:
             AfterRun(self.admission.settle),
             *self.after_run,
         ]
-
-    async def reap_orphans(self, older_than: float | None = None) -> int:
-        """Mark answers whose process died as interrupted.
-
-        With several workers (Redis) the others' answers are alive and saved every DB_FLUSH_SECONDS, so
-        only answers not saved for a while count as orphaned, even at start.
-        """
-        if older_than is None and self.redis is not None:
-            older_than = max(15.0, 5 * self.settings.db_flush_seconds)
-        async with session_scope() as session:
-            count = await chats.interrupt_orphaned_answers(
-                session=session, exclude=self.generation.active_ids(), older_than=older_than
-            )
-        if count:
-            log.info("marked %d orphaned answers as interrupted", count)
-        return count
 
 
 _runtime: Runtime | None = None

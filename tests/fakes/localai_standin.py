@@ -88,6 +88,7 @@ class RequestRecord:
     pieces_sent: int = 0
     title: bool = False  # a conversation-title request (TITLE_PROMPT), not an answer
     client_port: int = 0  # the client's port: requests on one kept-alive connection share it
+    prefix: str = ""  # a continuation: the partial answer sent as the last (assistant) message
 
 
 @dataclass
@@ -152,6 +153,8 @@ def build_pieces(
     messages: list[dict[str, Any]], max_tokens: int | None = None, tokens: int = 20
 ) -> tuple[list[str], str]:
     """Return the reply pieces (one SSE delta each) and the finish reason."""
+    if messages and messages[-1].get("role") == "assistant":
+        return _continuation(messages, max_tokens, tokens)
     text = last_user_text(messages)
     marks = parse_markers(text)
     if "reply" in marks or "reply_json" in marks:
@@ -168,6 +171,24 @@ def build_pieces(
     if max_tokens is not None and len(pieces) > max_tokens:
         return pieces[:max_tokens], "length"
     return pieces, "stop"
+
+
+def _continuation(messages: list[dict[str, Any]], max_tokens: int | None, tokens: int) -> tuple[list[str], str]:
+    """A last assistant message is a prefix to continue (as llama.cpp's server and vLLM do): the rest of the reply
+    the conversation before it gets, from where the prefix ends (the whole reply if it does not start with it)."""
+    prefix = _text(messages[-1].get("content"))
+    full, finish = build_pieces(messages[:-1], None, tokens)
+    if not "".join(full).startswith(prefix):
+        rest = full
+    else:
+        rest, seen = [], 0
+        for piece in full:
+            if seen + len(piece) > len(prefix):
+                rest.append(piece[max(0, len(prefix) - seen) :])
+            seen += len(piece)
+    if max_tokens is not None and len(rest) > max_tokens:
+        return rest[:max_tokens], "length"
+    return rest, finish
 
 
 def expected_reply(messages: list[dict[str, Any]], max_tokens: int | None = None, tokens: int = 20) -> str:
@@ -400,6 +421,8 @@ class StandIn:
         rec = RequestRecord(body.get("model") or cfg.models[0], bool(body.get("stream")), marks.get("fault", cfg.fault))
         rec.client_port = request.client.port if request.client else 0
         rec.title = is_title_request(messages)
+        if messages and messages[-1].get("role") == "assistant":
+            rec.prefix = _text(messages[-1].get("content"))
         if not rec.title:
             self.last_answer_json = body
         self.records.append(rec)

@@ -102,6 +102,19 @@ def test_stream_default_and_usage(server: StandIn) -> None:
     assert server.last_request_json == body and server.completed == 1 and server.active_streams == 0
 
 
+def test_a_last_assistant_message_is_continued(server: StandIn) -> None:
+    """A partial answer sent as the last assistant message (a resumed answer) gets the rest of the reply, also
+    when it ends inside a piece; a prefix the reply does not start with gets the whole reply."""
+    question = [{"role": "user", "content": "hello there world"}]
+    whole = expected_reply(question)
+    for cut in (5, 17, len(whole) - 1):
+        body = {**_body(""), "messages": [*question, {"role": "assistant", "content": whole[:cut]}]}
+        assert whole[:cut] + _content(_frames(server, body)) == whole
+        assert server.records[-1].prefix == whole[:cut]
+    body = {**_body(""), "messages": [*question, {"role": "assistant", "content": "Something else"}]}
+    assert _content(_frames(server, body)) == whole
+
+
 def test_markers_and_max_tokens(server: StandIn) -> None:
     """[[tokens]], [[reply]], [[reasoning]] markers and max_tokens truncation."""
     body = _body("a b c d e f", max_tokens=4)

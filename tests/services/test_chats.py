@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from sqlmodel import select
 
 from rubin_app.models import Conversation, Message, MessageRole, MessageStatus, User
-from rubin_app.models.user import utcnow
 from rubin_app.services import chats
 from rubin_app.services.chats import InputError
 from tests.factories import make_conversation, make_exchange, make_message, make_user
@@ -286,60 +283,29 @@ def test_check_message_text() -> None:
     assert info.value.params == {"length": 11, "limit": 10}
 
 
-# --------------------------------------------------------------------------- orphaned answers
+# --------------------------------------------------------------------------- unfinished answers (recovery scan)
 
 
-async def test_interrupt_orphaned_answers(scope, two_users) -> None:
+async def test_streaming_answers_lists_every_users_unfinished_answers(scope, two_users) -> None:
     alice, bob = two_users
-    old = utcnow() - timedelta(minutes=10)
     async with scope() as s:
         conv_a = await make_conversation(s, user_id=alice)
         conv_b = await make_conversation(s, user_id=bob)
-        live = await make_message(
+        live_a = await make_message(
             s, conversation=conv_a, role=MessageRole.assistant, status=MessageStatus.streaming, content="li"
         )
-        stale_a = await make_message(
-            s,
-            conversation=conv_a,
-            role=MessageRole.assistant,
-            status=MessageStatus.streaming,
-            content="sa",
-            updated_at=old,
+        live_b = await make_message(s, conversation=conv_b, role=MessageRole.assistant, status=MessageStatus.streaming)
+        await make_message(s, conversation=conv_b, role=MessageRole.assistant, content="done")
+        await make_message(
+            s, conversation=conv_a, role=MessageRole.assistant, status=MessageStatus.interrupted, content="x"
         )
-        stale_b = await make_message(
-            s,
-            conversation=conv_b,
-            role=MessageRole.assistant,
-            status=MessageStatus.streaming,
-            content="sb",
-            updated_at=old,
-        )
-        fresh = await make_message(s, conversation=conv_b, role=MessageRole.assistant, status=MessageStatus.streaming)
-        done = await make_message(s, conversation=conv_b, role=MessageRole.assistant, content="done", updated_at=old)
-
-    # only answers older than a minute, and never the one still generated here
     async with scope() as s:
-        count = await chats.interrupt_orphaned_answers(session=s, exclude=[live.id], older_than=60)  # type: ignore[list-item]
-    assert count == 2
+        assert sorted(await chats.streaming_answers(session=s)) == sorted([(live_a.id, alice), (live_b.id, bob)])
+        assert await chats.answer_owner(session=s, message_id=live_b.id) == bob  # type: ignore[arg-type]
+        await chats.update_message(session=s, user_id=bob, message_id=live_b.id, status=MessageStatus.complete)  # type: ignore[arg-type]
     async with scope() as s:
-        status = {m.id: (m.status, m.error) for m in (await s.exec(select(Message))).all()}
-    assert status[stale_a.id] == (MessageStatus.interrupted, "restarted")
-    assert status[stale_b.id] == (MessageStatus.interrupted, "restarted")
-    assert status[live.id] == (MessageStatus.streaming, "")
-    assert status[fresh.id] == (MessageStatus.streaming, "")
-    assert status[done.id] == (MessageStatus.complete, "")
-
-    # at start-up nothing runs: every remaining streaming answer is an orphan
-    async with scope() as s:
-        assert await chats.interrupt_orphaned_answers(session=s, exclude=[live.id]) == 1  # type: ignore[list-item]
-    async with scope() as s:
-        assert await chats.interrupt_orphaned_answers(session=s) == 1
-    async with scope() as s:
-        assert await chats.interrupt_orphaned_answers(session=s) == 0
-        statuses = {
-            m.status for m in (await s.exec(select(Message).where(Message.role == MessageRole.assistant))).all()
-        }
-    assert MessageStatus.streaming not in statuses
+        assert await chats.streaming_answers(session=s) == [(live_a.id, alice)]
+        assert await chats.answer_owner(session=s, message_id=live_b.id) is None  # type: ignore[arg-type]
 
 
 async def test_deleting_a_user_cascades(scope, two_users) -> None:

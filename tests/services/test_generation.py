@@ -274,19 +274,21 @@ async def test_shutdown_saves_running_answers(runtime: Runtime, standin: StandIn
     assert message.content == run.text
 
 
-async def test_orphan_reaper_leaves_live_answers_alone(runtime: Runtime, standin: StandIn) -> None:
+async def test_the_recovery_scan_leaves_live_answers_alone(runtime: Runtime, standin: StandIn) -> None:
     standin.config.token_rate = 30
     standin.config.tokens = 200
     live = await prepare("live")
-    orphan = await prepare("orphan")  # never started: its process "died"
+    orphan = await prepare("orphan")  # never started: its process "died" (one worker, no Redis)
     run = start(runtime, live)
     await wait_for(lambda: bool(run.text))
-    assert await runtime.reap_orphans() == 1
-    assert (await saved(orphan)).status == MessageStatus.interrupted
-    assert (await saved(orphan)).error == "restarted"
+    assert await runtime.recovery.scan() == 1  # the orphan is answered now; the live one is not touched
     assert runtime.generation.get(user_id=live.user_id, message_id=live.message_id) is run
+    resumed = runtime.generation.get(user_id=orphan.user_id, message_id=orphan.message_id)
+    assert resumed is not None and resumed is not run
     await runtime.generation.stop(user_id=live.user_id, message_id=live.message_id)
     assert (await saved(live)).error == "stopped"
+    assert await resumed.wait_done(15)
+    assert (await saved(orphan)).status == MessageStatus.complete
 
 
 # --------------------------------------------------------------------------- followers

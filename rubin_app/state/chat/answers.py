@@ -264,12 +264,21 @@ class AnswersMixin(rx.State, mixin=True):
             # message is this user's, then wait for its saved, final state.
             async with session_scope(read_only=True) as session:
                 mine = await chats.get_message(session=session, user_id=user_id, message_id=message_id)
-            if mine is not None and mine.status == MessageStatus.streaming:
+            # Its worker may die meanwhile: another one continues it from where the stream was and publishes it
+            # again from the start (services/recovery.py); the tab goes on reading from what it shows.
+            while mine is not None and mine.status == MessageStatus.streaming:
+                heard = False
                 async for text, think in rt.relay.follow(message_id, text_offset, think_offset):
                     if _following.get(token) != message_id:
                         return
+                    text_offset, think_offset, heard = text_offset + len(text), think_offset + len(think), True
                     yield rx.call_script(push_js(text, think))
-            await self._poll_saved(user_id, message_id, token)
+                if _following.get(token) != message_id:
+                    return
+                if not heard:
+                    await asyncio.sleep(1.0)
+                async with session_scope(read_only=True) as session:
+                    mine = await chats.get_message(session=session, user_id=user_id, message_id=message_id)
         async with session_scope(read_only=True) as session:
             saved = await chats.get_message(session=session, user_id=user_id, message_id=message_id)
         if run is not None and run.error == SAVE_FAILED and saved is not None:
@@ -318,12 +327,3 @@ class AnswersMixin(rx.State, mixin=True):
                 self.chats = [ChatItem(id=c.id, title=title) if c.id == conversation_id else c for c in self.chats]
             if self.conversation_id == conversation_id and self.title != title:
                 self.title = title
-
-    async def _poll_saved(self, user_id: int, message_id: int, token: str) -> None:
-        """An answer generated elsewhere: wait until its saved status is final."""
-        while _following.get(token) == message_id:
-            async with session_scope(read_only=True) as session:
-                saved = await chats.get_message(session=session, user_id=user_id, message_id=message_id)
-            if saved is None or saved.status != MessageStatus.streaming:
-                return
-            await asyncio.sleep(1.0)
