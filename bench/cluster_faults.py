@@ -91,6 +91,8 @@ class FaultReport:
     recover: float = 0.0  # from the fault until the last trouble a user met
     fault_seconds: float = 0.0
     reconnects: int = 0
+    reattached: int = 0  # exchanges whose tab reconnected and found the answer still being written
+    not_live: list[str] = field(default_factory=list)  # ... of which the rest did not arrive as it was written
     verdict: Verdict = field(default_factory=Verdict)
     problems: list[str] = field(default_factory=list)
 
@@ -150,6 +152,8 @@ def report(
     rep.questions, rep.requests = len(exchanges), sum(ex.attempts for ex in exchanges)
     rep.failed = sum(ex.attempts - (1 if ex.whole else 0) for ex in exchanges)
     rep.reconnects = sum(ex.reconnects for ex in exchanges)
+    rep.reattached = sum(ex.followed_live is not None for ex in exchanges)
+    rep.not_live = [ex.question for ex in exchanges if ex.followed_live is False]
     gaps = [g for ex in exchanges for g in ex.gaps()]
     rep.stall = max((g for _, g in gaps), default=0.0)
     rep.stalls_over_1s = sum(g > STALL_S for _, g in gaps)

@@ -47,6 +47,7 @@ class Exchange:
     attempts: int = 0  # requests made for it: sends and Retry presses
     reconnects: int = 0
     errors: list[str] = field(default_factory=list)
+    followed_live: bool | None = None  # after a reconnect: whether the rest arrived as it was written
     troubles: list[float] = field(default_factory=list)  # when the user met an error, a reconnect or a Retry
 
     @property
@@ -142,6 +143,18 @@ class ChatUser:
             if _ended(tab):
                 self._collect(ex, tab, start)
                 ex.ended = time.perf_counter()
+                ex.seen = _shown_answer(tab) or ex.seen  # the finished exchange, as the page shows it
+                if ex.reconnects:
+                    ex.followed_live = len(tab.pieces) > 1  # the re-attached page got more than the text so far
+                if not ex.whole:  # what the tab was told, and what the database held at that moment
+                    text, status = await self._saved(ex.question)
+                    ids = [
+                        d[CHAT]["streaming_id_rx_state_"]
+                        for d in tab.deltas
+                        if "streaming_id_rx_state_" in d.get(CHAT, {})
+                    ]
+                    ex.errors.append(f"tab ended after {ex.reconnects} reconnects (streaming_id {ids}, "
+                                     f"{len(tab.pieces)} pieces); saved then: {status} {len(text)} chars")  # fmt: skip
                 return
             if _dead(tab):
                 self._collect(ex, tab, start)
@@ -152,7 +165,12 @@ class ChatUser:
                 ex.troubles.append(time.perf_counter())
                 tab, start = await self.connect(), 0
                 if not await self._reattached(tab, ex.question):
-                    ex.seen = (await self._saved(ex.question))[0]  # it ended while the tab was away: shown from history
+                    text, status = await self._saved(ex.question)  # it ended while the tab was away: in the history
+                    ex.seen = text
+                    if not ex.whole:
+                        ex.errors.append(
+                            f"reopened after a reconnect: the answer is {status or 'not saved'}, {len(text)} chars"
+                        )
                     ex.ended = time.perf_counter()
                     return
                 ex.seen = ""  # the re-attached page shows the text so far, then the rest
@@ -280,6 +298,16 @@ def _dead(tab: Tab) -> bool:
     if not reader.cancelled():
         reader.exception()  # retrieved: a broken socket is what this looks for
     return True
+
+
+def _shown_answer(tab: Tab) -> str:
+    """The last assistant message of the exchange the page shows finished (`tail`), "" when none."""
+    for delta in reversed(tab.deltas[tab._sent_at :]):
+        tail = delta.get(CHAT, {}).get("tail_rx_state_")
+        if tail:
+            answers = [m for m in tail if m.get("role") == "assistant"]
+            return str(answers[-1].get("content", "")) if answers else ""
+    return ""
 
 
 def _errors_since_send(tab: Tab) -> list[str]:

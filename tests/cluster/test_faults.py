@@ -17,6 +17,11 @@ def assert_nothing_lost(rep: FaultReport) -> None:
     assert rep.verdict.saved_whole == rep.questions, rep.problems
 
 
+def assert_tabs_followed(rep: FaultReport) -> None:
+    """A tab whose connection broke mid-answer reconnected and was shown the rest as it was written."""
+    assert not rep.not_live, f"{len(rep.not_live)} of {rep.reattached} re-attached tabs got the rest only at the end"
+
+
 def assert_no_failed_request(rep: FaultReport) -> None:
     """Nobody had to send again or press Retry, and every plain HTTP request through the balancer was answered."""
     assert rep.failed == 0, f"{rep.failed} of {rep.requests} requests failed: {rep.problems}"
@@ -27,6 +32,7 @@ def test_kill_9_of_an_instance_mid_answer_its_answers_continue_elsewhere(whole: 
     rep = run_fault(whole, "kill9", users=USERS)
     assert rep.reconnects >= 1, "no tab was on the killed instance"
     assert_nothing_lost(rep)
+    assert_tabs_followed(rep)
     # The answers of the dead instance went on by themselves (no Retry): recovery by another worker.
     assert_no_failed_request(rep)
 
@@ -34,6 +40,7 @@ def test_kill_9_of_an_instance_mid_answer_its_answers_continue_elsewhere(whole: 
 def test_rolling_restart_of_every_instance_loses_nothing_and_fails_nothing(whole: Cluster) -> None:
     rep = run_fault(whole, "rolling", users=USERS, settle=6.0)
     assert_nothing_lost(rep)
+    assert_tabs_followed(rep)
     assert_no_failed_request(rep)
 
 
