@@ -14,9 +14,33 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import httpx
+
 from bench.cluster import PASSWORD, Cluster
-from bench.cluster_load import STALL_S, ChatUser, Prober, Verdict, verify
+from bench.cluster_load import STALL_S, ChatUser, Verdict, verify
 from bench.harness import sign_in
+
+
+class Prober:
+    """GET /api/health through the load balancer every `interval` s: plain HTTP requests made and failed."""
+
+    def __init__(self, url: str, interval: float = 0.2) -> None:
+        self.url, self.interval = url, interval
+        self.made = self.failed = 0
+        self.failures: list[float] = []
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with httpx.AsyncClient(timeout=10) as client:
+            while not stop.is_set():
+                self.made += 1
+                try:
+                    ok = (await client.get(self.url + "/api/health")).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                if not ok:
+                    self.failed += 1
+                    self.failures.append(time.perf_counter())
+                await asyncio.sleep(self.interval)
 
 
 def _kill_one(c: Cluster) -> Callable[[], None]:

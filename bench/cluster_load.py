@@ -17,8 +17,6 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import httpx
-
 from bench.ws_client import CHAT, Tab
 from tests.fakes.localai_standin import expected_reply
 from tests.multiworker.helpers import conversation_of, hydrated
@@ -166,12 +164,11 @@ class ChatUser:
                 tab, start = await self.connect(), 0
                 if not await self._reattached(tab, ex.question):
                     text, status = await self._saved(ex.question)  # it ended while the tab was away: in the history
-                    ex.seen = text
+                    ex.seen, ex.ended = text, time.perf_counter()
                     if not ex.whole:
                         ex.errors.append(
                             f"reopened after a reconnect: the answer is {status or 'not saved'}, {len(text)} chars"
                         )
-                    ex.ended = time.perf_counter()
                     return
                 ex.seen = ""  # the re-attached page shows the text so far, then the rest
                 continue
@@ -267,28 +264,6 @@ def verify(cluster: Cluster, users: list[ChatUser]) -> Verdict:
             else:
                 verdict.lost.append(f"{ex.question}: {last[ex.question][1]} {len(last[ex.question][0])} chars")
     return verdict
-
-
-class Prober:
-    """GET /api/health through the load balancer every `interval` s: plain HTTP requests made and failed."""
-
-    def __init__(self, url: str, interval: float = 0.2) -> None:
-        self.url, self.interval = url, interval
-        self.made = self.failed = 0
-        self.failures: list[float] = []
-
-    async def run(self, stop: asyncio.Event) -> None:
-        async with httpx.AsyncClient(timeout=10) as client:
-            while not stop.is_set():
-                self.made += 1
-                try:
-                    ok = (await client.get(self.url + "/api/health")).status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                if not ok:
-                    self.failed += 1
-                    self.failures.append(time.perf_counter())
-                await asyncio.sleep(self.interval)
 
 
 def _dead(tab: Tab) -> bool:
