@@ -15,6 +15,7 @@ import asyncio
 import itertools
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 
 from bench.cluster import Cluster
@@ -73,8 +74,25 @@ def soak(cluster: Cluster, users: int, minutes: float) -> None:
     ]  # fmt: skip
     table(f"(b) soak: {minutes:g} min, {len(actions)} faults (one a minute: {', '.join(list(FAULTS)[: len(actions)])}), "
           f"{users} users", ("metric", "count", "share"), rows)  # fmt: skip
-    for problem in rep.problems[:10]:
-        print("  ", problem)
+    kinds = Counter(_kind(p) for p in rep.problems)
+    table(
+        "(b) soak: what the failed requests met",
+        ("what the user met", "requests"),
+        [(k, str(n)) for k, n in kinds.most_common()],
+    )
+
+
+def _kind(problem: str) -> str:
+    """The kind of trouble a problem line tells of."""
+    if "shown: " in problem:
+        return "error shown: " + problem.split("shown: ", 1)[1].split(";")[0]
+    if "not saved" in problem:
+        return "message sent to a dying instance, not saved (sent again)"
+    if "saved then: interrupted" in problem or "is interrupted" in problem:
+        return "answer interrupted, Retry pressed"
+    if "tab ended" in problem:
+        return "tab shown a short answer at its end (saved whole)"
+    return problem.split(":")[0] if problem.startswith(("HTTP", "lost", "never", "dupl")) else "other"
 
 
 async def _hold(users: list[ChatUser], seconds: float) -> None:

@@ -28,18 +28,21 @@ class Prober:
         self.url, self.interval = url, interval
         self.made = self.failed = 0
         self.failures: list[float] = []
+        self.reasons: dict[str, int] = {}  # why requests failed: a status or an exception's name, and how often
 
     async def run(self, stop: asyncio.Event) -> None:
         async with httpx.AsyncClient(timeout=10) as client:
             while not stop.is_set():
                 self.made += 1
                 try:
-                    ok = (await client.get(self.url + "/api/health")).status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                if not ok:
+                    status = (await client.get(self.url + "/api/health")).status_code
+                    why = "" if status == 200 else f"HTTP {status}"
+                except httpx.HTTPError as exc:
+                    why = type(exc).__name__
+                if why:
                     self.failed += 1
                     self.failures.append(time.perf_counter())
+                    self.reasons[why] = self.reasons.get(why, 0) + 1
                 await asyncio.sleep(self.interval)
 
 
@@ -190,6 +193,7 @@ def report(
     rep.problems = [f"{ex.question}: {'; '.join(ex.errors)}" for ex in exchanges if ex.errors or not ex.whole]
     rep.problems += [f"lost: {x}" for x in verdict.lost] + [f"never saved: {x}" for x in verdict.unsaved]
     rep.problems += [f"duplicated: {x}" for x in verdict.duplicated]
+    rep.problems += [f"HTTP failed: {why} x{n}" for why, n in prober.reasons.items()]
     return rep
 
 
