@@ -129,6 +129,7 @@ global
 defaults
     mode http
     timeout connect 2s
+    timeout check 3s
     timeout client 1h
     timeout server 1h
     timeout tunnel 1h
