@@ -60,6 +60,8 @@ def test_localai_killed_and_restarted_answers_end_whole_after_retry(whole: Clust
     rep = run_fault(whole, "localai", users=USERS)
     assert_nothing_lost(rep)  # answers cut by LocalAI's death are kept interrupted; Retry brings them whole
     assert rep.failed >= 1, "no answer was streaming when LocalAI died: the fault was not mid-answer"
+    assert rep.http_failed == 0, "haproxy took the instances out while LocalAI was away (health is only degraded)"
+    assert rep.reconnects == 0, "tabs lost their connection to Rubin because LocalAI was away"
 
 
 def test_load_balancer_reloaded_softly_nothing_fails(whole: Cluster) -> None:
