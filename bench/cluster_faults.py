@@ -174,8 +174,10 @@ def report(
     """Numbers for one fault (`spans`: when it was injected)."""
     rep = FaultReport(name, len(users), http_made=prober.made, http_failed=prober.failed)
     verdict = rep.verdict = verify(cluster, users)
-    rep.lost, rep.duplicated = len(verdict.lost) + len(verdict.unsaved), len(verdict.duplicated)
     exchanges = [ex for u in users for ex in u.exchanges]
+    cut = [ex for ex in exchanges if ex.cut_complete]  # a Retry mended them, but the user could not have known
+    rep.lost = len(verdict.lost) + len(verdict.unsaved) + len(cut)
+    rep.duplicated = len(verdict.duplicated)
     rep.questions, rep.requests = len(exchanges), sum(ex.attempts for ex in exchanges)
     rep.failed = sum(ex.attempts - (1 if ex.whole else 0) for ex in exchanges)
     rep.reconnects = sum(ex.reconnects for ex in exchanges)
@@ -193,6 +195,7 @@ def report(
     rep.problems = [f"{ex.question}: {'; '.join(ex.errors)}" for ex in exchanges if ex.errors or not ex.whole]
     rep.problems += [f"lost: {x}" for x in verdict.lost] + [f"never saved: {x}" for x in verdict.unsaved]
     rep.problems += [f"duplicated: {x}" for x in verdict.duplicated]
+    rep.problems += [f"saved complete but short ({ex.cut_complete} chars): {ex.question}" for ex in cut]
     rep.problems += [f"HTTP failed: {why} x{n}" for why, n in prober.reasons.items()]
     return rep
 

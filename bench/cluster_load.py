@@ -45,6 +45,7 @@ class Exchange:
     attempts: int = 0  # requests made for it: sends and Retry presses
     reconnects: int = 0
     errors: list[str] = field(default_factory=list)
+    cut_complete: list[int] = field(default_factory=list)  # lengths of answers saved "complete" but short
     followed_live: bool | None = None  # after a reconnect: whether the rest arrived as it was written
     troubles: list[float] = field(default_factory=list)  # when the user met an error, a reconnect or a Retry
 
@@ -146,6 +147,8 @@ class ChatUser:
                     ex.followed_live = len(tab.pieces) > 1  # the re-attached page got more than the text so far
                 if not ex.whole:  # what the tab was told, and what the database held at that moment
                     text, status = await self._saved(ex.question)
+                    if status == "complete" and text != expected(ex.question):
+                        ex.cut_complete.append(len(text))  # saved as finished, but short: the user cannot tell
                     ids = [
                         d[CHAT]["streaming_id_rx_state_"]
                         for d in tab.deltas
