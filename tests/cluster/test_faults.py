@@ -29,7 +29,8 @@ def assert_no_failed_request(rep: FaultReport) -> None:
 
 
 def test_kill_9_of_an_instance_mid_answer_its_answers_continue_elsewhere(whole: Cluster) -> None:
-    rep = run_fault(whole, "kill9", users=USERS)
+    # 80-token answers (4 s): the rest left after the hand-over is long enough to be seen arriving.
+    rep = run_fault(whole, "kill9", users=USERS, tokens=80)
     assert rep.reconnects >= 1, "no tab was on the killed instance"
     assert_nothing_lost(rep)
     assert_tabs_followed(rep)
@@ -38,7 +39,7 @@ def test_kill_9_of_an_instance_mid_answer_its_answers_continue_elsewhere(whole: 
 
 
 def test_rolling_restart_of_every_instance_loses_nothing_and_fails_nothing(whole: Cluster) -> None:
-    rep = run_fault(whole, "rolling", users=USERS, settle=6.0)
+    rep = run_fault(whole, "rolling", users=USERS, tokens=80, settle=6.0)
     assert_nothing_lost(rep)
     assert_tabs_followed(rep)
     assert_no_failed_request(rep)
