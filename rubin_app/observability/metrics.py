@@ -8,6 +8,7 @@ without it (one process: tests, dev mode) the default registry is read.
 
 from __future__ import annotations
 
+import functools
 import os
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -49,6 +50,13 @@ LOCALAI_UP = Gauge(
 )  # fmt: skip
 
 
+# Labelled children looked up once per label set (`labels()` costs microseconds; the sets are small and bounded).
+_started = functools.cache(ANSWERS_STARTED.labels)
+_ended = functools.cache(ANSWERS_ENDED.labels)
+_first_token = functools.cache(TIME_TO_FIRST_TOKEN.labels)
+_responses = functools.cache(HTTP_RESPONSES.labels)
+
+
 class AnswerMetrics:
     """Sink: counts every run's start (its first event, or its end if it had none), end and time to first token."""
 
@@ -57,7 +65,7 @@ class AnswerMetrics:
 
     def _begin(self, run: Run) -> None:
         self._live.add(run)
-        ANSWERS_STARTED.labels(run.source).inc()
+        _started(run.source).inc()
         ANSWERS_STREAMING.inc()
 
     def on_event(self, run: Run, event: StreamEvent) -> None:
@@ -71,9 +79,9 @@ class AnswerMetrics:
             self._begin(run)
         self._live.discard(run)
         ANSWERS_STREAMING.dec()
-        ANSWERS_ENDED.labels(run.source, run.status.value, run.error[:40]).inc()
+        _ended(run.source, run.status.value, run.error[:40]).inc()
         if run.ttft_ms is not None:
-            TIME_TO_FIRST_TOKEN.labels("true" if run.replay is not None else "false").observe(run.ttft_ms / 1000)
+            _first_token("true" if run.replay is not None else "false").observe(run.ttft_ms / 1000)
 
 
 class MetricsLayer:
@@ -104,7 +112,7 @@ class MetricsLayer:
         try:
             await self.app(scope, receive, tracked)
         finally:
-            HTTP_RESPONSES.labels(f"{status // 100}xx").inc()
+            _responses(f"{status // 100}xx").inc()
 
 
 def set_dependencies(*, redis_degraded: bool, localai_up: bool) -> None:
