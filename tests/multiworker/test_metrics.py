@@ -85,3 +85,24 @@ def test_an_open_tab_shows_in_every_workers_scrape(app: Cluster) -> None:
             await close_all([tab])
 
     run(scenario())
+
+
+def test_the_kubernetes_probe_paths_answer_on_the_served_port(app: Cluster) -> None:
+    """deploy/k8s probes: readiness GET /api/health, liveness and startup GET /ping (Reflex), on every worker."""
+    for path, check in (("/api/health", lambda body: json.loads(body)["status"] == "ok"),
+                        ("/ping", lambda body: "pong" in body)):  # fmt: skip
+        seen: set[int] = set()
+        for _ in range(60):
+            conn = http.client.HTTPConnection("127.0.0.1", app.port, timeout=10)
+            try:
+                conn.connect()
+                seen.add(wait_until(lambda c=conn: app.owner(c.sock.getsockname()), timeout=5, what="the worker"))
+                conn.request("GET", path)
+                response = conn.getresponse()
+                body = response.read().decode()
+            finally:
+                conn.close()
+            assert response.status == 200 and check(body), (path, response.status, body[:200])
+            if len(seen) == WORKERS:
+                break
+        assert len(seen) == WORKERS, f"{path}: only {len(seen)} workers answered"
