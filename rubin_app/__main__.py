@@ -7,6 +7,7 @@ python -m rubin_app keys create --email EMAIL --name NAME [--scopes chat,convers
 python -m rubin_app keys list [--email EMAIL]
 python -m rubin_app keys revoke KEY_ID
 python -m rubin_app retention run            (prints what it deleted; waits for no running worker's run)
+python -m rubin_app migrate                  (apply the database migrations and exit: a deploy's migration job)
 """
 
 from __future__ import annotations
@@ -109,7 +110,12 @@ def main(argv: list[str] | None = None) -> None:
     kept = groups.add_parser("retention", help="retention of chats, audit, usage and webhook deliveries")
     kept.add_subparsers(dest="command", required=True).add_parser("run", help="delete what is past its retention now")
     vault_cli.add_commands(groups)
+    groups.add_parser("migrate", help="apply the database migrations now (whatever AUTO_MIGRATE says) and exit")
     args = parser.parse_args(argv)
+    if args.group == "migrate":
+        upgrade_head()
+        print("database schema is at the newest migration", file=sys.stderr)
+        return
     commands = {("keys", "create"): _create, ("keys", "list"): _list, ("keys", "revoke"): _revoke,
                 ("retention", "run"): _retention_run}  # fmt: skip
     command = vault_cli.run if args.group == "encryption" else commands[(args.group, args.command)]

@@ -284,6 +284,11 @@ class Settings(BaseSettings):
     anonymous_state_minutes: float = Field(
         default=10, gt=0, description="How long a signed-out tab's state is kept (in memory only)."
     )
+    # Monitoring (docs/deployment.md, "Metrics")
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token Prometheus must send to GET /metrics (16+ characters); empty: /metrics is off (404).",
+    )
 
     # Encryption in transit (docs/tls.md)
     tls_cert_file: Path | None = Field(
@@ -488,6 +493,16 @@ class Settings(BaseSettings):
         raw = value.get_secret_value()
         if raw.strip().lower() in PLACEHOLDER_SECRETS or len(raw) < 32:
             raise ValueError("must be a random string of at least 32 characters (e.g. `openssl rand -hex 32`)")
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _check_metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        raw = value.get_secret_value()
+        if raw.strip().lower() in PLACEHOLDER_SECRETS or len(raw) < 16 or raw != raw.strip():
+            raise ValueError("must be a random string of at least 16 characters (e.g. `openssl rand -hex 24`)")
         return value
 
     @field_validator("auth_providers")

@@ -5,6 +5,7 @@
 #   scripts/bench.sh longchat [args]  a 2,000-message chat: open time, per-delta time, JS/CSS bytes (Chromium)
 #   scripts/bench.sh gateway [args]   the OpenAI-compatible API vs LiteLLM's proxy (installs LiteLLM in its own venv)
 #   scripts/bench.sh encryption [args]  encryption at rest on vs off (TTFT, long chat), key rotation per 100k messages
+#   scripts/bench.sh metrics [args]  Prometheus metrics: cost per streamed event, answer, HTTP request; a scrape
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$RUBIN_ROOT"
@@ -13,6 +14,10 @@ if [ "${1:-}" = "redis" ]; then
   shift
   command -v redis-server >/dev/null || { echo "redis-server is needed: run scripts/test.sh once, or apt-get install redis-server" >&2; exit 1; }
   exec python -m bench.redis_bench "$@"
+fi
+if [ "${1:-}" = "metrics" ]; then
+  shift
+  exec python -m bench.metrics_bench "$@"
 fi
 if [ "${1:-}" = "encryption" ]; then
   shift

@@ -13,6 +13,9 @@ command -v chromium >/dev/null || missing+=(chromium)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v npm >/dev/null || missing+=(npm)
+# deploy/k8s rendered by `kubectl kustomize`; deploy/proxy/nginx checked with `nginx -t` and served (tests/deploy)
+command -v kubectl >/dev/null || missing+=(kubernetes-client)
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || missing+=(nginx)
 if [ ${#missing[@]} -gt 0 ]; then
   step "installing Debian packages: ${missing[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

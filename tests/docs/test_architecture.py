@@ -51,6 +51,9 @@ FORBIDDEN = {
               "rubin_app.api"),
     "webhooks": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
                  "rubin_app.api"),
+    # Prometheus figures: a sink and an ASGI layer. Never the UI or the HTTP routes.
+    "observability": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
+                      "rubin_app.api"),
     # Encryption at rest: keys, sealing, the ORM hooks. Never the UI or the HTTP layer.
     "vault": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
               "rubin_app.api"),
