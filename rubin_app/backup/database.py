@@ -74,8 +74,9 @@ def _inspect(cur: Any, tables: list[str], param: str) -> Snapshot:
 
 
 def inspect_sqlite(path: Path) -> Snapshot:
-    """Rows per table, revision and key samples of a SQLite file (read only)."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    """Rows per table, revision and key samples of a SQLite file (reads only; a read-write connection, so
+    that closing it leaves no -wal/-shm files behind)."""
+    conn = sqlite3.connect(path, timeout=30)
     try:
         cur = conn.cursor()
         names = [r[0] for r in cur.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()]

@@ -40,8 +40,8 @@ class Keys:
 
 def use_instance(app_env: Callable[..., None], *, url: str, data_dir: Path, keys: Keys, **extra: Any) -> Settings:
     """Point the settings at one instance (database, DATA_DIR, keys) and return them."""
-    app_env(database_url=url, data_dir=str(data_dir), backup_key=keys.backup, encryption_key=keys.encryption,
-            secret_key=keys.secret, webhook_allow_private="true", **extra)  # fmt: skip
+    values = {"backup_key": keys.backup, "encryption_key": keys.encryption, "secret_key": keys.secret}
+    app_env(database_url=url, data_dir=str(data_dir), webhook_allow_private="true", **{**values, **extra})
     return get_settings()
 
 
