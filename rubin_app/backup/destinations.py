@@ -109,6 +109,7 @@ class S3:
         self._client = _s3_client(settings)
 
     def _call(self, what: str, fn: Any, **kwargs: Any) -> Any:
+        from boto3.exceptions import Boto3Error
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -118,7 +119,7 @@ class S3:
             if code in {"404", "NoSuchKey", "NotFound"}:
                 raise DestinationError(f"no backup {kwargs.get('Key', '')!r} in {self.label}") from None
             raise DestinationError(f"S3 {what} at {self.label} failed: {code or exc}") from None
-        except BotoCoreError as exc:
+        except (BotoCoreError, Boto3Error) as exc:
             raise DestinationError(f"S3 {what} at {self.label} failed: {exc}") from None
 
     def put(self, local: Path, name: str) -> None:
