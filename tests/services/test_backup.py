@@ -4,9 +4,11 @@ writer keeps inserting during the backup."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from rubin_app.backup import restore, service
@@ -65,7 +67,7 @@ async def test_round_trip_while_a_writer_inserts(
 
 
 async def test_settings_in_the_backup_leave_secrets_out(
-    app_env: Callable[..., None], db_url: str, tmp_path: Path
+    app_env: Callable[..., None], db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     import json
     import tarfile
@@ -77,7 +79,11 @@ async def test_settings_in_the_backup_leave_secrets_out(
     secrets = {"localai_api_key": "sk-localai-secret", "backup_s3_secret_access_key": "s3-secret-value"}
     settings = use_instance(app_env, url=password_url, data_dir=tmp_path / "src", keys=keys, **secrets)
     await populate(settings)
+    caplog.set_level(logging.DEBUG)
     made = await asyncio.to_thread(service.make_backup, settings, target=str(tmp_path / "b"))
+    assert made.entry.name in caplog.text  # the backup is logged, its keys never are
+    for secret in (keys.backup, keys.encryption, keys.secret, "s3-secret-value", "pw-not-needed"):
+        assert secret not in caplog.text
     plain = tmp_path / "plain.tgz"
     with open(tmp_path / "b" / made.entry.name, "rb") as src, open(plain, "wb") as out:
         crypto.decrypt(src, out, crypto.parse_key(keys.backup))

@@ -118,3 +118,17 @@ async def test_one_worker_at_a_time(app_env: Env, db_url: str, tmp_path: Path, r
     for store in stores:
         await store.close()
     await dispose_all()
+
+
+async def test_the_loop_runs_only_with_an_interval(app_env: Env, tmp_path: Path) -> None:
+    off = use_instance(app_env, url=f"sqlite+aiosqlite:///{tmp_path / 'a.db'}", data_dir=tmp_path, keys=Keys())
+    the_job = job.BackupJob(off, None, session_scope)
+    the_job.start()
+    assert the_job._task is None  # BACKUP_INTERVAL_HOURS=0: no scheduled backups
+    on = use_instance(app_env, url=f"sqlite+aiosqlite:///{tmp_path / 'a.db'}", data_dir=tmp_path, keys=Keys(),
+                      backup_interval_hours=24)  # fmt: skip
+    the_job = job.BackupJob(on, None, session_scope)
+    the_job.start()
+    assert the_job._task is not None and not the_job._task.done()
+    await the_job.stop()
+    assert the_job._task is None
