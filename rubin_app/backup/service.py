@@ -8,6 +8,7 @@ this code knows, the keys the data needs, an empty target — and only then chan
 
 from __future__ import annotations
 
+import io
 import logging
 import tempfile
 from dataclasses import dataclass
@@ -124,10 +125,9 @@ def list_backups(settings: Settings, target: str | None = None) -> tuple[Destina
     for entry in dest.list():
         try:
             head = dest.head(entry.name, crypto.HEADER_BYTES)
-            import io
-
-            version, fp, _ = crypto.read_header(io.BytesIO(head))
-            state = "newer format" if version > crypto.FORMAT_VERSION else ("ok" if fp == mine else "other key")
+            version, fp, _header = crypto.read_header(io.BytesIO(head))
+            state = "ok" if fp == mine else ("BACKUP_KEY not set" if not mine else "other key")
+            state = "newer format" if version > crypto.FORMAT_VERSION else state
         except crypto.BackupCryptoError:
             state = "not a backup"
         rows.append((entry, state))
