@@ -584,6 +584,15 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _check_backups(self) -> Settings:
+        if self.backup_interval_hours and self.backup_key is None:
+            raise ValueError(
+                "BACKUP_INTERVAL_HOURS needs BACKUP_KEY (backups are always encrypted; "
+                "`python -m rubin_app backup new-key` prints one)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _check_tls(self) -> Settings:
         _check_server_tls(self)
         _check_client_tls(self)

@@ -66,9 +66,13 @@ class Folder:
     def put(self, local: Path, name: str) -> None:
         self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
         partial = self.path / f".{name}.partial"
-        shutil.copyfile(local, partial)
-        os.chmod(partial, 0o600)
-        os.replace(partial, self.path / name)  # never a half-written file under a backup's name
+        try:
+            shutil.copyfile(local, partial)
+            os.chmod(partial, 0o600)
+            os.replace(partial, self.path / name)  # never a half-written file under a backup's name
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise DestinationError(f"cannot write to {self.label}: {exc.strerror or exc}") from None
 
     def list(self) -> list[Entry]:
         if not self.path.is_dir():

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -132,3 +133,15 @@ async def test_the_loop_runs_only_with_an_interval(app_env: Env, tmp_path: Path)
     assert the_job._task is not None and not the_job._task.done()
     await the_job.stop()
     assert the_job._task is None
+
+
+def test_a_schedule_without_a_key_stops_the_start(make_settings: Callable[..., Any]) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="BACKUP_INTERVAL_HOURS needs BACKUP_KEY"):
+        make_settings(backup_interval_hours=6)
+    with pytest.raises(ValidationError, match="must be base64 of 32 random bytes"):
+        make_settings(backup_key="correct horse battery staple")
+    with pytest.raises(ValidationError, match=r"must be a folder path or s3://bucket/prefix"):
+        make_settings(backup_destination="ftp://host/backups")
+    assert make_settings(backup_interval_hours=6, backup_key=Keys().backup).backup_keep == 7
