@@ -30,6 +30,9 @@ _PG_TABLES = (
     "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
 )
 _KEY_TABLE = UserKey.__tablename__
+_KEY_SAMPLES = (
+    "SELECT kek_id, user_id, wrapped FROM user_keys WHERE id IN (SELECT min(id) FROM user_keys GROUP BY kek_id)"
+)
 
 
 class DatabaseError(Exception):
@@ -57,19 +60,22 @@ def sqlite_path(url: str) -> Path:
     return Path(url.split("///", 1)[-1])
 
 
-def _inspect(cur: Any, tables: list[str], param: str) -> Snapshot:
-    counts = {name: int(cur.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]) for name in sorted(tables)}
+def _count(cur: Any, table: str) -> int:
+    """Rows of a table named by the database's own catalog (quoted; never a name from input)."""
+    quoted = '"' + table.replace('"', '""') + '"'
+    return int(cur.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0])
+
+
+def _inspect(cur: Any, tables: list[str]) -> Snapshot:
+    counts = {name: _count(cur, name) for name in sorted(tables)}
     revision = None
     if "alembic_version" in tables:
         row = cur.execute("SELECT version_num FROM alembic_version").fetchone()
         revision = row[0] if row else None
     samples: list[dict[str, Any]] = []
-    if _KEY_TABLE in tables:
-        kids = [r[0] for r in cur.execute(f"SELECT DISTINCT kek_id FROM {_KEY_TABLE}").fetchall()]
-        for kid in kids:
-            query = f"SELECT user_id, wrapped FROM {_KEY_TABLE} WHERE kek_id = {param} LIMIT 1"
-            user_id, wrapped = cur.execute(query, (kid,)).fetchone()
-            samples.append({"kek_id": kid, "user_id": int(user_id), "wrapped": wrapped})
+    if _KEY_TABLE in tables:  # one wrapped data key per key-encryption key: what a restore must be able to open
+        rows = cur.execute(_KEY_SAMPLES).fetchall()
+        samples = [{"kek_id": kid, "user_id": int(uid), "wrapped": wrapped} for kid, uid, wrapped in sorted(rows)]
     return Snapshot(kind="", revision=revision, tables=counts, key_samples=samples)
 
 
@@ -80,7 +86,7 @@ def inspect_sqlite(path: Path) -> Snapshot:
     try:
         cur = conn.cursor()
         names = [r[0] for r in cur.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()]
-        snap = _inspect(cur, [n for n in names if not n.startswith("sqlite_")], "?")
+        snap = _inspect(cur, [n for n in names if not n.startswith("sqlite_")])
     finally:
         conn.close()
     snap.kind = "sqlite"
@@ -171,7 +177,7 @@ def dump_postgres(url: str, dest: Path) -> Snapshot:
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         snapshot_id = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
         names = [r[0] for r in conn.execute(_PG_TABLES).fetchall()]
-        snap = _inspect(conn, names, "%s")
+        snap = _inspect(conn, names)
         cmd = [shutil.which("pg_dump") or "pg_dump", "--format=custom", "--no-owner", "--no-acl",
                f"--snapshot={snapshot_id}", f"--file={dest}", f"--dbname={conninfo}"]  # fmt: skip
         _run(cmd, env, "pg_dump")  # while the exporting transaction is open
@@ -193,7 +199,7 @@ def is_empty(url: str) -> tuple[bool, dict[str, int]]:
             for name in EMPTY_TABLES:
                 exists = conn.execute("SELECT to_regclass(%s)", (f"public.{name}",)).fetchone()[0]
                 if exists is not None:
-                    counts[name] = int(conn.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0])
+                    counts[name] = _count(conn, name)
     return not any(counts.values()), counts
 
 
@@ -248,6 +254,6 @@ def inspect_postgres(url: str) -> Snapshot:
     """Rows per table of a PostgreSQL database (after a restore)."""
     with _connect(url) as conn:
         names = [r[0] for r in conn.execute(_PG_TABLES).fetchall()]
-        snap = _inspect(conn, names, "%s")
+        snap = _inspect(conn, names)
     snap.kind = "postgresql"
     return snap
