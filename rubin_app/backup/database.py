@@ -193,7 +193,8 @@ def is_empty(url: str) -> tuple[bool, dict[str, int]]:
         path = sqlite_path(url)
         if not path.exists():
             return True, {}
-        counts = {k: v for k, v in inspect_sqlite(path).tables.items() if k in EMPTY_TABLES}
+        tables = inspect_sqlite(path).tables
+        counts = {k: tables[k] for k in EMPTY_TABLES if k in tables}
     else:
         with _connect(url) as conn:
             for name in EMPTY_TABLES:

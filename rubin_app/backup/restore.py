@@ -91,7 +91,7 @@ def _check_target(settings: Settings, manifest: dict[str, Any], unpacked: Path) 
         raise RestoreRefused(f"a backup of a {kind} database cannot be restored into {database.kind_of(url)}")
     empty, counts = database.is_empty(url)
     if not empty:
-        held = ", ".join(f"{n} {t}" for t, n in counts.items() if n)
+        held = ", ".join(f"{n} {'chats' if t == 'conversations' else t}" for t, n in counts.items() if n)
         raise RestoreRefused(
             f"the target instance is not empty ({held}): restore only into an instance with no accounts and no "
             "chats (a new DATABASE_URL / DATA_DIR)"

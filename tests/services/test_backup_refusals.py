@@ -192,9 +192,44 @@ async def test_the_restore_command_prints_the_refusal(
     cut = tmp_path / "cut.rubinbak"
     cut.write_bytes(good.read_bytes()[:-50])
     files = tree_digest(target.data_dir, Path(target.sync_database_url.split("///")[1]).parent)
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_DIR)}
-    done = subprocess.run([sys.executable, "-m", "rubin_app", "restore", str(cut)], capture_output=True, text=True,
-                          env=env, timeout=120, check=False)  # fmt: skip
+    done = _cli("restore", str(cut))
     assert done.returncode == 1
     assert "error: cut.rubinbak: the file is cut short" in done.stderr and "(nothing was changed)" in done.stderr
     assert tree_digest(target.data_dir, Path(target.sync_database_url.split("///")[1]).parent) == files
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_DIR)}
+    return subprocess.run([sys.executable, "-m", "rubin_app", *args], capture_output=True, text=True, env=env,
+                          timeout=120, check=False)  # fmt: skip
+
+
+async def test_the_commands_back_up_list_and_restore(
+    app_env: Env, empty_database: Callable[[str], str], tmp_path: Path
+) -> None:
+    keys = Keys()
+    url = empty_database("sqlite")
+    upgrade_head(url)
+    settings = use_instance(app_env, url=async_url(url), data_dir=tmp_path / "src", keys=keys)
+    await populate(settings)
+    await dispose_all()
+    made = _cli("backup", "--to", str(tmp_path / "out"))
+    assert made.returncode == 0, made.stderr
+    path = Path(made.stdout.strip())
+    assert path.parent == tmp_path / "out" and path.name.startswith("rubin-manual-")
+    assert "backup made:" in made.stderr and "2 users, 1 chats, 2 messages" in made.stderr
+    listed = _cli("backup", "list", str(tmp_path / "out"))
+    assert listed.returncode == 0 and f"{path.name}" in listed.stdout and " manual " in listed.stdout
+    assert listed.stdout.rstrip().endswith("ok")
+
+    _target(app_env, empty_database, tmp_path, keys)
+    done = _cli("restore", str(path))
+    assert done.returncode == 0, done.stderr
+    assert "restored 2 users, 1 chats, 2 messages, 0 files" in done.stdout
+    again = _cli("restore", str(path))  # now the target holds the restored accounts
+    assert again.returncode == 1 and "the target instance is not empty (2 users, 1 chats)" in again.stderr
+
+    app_env(backup_key=None)
+    refused = _cli("backup", "--to", str(tmp_path / "out"))
+    assert refused.returncode == 1 and "error: BACKUP_KEY is not set" in refused.stderr
+    assert "(no backup was made)" in refused.stderr
