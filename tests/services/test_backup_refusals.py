@@ -233,3 +233,21 @@ async def test_the_commands_back_up_list_and_restore(
     refused = _cli("backup", "--to", str(tmp_path / "out"))
     assert refused.returncode == 1 and "error: BACKUP_KEY is not set" in refused.stderr
     assert "(no backup was made)" in refused.stderr
+
+
+def test_pg_restore_must_be_as_new_as_the_dump() -> None:
+    from rubin_app.backup.database import check_restore_tools, client_major
+
+    have = client_major("pg_restore")
+    check_restore_tools(str(have))  # the installed client restores its own dumps
+    expected = rf"pg_restore {have} is older than the pg_dump that made the backup \(PostgreSQL {have + 1}\)"
+    with pytest.raises(DatabaseError, match=expected + rf": install postgresql-client-{have + 1}"):
+        check_restore_tools(str(have + 1))
+
+
+async def test_a_sqlite_backup_is_not_restored_into_postgresql(
+    sqlite_backup: tuple[Keys, Path], app_env: Env, empty_database: Callable[[str], str], tmp_path: Path
+) -> None:
+    keys, good = sqlite_backup
+    target = _target(app_env, empty_database, tmp_path, keys, "postgresql")
+    await _refused(target, good, "a backup of a sqlite database cannot be restored into postgresql")
