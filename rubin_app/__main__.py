@@ -115,9 +115,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     commands = {("keys", "create"): _create, ("keys", "list"): _list, ("keys", "revoke"): _revoke,
                 ("retention", "run"): _retention_run}  # fmt: skip
-    command = commands.get((args.group, getattr(args, "command", None)), vault_cli.run)  # encryption: vault_cli
-    if args.group in backup_cli.GROUPS:
-        command = backup_cli.run
+    commands.update(backup_cli.COMMANDS)
+    command = vault_cli.run if args.group == "encryption" else commands[(args.group, args.command)]
 
     async def run() -> None:
         try:

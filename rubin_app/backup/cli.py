@@ -11,8 +11,6 @@ from rubin_app.backup.database import DatabaseError
 from rubin_app.backup.destinations import DestinationError
 from rubin_app.config import get_settings
 
-GROUPS = ("backup", "restore")
-
 
 def add_commands(groups: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """The `backup` and `restore` commands."""
@@ -24,6 +22,7 @@ def add_commands(groups: argparse._SubParsersAction) -> None:  # type: ignore[ty
     more.add_parser("new-key", help="print a new random BACKUP_KEY")
     back = groups.add_parser("restore", help="restore a backup into an EMPTY instance (verified first)")
     back.add_argument("source", help="a backup file, or s3://bucket/prefix/rubin-….rubinbak")
+    back.set_defaults(command="run")
 
 
 def _make(args: argparse.Namespace) -> None:
@@ -70,3 +69,7 @@ async def run(args: argparse.Namespace) -> None:
         raise SystemExit(f"error: {exc}. ({what})") from None
     except (DatabaseError, DestinationError, ValueError) as exc:
         raise SystemExit(f"error: {exc}") from None
+
+
+# (group, command) -> handler, for __main__'s table (`backup` alone makes a backup)
+COMMANDS = {("backup", None): run, ("backup", "list"): run, ("backup", "new-key"): run, ("restore", "run"): run}
