@@ -6,6 +6,7 @@
 #   scripts/bench.sh gateway [args]   the OpenAI-compatible API vs LiteLLM's proxy (installs LiteLLM in its own venv)
 #   scripts/bench.sh encryption [args]  encryption at rest on vs off (TTFT, long chat), key rotation per 100k messages
 #   scripts/bench.sh metrics [args]  Prometheus metrics: cost per streamed event, answer, HTTP request; a scrape
+#   scripts/bench.sh backup [args]      backups: time and size vs a bare copy, restore, writers' latency during a backup
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$RUBIN_ROOT"
@@ -22,6 +23,10 @@ fi
 if [ "${1:-}" = "encryption" ]; then
   shift
   exec python -m bench.encryption_bench "$@"
+fi
+if [ "${1:-}" = "backup" ]; then
+  shift
+  exec python -m bench.backup_bench "$@"
 fi
 if [ "${1:-}" = "gateway" ]; then
   shift

@@ -11,6 +11,7 @@ step() { printf '\033[1;34m[test]\033[0m %s\n' "$*"; }
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+command -v pg_dump >/dev/null || missing+=(postgresql-client)  # backups: pg_dump, pg_restore, psql
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v npm >/dev/null || missing+=(npm)
 # deploy/k8s rendered by `kubectl kustomize`; deploy/proxy/nginx checked with `nginx -t` and served (tests/deploy)

@@ -57,6 +57,9 @@ FORBIDDEN = {
     # Encryption at rest: keys, sealing, the ORM hooks. Never the UI or the HTTP layer.
     "vault": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
               "rubin_app.api"),
+    # Backups and restore (docs/backup.md): operator work on the database and files. Never the UI or the HTTP layer.
+    "backup": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
+               "rubin_app.api"),
     "i18n": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
              "rubin_app.api", "rubin_app.services", "rubin_app.models"),
 }  # fmt: skip
