@@ -21,7 +21,9 @@ from rubin_app.generation.run import Run
 from rubin_app.llm.types import StreamEvent
 from rubin_app.observability.multiprocess import ENV, reap_dead_workers
 
-ANSWERS_STARTED = Counter("rubin_answers_started", "Answers begun, by who asked (ui, api, rest).", ["source"])
+ANSWERS_STARTED = Counter(
+    "rubin_answers_started", "Answers begun, by who asked (ui, api, rest; recovery: one continued)", ["source"]
+)
 ANSWERS_ENDED = Counter(
     "rubin_answers_ended",
     "Answers ended, by who asked, final status (complete, interrupted, error) and reason (empty, stopped, "
