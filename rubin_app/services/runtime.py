@@ -80,6 +80,7 @@ class Runtime:
         self.cache_policy = CachePolicy(settings, self.cache)
         self.relay = Relay(self.redis, interval=RELAY_INTERVAL, cipher=redis_cipher)
         self.generation = GenerationManager(self.client)
+        self.generation.continue_partial = settings.resume_answers == "continue"
         self.save_settings = SaveSettings(flush_seconds=settings.db_flush_seconds)
         # Run inside an answer's final save: the webhook outbox (message.completed / message.failed).
         self.final_save_hooks: list[FinalSaveHook] = [queue_message_event]
