@@ -604,6 +604,15 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _check_workers(self) -> Settings:
+        if self.workers > 1 and not self.redis_url:
+            raise ValueError(
+                "WORKERS above 1 needs REDIS_URL: without Redis the workers would not share tab states, limits, "
+                "live answers or the recovery of unfinished answers (set REDIS_URL, or WORKERS=1)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _check_backups(self) -> Settings:
         if self.backup_interval_hours and self.backup_key is None:
             raise ValueError(
