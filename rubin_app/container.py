@@ -47,6 +47,11 @@ def serve() -> None:
     if not (BUILD_DIR / "index.html").is_file():
         raise SystemExit(f"no frontend build in {BUILD_DIR}: run `reflex export --frontend-only --no-zip` first")
     settings = get_settings()
+    if not settings.localai_url:
+        raise SystemExit(
+            "LOCALAI_URL is not set: the container has no bundled engine; point LOCALAI_URL at your LocalAI "
+            "(or any OpenAI-compatible server), e.g. -e LOCALAI_URL=http://localai:8080"
+        )
     problem = address_mismatch(built_event_url(), frontend_port=settings.frontend_port, api_url=settings.api_url)
     if problem:
         print(f"[rubin] warning: {problem}", file=sys.stderr)
