@@ -5,6 +5,7 @@
 #   scripts/bench.sh longchat [args]  a 2,000-message chat: open time, per-delta time, JS/CSS bytes (Chromium)
 #   scripts/bench.sh gateway [args]   the OpenAI-compatible API vs LiteLLM's proxy (installs LiteLLM in its own venv)
 #   scripts/bench.sh encryption [args]  encryption at rest on vs off (TTFT, long chat), key rotation per 100k messages
+#   scripts/bench.sh container [args]   the container image: size, cold start vs scripts/run.sh, idle memory (podman)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$RUBIN_ROOT"
@@ -17,6 +18,13 @@ fi
 if [ "${1:-}" = "encryption" ]; then
   shift
   exec python -m bench.encryption_bench "$@"
+fi
+if [ "${1:-}" = "container" ]; then
+  shift
+  for tool in podman runc mmdebstrap; do
+    command -v "$tool" >/dev/null || { echo "$tool is needed: run scripts/test.sh once, or apt-get install podman runc mmdebstrap" >&2; exit 1; }
+  done
+  exec python -m bench.container_bench "$@"
 fi
 if [ "${1:-}" = "gateway" ]; then
   shift

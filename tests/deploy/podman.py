@@ -51,13 +51,13 @@ def containers_conf() -> Path:
     return path
 
 
-def podman(*args: str, check: bool = True, timeout: float = 1800, capture: bool = True) -> str:
-    """Run podman with our containers.conf; its stdout (stderr in the error when it fails)."""
+def podman(*args: str, check: bool = True, timeout: float = 1800, capture: bool = True, stderr: bool = False) -> str:
+    """Run podman with our containers.conf; its stdout (+ stderr with `stderr`; in the error when it fails)."""
     env = {**os.environ, "CONTAINERS_CONF": str(containers_conf())}
     done = subprocess.run(["podman", *args], env=env, capture_output=capture, text=True, timeout=timeout, check=False)
     if check and done.returncode != 0:
         raise RuntimeError(f"podman {' '.join(args[:3])}… failed ({done.returncode}):\n{done.stderr[-4000:]}")
-    return done.stdout or ""
+    return (done.stdout or "") + (done.stderr or "" if stderr else "")
 
 
 def ensure_base_image() -> float:
@@ -75,14 +75,16 @@ def _exists(image: str) -> bool:
     return subprocess.run(["podman", "image", "exists", image], env=env, check=False).returncode == 0
 
 
-def build_image(port: int, log: Path, tag: str = IMAGE, root: Path = ROOT) -> float:
-    """Build deploy/docker/Dockerfile for `port` on the base image (layers cached by podman); seconds taken."""
+def build_image(port: int, log: Path, tag: str = IMAGE, root: Path = ROOT, target: str = "") -> float:
+    """Build deploy/docker/Dockerfile for `port` on the base image (layers cached by podman); seconds taken.
+
+    `target`: a stage to stop at (e.g. "builder", for its size)."""
     t0 = time.monotonic()
     args = [
         "build", "--format", "docker", "--network", "host", "-f", str(root / "deploy/docker/Dockerfile"),
         "--ignorefile", str(root / "deploy/docker/Dockerfile.dockerignore"),
         "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "--build-arg", f"FRONTEND_PORT={port}",
-        "--secret", f"id=ca,src={CA_BUNDLE}", "-t", tag, str(root),
+        "--secret", f"id=ca,src={CA_BUNDLE}", "-t", tag, *(["--target", target] if target else []), str(root),
     ]  # fmt: skip
     log.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "CONTAINERS_CONF": str(containers_conf())}

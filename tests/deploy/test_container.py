@@ -100,7 +100,7 @@ def running() -> Iterator[Running]:
 
 def test_the_image_runs_as_a_user_with_a_healthcheck_and_a_data_volume(running: Running) -> None:
     config = podman.image_config(podman.IMAGE)
-    assert config["User"] == "rubin"
+    assert config["User"] == "10001:10001"
     assert "/data" in (config.get("Volumes") or {})
     health = config["Healthcheck"]
     assert isinstance(health, dict) and "/api/health" in " ".join(health["Test"])
@@ -121,6 +121,11 @@ def test_no_secret_build_tool_or_source_checkout_extra_is_in_the_image(running: 
     )
     out = json.loads(podman.podman("run", "--rm", "--network", "none", podman.IMAGE, "python", "-c", probe))
     assert out == {"found": [], "keys": [], "bun": None, "env": []}
+
+
+def test_without_localai_url_it_refuses_to_start_and_says_why(running: Running) -> None:
+    done = podman.podman("run", "--rm", "--network", "none", podman.IMAGE, check=False, stderr=True)
+    assert "LOCALAI_URL is not set" in done and "no bundled engine" in done
 
 
 def test_it_starts_in_seconds_and_serves_the_app(running: Running) -> None:
