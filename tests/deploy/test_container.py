@@ -19,11 +19,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
+import psycopg
 import pytest
 
 from bench.harness import sign_in
 from bench.ws_client import Tab
 from tests.fakes.localai_standin import StandIn, StandInConfig
+from tests.fakes.redis_server import RedisServer
 
 from . import podman
 
@@ -181,3 +183,28 @@ def test_data_survives_a_new_container_on_the_same_volume(running: Running) -> N
         assert "rubin_session" in response.cookies, response.headers.get("location")
     listing = podman.podman("exec", running.name, "python", "-m", "rubin_app", "keys", "list", "--email", EMAIL)
     assert "ops" in listing
+
+
+def test_the_full_setup_postgresql_redis_and_several_workers(running: Running, postgres_url: str) -> None:
+    # What compose's full profile gives the image: PostgreSQL and Redis (the host's here), two workers.
+    redis = RedisServer().start()
+    try:
+        podman.remove(running.name)
+        env = {"LOCALAI_URL": running.standin.url, "DATABASE_URL": postgres_url, "REDIS_URL": redis.url,
+               "WORKERS": "2", "TITLE_MODE": "first_message"}  # fmt: skip
+        podman.run_container(running.name, env, running.volume)
+        _wait_healthy(running.base, running.name, START_LIMIT)
+        health = httpx.get(f"{running.base}/api/health", timeout=5).json()
+        assert health["status"] == "ok" and health["redis"]["ok"] is True, health
+        cookie = sign_in(running.base, "pg@example.com", PASSWORD, "Pg")
+        assert asyncio.run(_chat_in_a_tab(running.base, cookie, "Saved in PostgreSQL")).strip()
+        with _pg_connect_url(postgres_url) as conn:
+            users = [row[0] for row in conn.execute("SELECT email FROM users")]
+        assert "pg@example.com" in users
+    finally:
+        redis.stop()
+
+
+def _pg_connect_url(url: str) -> psycopg.Connection:
+    """A psycopg connection for a SQLAlchemy postgresql+psycopg URL."""
+    return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
