@@ -5,8 +5,8 @@ What an operator sees: the image starts in seconds, answers its health check, se
 that is not root, keeps no secret in its layers; a person signs up, chats in a tab (the websocket) and through
 the API, and everything is still there after the container is replaced by a new one on the same volume.
 
-Timings on this machine (2 shared cores): warm (base image and layers cached) about 1-2 minutes for the module;
-cold (no base image, no layers, empty pip/bun caches) about 4 minutes more (mmdebstrap ~45 s, the build ~2 min).
+Timings on this machine (2 shared cores): warm (base image, layers and pip/bun caches kept) 1-1.5 minutes for
+the module; cold (no image at all, empty caches) 3 minutes: mmdebstrap ~45 s, the first build ~1.5 min.
 """
 
 from __future__ import annotations
