@@ -17,6 +17,11 @@ command -v npm >/dev/null || missing+=(npm)
 # deploy/k8s rendered by `kubectl kustomize`; deploy/proxy/nginx checked with `nginx -t` and served (tests/deploy)
 command -v kubectl >/dev/null || missing+=(kubernetes-client)
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || missing+=(nginx)
+# The container image test (tests/deploy, slow): podman builds and runs it (runc: crun refuses this machine's
+# cgroup layout), mmdebstrap makes its Debian base image from the mirror.
+command -v podman >/dev/null || missing+=(podman)
+command -v runc >/dev/null || missing+=(runc)
+command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
 if [ ${#missing[@]} -gt 0 ]; then
   step "installing Debian packages: ${missing[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
