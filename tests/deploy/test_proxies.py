@@ -224,7 +224,8 @@ def test_an_answer_streams_through_the_proxy_piece_by_piece(
             arrivals += [time.monotonic() - start for line in r.iter_lines() if line.startswith("data: {")]
     assert len(arrivals) >= 30
     assert arrivals[-1] >= 1.5, "the stand-in streams for about 2 s"
-    assert arrivals[0] < arrivals[-1] - 1.0, f"the pieces came all at once (buffered): first {arrivals[0]:.2f} s"
+    spread = arrivals[-1] - arrivals[0]  # about 2 s as the stand-in streams them; ~0 if the proxy buffers (any load)
+    assert spread >= 1.0, f"the pieces came all at once (buffered): within {spread:.2f} s"
 
 
 def test_an_idle_websocket_outlives_traefiks_read_timeout(run_proxy: Callable[..., Proxy]) -> None:
