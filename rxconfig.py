@@ -8,6 +8,7 @@ from reflex_base.plugins.sitemap import SitemapPlugin
 from rubin_app import serve_tls, serve_workers
 from rubin_app.config import get_settings
 from rubin_app.core import tls
+from rubin_app.observability import multiprocess
 from rubin_app.services.net import origin_of
 
 _settings = get_settings()
@@ -17,6 +18,9 @@ _settings = get_settings()
 _origins = [origin_of(_settings.public_url)] if _settings.public_url else []
 if os.environ.get("REFLEX_ENV_MODE", "dev") != "prod":
     _origins += [f"http://localhost:{_settings.frontend_port}", f"http://127.0.0.1:{_settings.frontend_port}"]
+# Prometheus figures of every worker in one directory per instance (GET /metrics adds them up); set before any
+# worker starts and before prometheus-client is imported.
+multiprocess.prepare()
 if _settings.workers:
     # Reflex's prod server reads its worker count from this variable (default with Redis: 2 x cores + 1).
     os.environ["GRANIAN_WORKERS"] = str(_settings.workers)

@@ -20,6 +20,25 @@
       if (localStorage.getItem("rubin_sidebar") === "hidden") root.dataset.sidebar = "hidden";
     } catch (e) { /* ignore */ }
   })();
+  // The chat a tab shows is in its address (/c/<id>), which the app also sets with history.replaceState (a new chat
+  // gets its address mid-answer). React Router does not see such a change, so after a reconnect (a restart, a worker
+  // that died) the page would be loaded for the address it was opened with. The real path is kept per tab in
+  // sessionStorage, which Reflex sends with every (re)connect (ChatState.tab_path).
+  (function keepPath() {
+    const save = function () {
+      try { sessionStorage.setItem("rubin_path", location.pathname); } catch (e) { /* storage blocked */ }
+    };
+    ["pushState", "replaceState"].forEach(function (name) {
+      const original = history[name];
+      history[name] = function () {
+        const result = original.apply(this, arguments);
+        save();
+        return result;
+      };
+    });
+    window.addEventListener("popstate", save);
+    save();
+  })();
   const SET_TEXT = "_client_state_setRubinstream";
   const TEXT = "_client_state_rubinstream";
   const SET_THINK = "_client_state_setRubinthink";

@@ -7,6 +7,8 @@ python -m rubin_app keys create --email EMAIL --name NAME [--scopes chat,convers
 python -m rubin_app keys list [--email EMAIL]
 python -m rubin_app keys revoke KEY_ID
 python -m rubin_app retention run            (prints what it deleted; waits for no running worker's run)
+python -m rubin_app migrate                  (apply the database migrations and exit: a deploy's migration job)
+python -m rubin_app backup [--to DEST] | backup list [DEST] | backup new-key | restore SOURCE   (backup/cli.py)
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sys
 from sqlmodel import select
 
 from rubin_app.accounts import api_keys
+from rubin_app.backup import cli as backup_cli
 from rubin_app.config import get_settings
 from rubin_app.core import tls
 from rubin_app.models import User
@@ -109,9 +112,16 @@ def main(argv: list[str] | None = None) -> None:
     kept = groups.add_parser("retention", help="retention of chats, audit, usage and webhook deliveries")
     kept.add_subparsers(dest="command", required=True).add_parser("run", help="delete what is past its retention now")
     vault_cli.add_commands(groups)
+    groups.add_parser("migrate", help="apply the database migrations now (whatever AUTO_MIGRATE says) and exit")
+    backup_cli.add_commands(groups)
     args = parser.parse_args(argv)
+    if args.group == "migrate":
+        upgrade_head()
+        print("database schema is at the newest migration", file=sys.stderr)
+        return
     commands = {("keys", "create"): _create, ("keys", "list"): _list, ("keys", "revoke"): _revoke,
                 ("retention", "run"): _retention_run}  # fmt: skip
+    commands.update(backup_cli.COMMANDS)
     command = vault_cli.run if args.group == "encryption" else commands[(args.group, args.command)]
 
     async def run() -> None:
@@ -120,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             await dispose_all()
 
-    if get_settings().auto_migrate:
+    if get_settings().auto_migrate and args.group != "restore":  # restore checks the target, then migrates
         upgrade_head()
     try:
         asyncio.run(run())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import re
 import ssl
@@ -284,6 +286,11 @@ class Settings(BaseSettings):
     anonymous_state_minutes: float = Field(
         default=10, gt=0, description="How long a signed-out tab's state is kept (in memory only)."
     )
+    # Monitoring (docs/deployment.md, "Metrics")
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token Prometheus must send to GET /metrics (16+ characters); empty: /metrics is off (404).",
+    )
 
     # Encryption in transit (docs/tls.md)
     tls_cert_file: Path | None = Field(
@@ -375,6 +382,37 @@ class Settings(BaseSettings):
         description="How often the retention job runs (one worker at a time; `python -m rubin_app retention run` "
         "runs it by hand).",
     )
+
+    # Backups (docs/backup.md)
+    backup_key: SecretStr | None = Field(
+        default=None,
+        description="Encrypts backups: base64 of 32 random bytes (`python -m rubin_app backup new-key`); needed to "
+        "back up and to restore. Keep it apart from the backups.",
+    )
+    backup_destination: str = Field(
+        default="",
+        description="Where backups go: a folder or s3://bucket/prefix; empty: DATA_DIR/backups.",
+    )
+    backup_interval_hours: float = Field(
+        default=0,
+        ge=0,
+        le=8760,
+        description="Make a scheduled backup this often (one worker at a time); 0: no scheduled backups.",
+    )
+    backup_keep: int = Field(
+        default=7,
+        ge=1,
+        le=10000,
+        description="Scheduled backups kept at the destination; older ones the schedule made are deleted.",
+    )
+    backup_s3_endpoint_url: str = Field(
+        default="", description="S3 endpoint for s3:// destinations (MinIO or any S3); empty: AWS."
+    )
+    backup_s3_region: str = Field(default="", description="S3 region; empty: the SDK's default.")
+    backup_s3_access_key_id: str = Field(
+        default="", description="S3 access key id; empty: the SDK's usual sources (environment, instance role)."
+    )
+    backup_s3_secret_access_key: SecretStr | None = Field(default=None, description="S3 secret access key.")
 
     # Web
     frontend_port: int = Field(default=3000, ge=1, le=65535, description="Port the app serves.")
@@ -475,6 +513,32 @@ class Settings(BaseSettings):
             raise ValueError(f"{value} cannot be read ({exc.strerror})") from None
         return value
 
+    @field_validator("backup_key")
+    @classmethod
+    def _check_backup_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        try:
+            raw = base64.b64decode(value.get_secret_value().strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) != 32:
+            raise ValueError("must be base64 of 32 random bytes (`python -m rubin_app backup new-key` prints one)")
+        return value
+
+    @field_validator("backup_destination")
+    @classmethod
+    def _check_backup_destination(cls, value: str) -> str:
+        value = value.strip()
+        if "://" in value and not re.match(r"^s3://[a-z0-9][a-z0-9.-]{1,62}(/|$)", value):
+            raise ValueError("must be a folder path or s3://bucket/prefix (bucket: lowercase letters, digits, . -)")
+        return value
+
+    @field_validator("backup_s3_endpoint_url")
+    @classmethod
+    def _check_s3_endpoint(cls, value: str) -> str:
+        return _check_http_url(value, "http://minio:9000") if value.strip() else ""
+
     @field_validator("public_url")
     @classmethod
     def _check_public_url(cls, value: str) -> str:
@@ -488,6 +552,16 @@ class Settings(BaseSettings):
         raw = value.get_secret_value()
         if raw.strip().lower() in PLACEHOLDER_SECRETS or len(raw) < 32:
             raise ValueError("must be a random string of at least 32 characters (e.g. `openssl rand -hex 32`)")
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _check_metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        raw = value.get_secret_value()
+        if raw.strip().lower() in PLACEHOLDER_SECRETS or len(raw) < 16 or raw != raw.strip():
+            raise ValueError("must be a random string of at least 16 characters (e.g. `openssl rand -hex 24`)")
         return value
 
     @field_validator("auth_providers")
@@ -527,6 +601,24 @@ class Settings(BaseSettings):
         url = self.database_url
         if url and not url.startswith(("sqlite", "postgresql", "postgres://")):
             raise ValueError("DATABASE_URL must be a sqlite:// or postgresql:// URL")
+        return self
+
+    @model_validator(mode="after")
+    def _check_workers(self) -> Settings:
+        if self.workers > 1 and not self.redis_url:
+            raise ValueError(
+                "WORKERS above 1 needs REDIS_URL: without Redis the workers would not share tab states, limits, "
+                "live answers or the recovery of unfinished answers (set REDIS_URL, or WORKERS=1)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_backups(self) -> Settings:
+        if self.backup_interval_hours and self.backup_key is None:
+            raise ValueError(
+                "BACKUP_INTERVAL_HOURS needs BACKUP_KEY (backups are always encrypted; "
+                "`python -m rubin_app backup new-key` prints one)"
+            )
         return self
 
     @model_validator(mode="after")

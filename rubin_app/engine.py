@@ -43,6 +43,9 @@ def command(model: Path, port: int, alias: str, ctx: int = 4096) -> list[str]:
         "--port", str(port),
         "--n_ctx", str(ctx),
         "--n_threads", str(max(1, (os.cpu_count() or 2))),
+        # By default any new request (even GET /v1/models, when a tab opens) cuts the answer being generated short;
+        # requests wait their turn instead.
+        "--interrupt_requests", "false",
     ]  # fmt: skip
 
 

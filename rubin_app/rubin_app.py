@@ -12,6 +12,7 @@ import reflex as rx
 from rubin_app.admin.page import admin_page
 from rubin_app.admin.state import AdminState
 from rubin_app.api.routes import build_api
+from rubin_app.backup.job import BackupJob
 from rubin_app.components import styles
 from rubin_app.components.pwa import pwa_head
 from rubin_app.config import get_settings
@@ -20,6 +21,7 @@ from rubin_app.pages.api_keys import ApiKeysState
 from rubin_app.pages.chat import chat_page
 from rubin_app.pages.login import LoginState, PendingState, login_page, pending_page
 from rubin_app.pages.two_factor import TwoFactorSetupState, two_factor_page
+from rubin_app.services.db import session_scope
 from rubin_app.services.migrate import upgrade_head
 from rubin_app.services.runtime import get_runtime
 from rubin_app.state.auth import on_backend_error
@@ -49,9 +51,12 @@ async def runtime_lifespan():
     await vault_startup.prepare()  # wrong, missing or loose keys stop the start here, with what to do
     rt = get_runtime()
     await rt.start()  # the worker bus, webhook delivery, recovery of answers a previous process left unfinished
+    backups = BackupJob(settings, rt.redis, session_scope)  # scheduled backups, one worker at a time
+    backups.start()
     try:
         yield
     finally:
+        await backups.stop()
         await rt.close()
 
 

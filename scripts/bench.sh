@@ -6,6 +6,9 @@
 #   scripts/bench.sh gateway [args]   the OpenAI-compatible API vs LiteLLM's proxy (installs LiteLLM in its own venv)
 #   scripts/bench.sh encryption [args]  encryption at rest on vs off (TTFT, long chat), key rotation per 100k messages
 #   scripts/bench.sh cluster [args]   the cluster under faults (per fault, a soak) and users per core (haproxy)
+#   scripts/bench.sh metrics [args]  Prometheus metrics: cost per streamed event, answer, HTTP request; a scrape
+#   scripts/bench.sh backup [args]      backups: time and size vs a bare copy, restore, writers' latency during a backup
+#   scripts/bench.sh container [args]   the container image: size, cold start vs scripts/run.sh, idle memory (podman)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$RUBIN_ROOT"
@@ -22,9 +25,24 @@ if [ "${1:-}" = "cluster" ]; then
   done
   exec python -m bench.cluster_bench "$@"
 fi
+if [ "${1:-}" = "metrics" ]; then
+  shift
+  exec python -m bench.metrics_bench "$@"
+fi
 if [ "${1:-}" = "encryption" ]; then
   shift
   exec python -m bench.encryption_bench "$@"
+fi
+if [ "${1:-}" = "backup" ]; then
+  shift
+  exec python -m bench.backup_bench "$@"
+fi
+if [ "${1:-}" = "container" ]; then
+  shift
+  for tool in podman runc mmdebstrap; do
+    command -v "$tool" >/dev/null || { echo "$tool is needed: run scripts/test.sh once, or apt-get install podman runc mmdebstrap" >&2; exit 1; }
+  done
+  exec python -m bench.container_bench "$@"
 fi
 if [ "${1:-}" = "gateway" ]; then
   shift

@@ -11,9 +11,18 @@ step() { printf '\033[1;34m[test]\033[0m %s\n' "$*"; }
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+command -v pg_dump >/dev/null || missing+=(postgresql-client)  # backups: pg_dump, pg_restore, psql
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v npm >/dev/null || missing+=(npm)
 command -v haproxy >/dev/null || missing+=(haproxy)
+# deploy/k8s rendered by `kubectl kustomize`; deploy/proxy/nginx checked with `nginx -t` and served (tests/deploy)
+command -v kubectl >/dev/null || missing+=(kubernetes-client)
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || missing+=(nginx)
+# The container image test (tests/deploy, slow): podman builds and runs it (runc: crun refuses this machine's
+# cgroup layout), mmdebstrap makes its Debian base image from the mirror.
+command -v podman >/dev/null || missing+=(podman)
+command -v runc >/dev/null || missing+=(runc)
+command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
 if [ ${#missing[@]} -gt 0 ]; then
   step "installing Debian packages: ${missing[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

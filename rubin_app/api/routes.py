@@ -15,9 +15,11 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rubin_app.api.auth import AuthApp, current_principal, export
+from rubin_app.api.metrics import metrics
 from rubin_app.api.openai.routes import build_openai_app
 from rubin_app.api.security_headers import SecurityHeaders
 from rubin_app.api.v1.app import build_rest_app
+from rubin_app.observability.metrics import MetricsLayer
 from rubin_app.services.runtime import get_runtime
 
 
@@ -146,9 +148,10 @@ def build_api() -> ApiLayers:
             Route("/api/version", version),
             Route("/api/docs", api_docs),
             Route("/api/account/export", export),
+            Route("/metrics", metrics),
             Mount("/auth", app=AuthApp()),
             Mount("/v1", app=build_openai_app()),
             Mount("/api/v1", app=build_rest_app()),
         ]
     )
-    return ApiLayers([routes, lambda app: SecurityHeaders(app, STATIC_DIR)])
+    return ApiLayers([routes, MetricsLayer, lambda app: SecurityHeaders(app, STATIC_DIR)])

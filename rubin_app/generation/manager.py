@@ -24,6 +24,9 @@ from rubin_app.services.cache import CachedAnswer
 from rubin_app.services.context import estimate_tokens
 
 log = logging.getLogger(__name__)
+# LocalAI failures after some text that a continuation may get past (a restart, a dropped connection, a busy server).
+RESUMABLE = frozenset({"dropped", "unreachable", "server", "overloaded"})
+MAX_CONTINUATIONS = 5  # waits of 0.5, 1, 2, 4 and 4 s: about 12 s for LocalAI to come back
 
 
 class EarlyStart:
@@ -61,6 +64,8 @@ class GenerationManager:
         self._runs: dict[int, Run] = {}  # stored answers, by message id
         self._loose: set[Run] = set()  # answers saved nowhere (stateless API calls) and early starts
         self._finishing: set[asyncio.Task[None]] = set()
+        # RESUME_ANSWERS=continue: an answer LocalAI cut mid-stream is asked again with its text as the prefix.
+        self.continue_partial = True
 
     def get(self, *, user_id: int, message_id: int) -> Run | None:
         """The user's live run for a message, or None."""
@@ -185,34 +190,25 @@ class GenerationManager:
     async def _generate(self, run: Run, whole: bool = False) -> None:
         run.started = True
         started = time.monotonic()
-        pieces = 0
         try:
             request = self._fit_max_tokens(run)
             if request is None:
                 run.status, run.error = MessageStatus.error, QUOTA_SHORT
                 return
-            stream = self._events(run, request, whole)
-            # aclosing: a Stop that lands while a sink works must still close the request.
-            async with aclosing(stream):
-                async for event in stream:
-                    match event:
-                        case Delta(text=text):
-                            if run.ttft_ms is None:
-                                run.ttft_ms = int((time.monotonic() - started) * 1000)
-                            run.text += text
-                            pieces += 1
-                        case Reasoning(text=text):
-                            run.reasoning += text
-                        case ToolCallDelta():
-                            run.add_tool_call(event)
-                        case Usage(prompt_tokens=prompt, completion_tokens=completion):
-                            run.prompt_tokens = prompt if prompt is not None else run.prompt_tokens
-                            run.completion_tokens = completion if completion is not None else run.completion_tokens
-                        case Done(finish_reason=reason):
-                            run.finish_reason = reason
-                    run.notify()
-                    for sink in run.sinks:
-                        sink.on_event(run, event)
+            attempt = 0
+            while True:
+                try:
+                    await self._consume(run, request, whole, started)
+                    break
+                except LLMError as exc:
+                    if not self._may_continue(run, exc, whole, attempt):
+                        raise
+                    attempt += 1
+                    log.warning("answer %s: %s mid-answer; continuing it (attempt %d)", run.message_id, exc.code,
+                                attempt)  # fmt: skip
+                    await asyncio.sleep(min(4.0, 0.5 * 2 ** (attempt - 1)))
+                    run.completion_tokens = run.completion_tokens or run.pieces
+                    request = self._continuation(run)
             run.status = MessageStatus.complete
         except asyncio.CancelledError:
             if not run.handover:  # a handed-over answer is saved as it is, still `streaming`
@@ -228,12 +224,53 @@ class GenerationManager:
             run.error = "internal"
         finally:
             run.duration_ms = int((time.monotonic() - started) * 1000)
-            if run.completion_tokens is None and pieces:
-                run.completion_tokens = pieces  # servers without usage: one delta is about one token
+            if run.completion_tokens is None and run.pieces:
+                run.completion_tokens = run.pieces  # servers without usage: one delta is about one token
             if run.error:
                 for sink in run.sinks:
                     sink.on_event(run, Failed(run.error, run.error_detail))
             await asyncio.shield(self._finish(run))
+
+    async def _consume(self, run: Run, request: ChatRequest, whole: bool, started: float) -> None:
+        """Stream one request into the run, telling the sinks. Token counts of a continuation add to those of the
+        answer so far."""
+        base = run.completion_tokens or 0
+        stream = self._events(run, request, whole)
+        # aclosing: a Stop that lands while a sink works must still close the request.
+        async with aclosing(stream):
+            async for event in stream:
+                match event:
+                    case Delta(text=text):
+                        if run.ttft_ms is None:
+                            run.ttft_ms = int((time.monotonic() - started) * 1000)
+                        run.text += text
+                        run.pieces += 1
+                    case Reasoning(text=text):
+                        run.reasoning += text
+                    case ToolCallDelta():
+                        run.add_tool_call(event)
+                    case Usage(prompt_tokens=prompt, completion_tokens=completion):
+                        run.prompt_tokens = prompt if prompt is not None else run.prompt_tokens
+                        run.completion_tokens = base + completion if completion is not None else run.completion_tokens
+                    case Done(finish_reason=reason):
+                        run.finish_reason = reason
+                run.notify()
+                for sink in run.sinks:
+                    sink.on_event(run, event)
+
+    def _may_continue(self, run: Run, error: LLMError, whole: bool, attempt: int) -> bool:
+        """Whether an answer cut by LocalAI (dropped, restarted, overloaded) is asked again from its partial text:
+        only a streamed text answer with some text, not a cache replay, within MAX_CONTINUATIONS."""
+        return (
+            self.continue_partial and error.code in RESUMABLE and attempt < MAX_CONTINUATIONS and bool(run.text)
+            and not whole and run.replay is None and not run.tool_calls and not run.stop_requested
+        )  # fmt: skip
+
+    def _continuation(self, run: Run) -> ChatRequest:
+        """The run's request continued from its text (after a caller's own assistant prefill, if it sent one)."""
+        last = run.request.messages[-1]
+        prefill = last.content if last.role == "assistant" and isinstance(last.content, str) and not run.resumed else ""
+        return (self._fit_max_tokens(run) or run.request).continued(prefill + run.text)
 
     async def _finish(self, run: Run) -> None:
         try:

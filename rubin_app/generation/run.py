@@ -50,6 +50,7 @@ class Run:
     key_ticket: str | None = None  # the API key's token reservation, if its key has a daily quota
     cut_short: bool = False  # max_tokens lowered to fit the run's token reservation
     handover: bool = False  # the worker is stopping: the answer stays `streaming`, another worker continues it
+    pieces: int = 0  # text pieces received from LocalAI (its token count when it sends no usage)
     resumed: bool = False  # continues an answer a dead or stopped worker left unfinished (its text so far given)
     finish_reason: str = ""
     save_error: str = ""  # why the last save attempt failed (class and first line), for the logs

@@ -128,6 +128,16 @@ class ChatRequest(_Strict):
         return cls.model_construct(model=model, messages=messages, params=params or Params(), tools=None,
                                    tool_choice=None)  # fmt: skip
 
+    def continued(self, partial: str) -> ChatRequest:
+        """The same request with the partial answer as the assistant's prefix (the model goes on from it), and
+        max_tokens lowered by what it holds (about four characters a token)."""
+        asked = self.messages[:-1] if self.messages[-1].role == "assistant" else self.messages  # already a prefix
+        messages = [*asked, ChatMessage.model_construct(role="assistant", content=partial)]
+        params = self.params
+        if params.max_tokens is not None:
+            params = params.model_copy(update={"max_tokens": max(1, params.max_tokens - len(partial) // 4)})
+        return self.model_copy(update={"messages": messages, "params": params})
+
     def with_params(self, **changes: Any) -> ChatRequest:
         """The same request with some parameters changed (a quota's lower max_tokens)."""
         return self.model_copy(update={"params": self.params.model_copy(update=changes)})

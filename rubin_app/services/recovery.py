@@ -3,9 +3,9 @@ machine) or stopped (a deploy) is continued by another worker, or by this one af
 
 Who generates what: each worker holds a lease in Redis for every answer it generates (`rubin:lease:<message id>`,
 renewed every SCAN_SECONDS, expiring after LEASE_TTL). Every worker scans the answers the database says are
-streaming; one without a lease on two scans in a row (a live owner renews within one, also after Redis restarted
-empty) is claimed (SET NX: exactly one worker wins) and resumed. A stopping worker saves its answers as they are,
-still streaming, drops their leases and tells the others over the bus, so they are taken over at once.
+streaming; one seen without a lease for CONFIRM_SECONDS (a live owner renews within a second, also after Redis
+restarted empty) is claimed (SET NX: exactly one worker wins) and resumed. A stopping worker saves its answers as
+they are, still streaming, drops their leases and tells the others over the bus, so they are taken over at once.
 
 Resuming: the partial answer is the longer of the saved text and the live relay stream (which runs ahead of the
 last periodic save). With RESUME_ANSWERS=continue the model is asked again with that text as the assistant's
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -33,8 +34,9 @@ if TYPE_CHECKING:
     from rubin_app.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
-LEASE_TTL = 6  # seconds without renewal after which an answer's worker counts as gone
-SCAN_SECONDS = 2.0
+LEASE_TTL = 4  # seconds without renewal after which an answer's worker counts as gone
+SCAN_SECONDS = 1.0  # how often leases are renewed and the database is scanned
+CONFIRM_SECONDS = 2.5  # an answer must be seen without a lease for this long (a live owner renews within 1 s)
 MAX_RESUMES = 3  # an answer that keeps killing its workers is not resumed for ever
 HANDOVER = "answers_handed_over"  # bus message: a stopping worker's answers, to be taken over now
 WORKER_LOST = "worker_lost"  # the error of an answer kept for Retry instead of being continued
@@ -48,7 +50,7 @@ class Recovery:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.worker_id = uuid.uuid4().hex
-        self._suspects: set[int] = set()  # seen without a lease at the last scan
+        self._free_since: dict[int, float] = {}  # answers seen without a lease, since when
         self._task: asyncio.Task[None] | None = None
         self._stopping = False  # handing over: this worker takes nothing over any more
         self.resumed: list[int] = []  # message ids resumed here (tests, logs)
@@ -143,11 +145,11 @@ class Recovery:
         candidates = [(mid, uid) for mid, uid in streaming if mid not in local]
         if self.rt.redis is None:
             orphans = candidates  # one worker: nobody else can be generating them
-            self._suspects = set()
         else:
+            now = time.monotonic()
             free = set(await self._unleased([mid for mid, _ in candidates]))
-            orphans = [(mid, uid) for mid, uid in candidates if mid in free and mid in self._suspects]
-            self._suspects = free
+            self._free_since = {mid: self._free_since.get(mid, now) for mid in free}
+            orphans = [(mid, uid) for mid, uid in candidates if now - self._free_since.get(mid, now) >= CONFIRM_SECONDS]
         count = 0
         for message_id, user_id in orphans:
             if await self._claim(message_id) and await self.take_over(message_id, user_id) is not None:

@@ -23,6 +23,7 @@ from rubin_app.generation.webhook_sink import queue_message_event
 from rubin_app.llm.client import LLMClient, LLMError
 from rubin_app.llm.types import Params
 from rubin_app.models.user import utcnow
+from rubin_app.observability.metrics import AnswerMetrics
 from rubin_app.services import sessions
 from rubin_app.services.admission import Admission
 from rubin_app.services.bus import Bus
@@ -79,6 +80,7 @@ class Runtime:
         self.cache_policy = CachePolicy(settings, self.cache)
         self.relay = Relay(self.redis, interval=RELAY_INTERVAL, cipher=redis_cipher)
         self.generation = GenerationManager(self.client)
+        self.generation.continue_partial = settings.resume_answers == "continue"
         self.save_settings = SaveSettings(flush_seconds=settings.db_flush_seconds)
         # Run inside an answer's final save: the webhook outbox (message.completed / message.failed).
         self.final_save_hooks: list[FinalSaveHook] = [queue_message_event]
@@ -89,7 +91,7 @@ class Runtime:
         self.permissions.listeners.append(self.keys.forget_all)
         self.usage = UsageRecorder(session_scope)
         # Told of every ended run, stored or not, after the quota settlement: usage accounting, then more.
-        self.after_run: list[Sink] = [self.usage]
+        self.after_run: list[Sink] = [self.usage, AnswerMetrics()]  # + Prometheus figures (GET /metrics)
         self.generation.token_budget = self.admission.budget  # an answer is held to its reservations
 
         self.principals = PrincipalCache()

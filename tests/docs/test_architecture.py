@@ -51,9 +51,15 @@ FORBIDDEN = {
               "rubin_app.api"),
     "webhooks": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
                  "rubin_app.api"),
+    # Prometheus figures: a sink and an ASGI layer. Never the UI or the HTTP routes.
+    "observability": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
+                      "rubin_app.api"),
     # Encryption at rest: keys, sealing, the ORM hooks. Never the UI or the HTTP layer.
     "vault": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
               "rubin_app.api"),
+    # Backups and restore (docs/backup.md): operator work on the database and files. Never the UI or the HTTP layer.
+    "backup": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
+               "rubin_app.api"),
     "i18n": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
              "rubin_app.api", "rubin_app.services", "rubin_app.models"),
 }  # fmt: skip

@@ -42,8 +42,8 @@ def test_conversations_survive_an_app_restart(
 
     # The answer cut by the restart goes on where it was: the stopping server saved it as it was (or, if the
     # worker died instead, its last periodic save remains) and the new start continued it (services/recovery.py).
-    # The tab, reopened, follows the rest live and ends with the one whole answer.
-    open_app(busy, f"/c/{busy_cid}")
-    answer = wait_status(busy, "complete", timeout=30_000)
+    # The tab, left alone, reconnects by itself, follows the rest live and ends with the one whole answer.
+    assert chat_id(busy) == busy_cid
+    answer = wait_status(busy, "complete", timeout=40_000)
     expect(body(answer)).to_have_text(expected(question))
     expect(answer.get_by_test_id("message-error")).to_have_count(0)

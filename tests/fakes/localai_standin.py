@@ -418,10 +418,14 @@ class StandIn:
         self.last_request_json = body
         cfg, messages = self.config, body.get("messages") or []
         marks = parse_markers(last_user_text(messages))
-        rec = RequestRecord(body.get("model") or cfg.models[0], bool(body.get("stream")), marks.get("fault", cfg.fault))
+        continuing = bool(messages) and messages[-1].get("role") == "assistant"
+        # A question's fault marker is a fault of its first request: a continuation of the cut answer (LocalAI "came
+        # back") is served normally, unless the question also says [[refault]]. The configured fault applies always.
+        fault = marks.get("fault", cfg.fault) if not continuing or "refault" in marks else cfg.fault
+        rec = RequestRecord(body.get("model") or cfg.models[0], bool(body.get("stream")), fault)
         rec.client_port = request.client.port if request.client else 0
         rec.title = is_title_request(messages)
-        if messages and messages[-1].get("role") == "assistant":
+        if continuing:
             rec.prefix = _text(messages[-1].get("content"))
         if not rec.title:
             self.last_answer_json = body

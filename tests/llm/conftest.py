@@ -1,10 +1,32 @@
-"""Browser launch settings for the real-model test (Debian Chromium, never a downloaded browser)."""
+"""The real-model tests' fixtures: the bundled engine, and Debian Chromium (never a downloaded browser)."""
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
-from bench.harness import CHROMIUM_ARGS
+from bench.harness import CHROMIUM_ARGS, free_port
+from rubin_app.engine import start as start_engine
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "llm"
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[str]:
+    """The bundled llama.cpp engine on a free loopback port."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    data_dir = Path(__file__).resolve().parents[2] / "data"
+    proc = start_engine(port, "gemma-3-270m", data_dir, log_file=ARTIFACTS / "engine.log")
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 @pytest.fixture(scope="session")

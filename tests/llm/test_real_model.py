@@ -18,26 +18,10 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from bench.harness import BENCH_EMAIL, app_env, free_port, isolated_copy, session_cookie, sign_in, start_app, stop_app
-from rubin_app.engine import start as start_engine
 
 pytestmark = pytest.mark.llm
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "llm"
 DATABASES: dict[str, Path] = {}  # the running app's database, by its URL
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The bundled llama.cpp engine on a free loopback port."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    data_dir = Path(__file__).resolve().parents[2] / "data"
-    proc = start_engine(port, "gemma-3-270m", data_dir, log_file=ARTIFACTS / "engine.log")
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 @pytest.fixture(scope="module")

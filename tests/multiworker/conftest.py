@@ -19,7 +19,7 @@ from bench.harness import ROOT, free_port, isolated_copy, settings_env, sign_in,
 from tests.fakes.localai_standin import StandIn, StandInConfig
 from tests.fakes.redis_server import RedisServer
 
-from .helpers import PASSWORD, WORKERS, Cluster
+from .helpers import METRICS_TOKEN, PASSWORD, WORKERS, Cluster
 
 ARTIFACTS = ROOT / "test-artifacts" / "multiworker"
 STARTUP_TIMEOUT = 240.0
@@ -57,6 +57,7 @@ def environment(standin_url: str, redis_url: str, db_path: Path, data_dir: Path,
         LOGIN_IP_MAX_FAILURES="1000",
         REQUIRE_APPROVAL="false",
         SECRET_KEY=secrets.token_hex(32),
+        METRICS_TOKEN=METRICS_TOKEN,
     )
 
 

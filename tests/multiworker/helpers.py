@@ -32,6 +32,7 @@ from tests.sealed import open_value
 WORKERS = 3
 AUTH = f"{STATE}.rubin_app___state___auth____auth_state"
 PASSWORD = "multiworker-password-1"
+METRICS_TOKEN = "multiworker-metrics-token-0123456789"  # GET /metrics (tests/multiworker/test_metrics.py)
 T = TypeVar("T")
 
 

@@ -210,3 +210,14 @@ def test_weak_or_placeholder_secret_key_is_rejected(app_env: Callable[..., None]
 def test_admin_emails_are_a_comma_separated_list(app_env: Callable[..., None]) -> None:
     app_env(admin_emails=" Boss@Example.com, ops@example.com ,")
     assert get_settings().admin_emails == ["boss@example.com", "ops@example.com"]
+
+
+def test_several_workers_without_redis_are_refused_at_start(app_env: Callable[..., None]) -> None:
+    app_env(workers=4)
+    with pytest.raises(SettingsError) as info:
+        get_settings()
+    assert "WORKERS above 1 needs REDIS_URL" in str(info.value)
+    app_env(workers=1)
+    assert get_settings().workers == 1
+    app_env(workers=4, redis_url="redis://127.0.0.1:6379/0")
+    assert get_settings().workers == 4

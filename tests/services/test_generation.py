@@ -229,13 +229,42 @@ async def test_error_frame_is_saved_as_interrupted_with_the_partial_text(runtime
     assert message.content and expected_reply(p.messages).startswith(message.content)
 
 
-async def test_dropped_connection_is_saved_as_interrupted(runtime: Runtime) -> None:
+async def test_a_dropped_connection_is_continued_and_the_answer_saved_whole(runtime: Runtime, standin: StandIn) -> None:
+    """LocalAI's stream breaks mid-answer (a restart, a proxy): the answer is asked again from its partial text."""
     p = await prepare("[[fault=drop]] story please")
     run = start(runtime, p)
+    assert await run.wait_done(timeout=10)
+    message = await saved(p)
+    assert (message.status, message.error, message.content) == (MessageStatus.complete, "", expected_reply(p.messages))
+    first, second = [r for r in standin.records if not r.title]
+    assert first.outcome == "dropped" and second.prefix and expected_reply(p.messages).startswith(second.prefix)
+    assert message.completion_tokens == first.pieces_sent + second.pieces_sent  # both parts counted
+
+
+async def test_a_connection_that_keeps_dropping_ends_interrupted_with_its_text(
+    runtime: Runtime, standin: StandIn
+) -> None:
+    p = await prepare("[[fault=drop]] [[refault]] story please")
+    run = start(runtime, p)
+    assert await run.wait_done(timeout=30)
+    message = await saved(p)
+    assert (message.status, message.error) == (MessageStatus.interrupted, "dropped")
+    assert message.content and expected_reply(p.messages).startswith(message.content)
+    assert len([r for r in standin.records if r.prefix]) == 5  # MAX_CONTINUATIONS, then it gives up
+
+
+async def test_without_continuation_a_dropped_connection_is_saved_as_interrupted(
+    make_runtime: Callable,
+    standin: StandIn,  # type: ignore[type-arg]
+) -> None:
+    rt = await make_runtime(resume_answers="retry")
+    p = await prepare("[[fault=drop]] story please")
+    run = start(rt, p)
     assert await run.wait_done(timeout=5)
     message = await saved(p)
     assert (message.status, message.error) == (MessageStatus.interrupted, "dropped")
     assert message.content
+    assert not [r for r in standin.records if r.prefix]
 
 
 async def test_failure_before_any_text_is_an_error(runtime: Runtime, standin: StandIn) -> None:

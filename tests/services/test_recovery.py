@@ -56,6 +56,18 @@ async def die(rt: Runtime, run: Run) -> None:
     await run.wait_done(5)
 
 
+async def scan_until_ended(worker: Runtime, user_id: int, conversation_id: str, timeout: float = 15.0) -> int:
+    """Let `worker` scan (as its loop does, every second) until the answer is no longer streaming; how many it
+    resumed."""
+    resumed = 0
+    deadline = time.monotonic() + timeout
+    while (await saved(user_id, conversation_id)).status == MessageStatus.streaming:
+        assert time.monotonic() < deadline, "the answer was never taken over"
+        resumed += await worker.recovery.scan()
+        await asyncio.sleep(0.2)
+    return resumed
+
+
 async def saved(user_id: int, conversation_id: str):
     """The conversation's answer as its owner reads it."""
     return (await history(user_id, conversation_id))[-1]
@@ -166,8 +178,7 @@ async def test_retry_mode_keeps_the_partial_answer_for_retry(make_redis_runtime:
     await asyncio.sleep(0.3)
     live_text, _ = await worker_b.relay.snapshot(answer_id)
     await die(worker_a, run)
-    await worker_b.recovery.scan()
-    assert await worker_b.recovery.scan() == 0  # kept, not continued
+    assert await scan_until_ended(worker_b, user_id, conversation_id) == 0  # kept, not continued
     answer = await saved(user_id, conversation_id)
     assert (answer.status, answer.error) == (MessageStatus.interrupted, WORKER_LOST)
     assert answer.content == live_text and WHOLE.startswith(answer.content)  # nothing of the stream lost
@@ -185,8 +196,7 @@ async def test_a_stop_pressed_while_nobody_runs_the_answer_is_honoured(
     await until(lambda: len(run.text) > 40)
     await die(worker_a, run)
     await worker_b.stop_answer(user_id=user_id, message_id=answer_id)  # the tab's Stop reaches no live run
-    await worker_b.recovery.scan()
-    await worker_b.recovery.scan()
+    assert await scan_until_ended(worker_b, user_id, conversation_id) == 0
     answer = await saved(user_id, conversation_id)
     assert (answer.status, answer.error) == (MessageStatus.interrupted, "stopped")
     assert answer.content and WHOLE.startswith(answer.content)
@@ -203,7 +213,6 @@ async def test_an_answer_that_keeps_losing_its_worker_is_kept_for_retry(
     await die(worker_a, run)
     assert worker_b.redis is not None
     await redis_client.set(worker_b.redis.key("resumes", answer_id), MAX_RESUMES)  # resumed (and lost) 3 times
-    await worker_b.recovery.scan()
-    await worker_b.recovery.scan()
+    assert await scan_until_ended(worker_b, user_id, conversation_id) == 0
     answer = await saved(user_id, conversation_id)
     assert (answer.status, answer.error) == (MessageStatus.interrupted, WORKER_LOST)

@@ -72,6 +72,7 @@ class ChatState(SidebarMixin, AnswersMixin, WatchMixin, TemporaryMixin, AuthStat
     has_older: bool = False  # older messages exist beyond what is shown (loaded on scroll)
     _oldest_id: int = 0  # id of the oldest message shown: the next older page comes before it
     streaming_id: int = 0
+    tab_path: str = rx.SessionStorage("", name="rubin_path")  # the tab's real address, kept by rubin.js
     models: list[str] = []
     model: str = ""
     models_error: str = ""
@@ -123,7 +124,7 @@ class ChatState(SidebarMixin, AnswersMixin, WatchMixin, TemporaryMixin, AuthStat
             return events
         if previous and previous != principal.user_id:
             self.reset()  # another account signed in on this tab: nothing of the last one may stay
-        path = self.router.url.path
+        path = self._tab_path()
         cid = path.removeprefix("/c/").strip("/") if path.startswith("/c/") else ""
         self.drawer_open = False
         await self._load_chats()
@@ -132,6 +133,14 @@ class ChatState(SidebarMixin, AnswersMixin, WatchMixin, TemporaryMixin, AuthStat
         # The older pages of the last chat go, and the newest message shows (history.js).
         reset = rx.call_script(f"window.rubinHistory&&window.rubinHistory.reset(refs,{_js(cid)});{temporary_js()}")
         return [*events, reset, *(opened if isinstance(opened, list) else [opened] if opened is not None else [])]
+
+    def _tab_path(self) -> str:
+        """The tab's address. A new chat gets its address from the app (history.replaceState), which the router does
+        not see: after a reconnect it still says "/", and the address rubin.js keeps for the tab wins then."""
+        routed, real = self.router.url.path, self.tab_path
+        if routed in ("", "/") and real.startswith("/c/"):
+            return real
+        return routed
 
     async def _load_models(self, refresh: bool) -> None:
         rt = get_runtime()

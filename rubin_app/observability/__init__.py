@@ -1,0 +1,1 @@
+"""Observability: Prometheus metrics of answers, connections and dependencies (GET /metrics)."""
