@@ -185,6 +185,9 @@ class Recovery:
         store = self.rt.redis
         if store is None or not ids:
             return ids
+        # This worker's last pieces must be in the streams before another worker starts them again (a late piece
+        # would land in the new stream and stop its followers).
+        await self.rt.relay.close()
 
         async def action(client: Any) -> None:
             await client.delete(*[self._key("lease", i) for i in ids])

@@ -75,7 +75,8 @@ class Relay:
                     # text, so stop here; they end on their idle timeout and show the saved answer.
                     return
                 text_at, think_at = text_at + len(text), think_at + len(think)
-        await add({"done": "1"})
+        if not run.handover:  # a handed-over answer is not done: the worker taking it over publishes it again
+            await add({"done": "1"})
 
     async def follow(
         self, message_id: int, text_offset: int = 0, think_offset: int = 0, idle_timeout: float = 5.0
@@ -162,7 +163,7 @@ class Relay:
         return self.cipher.open(f"{key}|{part}|{offset}", stored) if self.cipher is not None else stored
 
     async def close(self) -> None:
-        """Let the last publishers write their `done` entries."""
+        """Let the last publishers write their last entries."""
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5)
 

@@ -136,6 +136,20 @@ async def test_a_stopping_worker_hands_its_answers_over_at_once(make_redis_runti
     user_id = await new_user()
     runs = [await start_answer(worker_a, user_id) for _ in range(3)]
     await until(lambda: all(len(run.text) > 40 for run, _, _ in runs))
+    first_run, first_id, first_chat = runs[0]
+    shown = len(first_run.text)
+    arrivals: list[float] = []  # when a tab on B got new text of the first answer
+
+    async def tab_on_b() -> str:
+        text = ""
+        while (await saved(user_id, first_chat)).status == MessageStatus.streaming:
+            async for piece, _ in worker_b.relay.follow(first_id, shown + len(text), 0, idle_timeout=1.0):
+                text += piece
+                arrivals.append(time.monotonic())
+        return text
+
+    tab = asyncio.create_task(tab_on_b())
+    await asyncio.sleep(0.3)
     handed = time.monotonic()
     assert sorted(await worker_a.recovery.hand_over()) == sorted(answer_id for _, answer_id, _ in runs)
     for run, _, _ in runs:
@@ -145,6 +159,10 @@ async def test_a_stopping_worker_hands_its_answers_over_at_once(make_redis_runti
     for _, _, conversation_id in runs:
         answer = await until_saved(user_id, conversation_id)
         assert (answer.status, answer.content) == (MessageStatus.complete, WHOLE)
+    ended = time.monotonic()
+    assert WHOLE[:shown] + await asyncio.wait_for(tab, 10) == WHOLE
+    live_after_handover = [t for t in arrivals if handed < t < ended - 0.5]
+    assert len(live_after_handover) >= 3, "the tab got the taken-over answer only at its end, not as it was written"
 
 
 async def test_without_redis_the_next_start_continues_what_the_last_process_left(
