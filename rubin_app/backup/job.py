@@ -5,13 +5,10 @@ deleted from the destination (only files the schedule made: `rubin-scheduled-…
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import secrets
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -19,8 +16,8 @@ from rubin_app.backup import service
 from rubin_app.backup.destinations import default_target, open_destination
 from rubin_app.config import Settings
 from rubin_app.core.clock import utcnow
-from rubin_app.models import AppSetting
 from rubin_app.services.redis_store import RedisStore
+from rubin_app.services.singleton_job import LastRun, SharedLock
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +25,6 @@ Scope = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 LAST_RUN_KEY = "backup_last_run"  # app_settings: when the last scheduled backup finished (ISO time)
 LOCK_SECONDS = 6 * 3600  # the Redis lock lapses after this if its holder dies mid-backup
 FIRST_CHECK_SECONDS = 90.0
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
 
 def prune(settings: Settings, target: str | None = None) -> list[str]:
@@ -47,48 +43,22 @@ class BackupJob:
     def __init__(self, settings: Settings, store: RedisStore | None, scope: Scope) -> None:
         self.settings, self.store, self.scope = settings, store, scope
         self._local = asyncio.Lock()
+        self._lock = SharedLock(store, "backup", LOCK_SECONDS)
+        self._last = LastRun(scope, LAST_RUN_KEY)
         self._task: asyncio.Task[None] | None = None
-
-    async def _lock(self, token: str, take: bool) -> bool:
-        if self.store is None:
-            return True
-        store, key = self.store, self.store.key("backup", "lock")
-
-        async def call(client: Any) -> bool:
-            if take:
-                return bool(await client.set(key, token, nx=True, ex=LOCK_SECONDS))
-            await client.eval(_RELEASE, 1, key, token)
-            return True
-
-        return await store.run(call, lambda: False)
-
-    async def _last_run(self) -> datetime | None:
-        async with self.scope() as session:
-            row = await session.get(AppSetting, LAST_RUN_KEY)
-        return datetime.fromisoformat(json.loads(row.value)) if row is not None and row.value else None
-
-    async def _mark_done(self) -> None:
-        async with self.scope() as session:
-            row = await session.get(AppSetting, LAST_RUN_KEY) or AppSetting(key=LAST_RUN_KEY)
-            row.value, row.updated_at = json.dumps(utcnow().isoformat()), utcnow()
-            session.add(row)
 
     async def run_if_due(self) -> service.Made | None:
         """A scheduled backup (and pruning) when the last is an interval old; None: not due or running elsewhere."""
         interval = timedelta(hours=self.settings.backup_interval_hours)
-        last = await self._last_run()
+        last = await self._last.get()
         if (last is not None and utcnow() - last < interval) or self._local.locked():
             return None
-        async with self._local:
-            token = secrets.token_hex(16)
-            if not await self._lock(token, take=True):
+        async with self._local, self._lock.held() as ours:
+            if not ours:
                 return None
-            try:
-                made = await asyncio.to_thread(service.make_backup, self.settings, made_by="scheduled")
-                await self._mark_done()
-                pruned = await asyncio.to_thread(prune, self.settings)
-            finally:
-                await self._lock(token, take=False)
+            made = await asyncio.to_thread(service.make_backup, self.settings, made_by="scheduled")
+            await self._last.mark()
+            pruned = await asyncio.to_thread(prune, self.settings)
         log.info("scheduled backup %s; deleted %d older scheduled backups", made.entry.name, len(pruned))
         return made
 
