@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bench.ws_client import CHAT, Tab
-from tests.fakes.localai_standin import expected_reply
+from tests.fakes.localai_standin import reply_to
 from tests.multiworker.helpers import conversation_of, hydrated
 
 if TYPE_CHECKING:
@@ -28,9 +28,7 @@ STALL_S = 1.0  # a gap between two pieces of an answer longer than this is a sta
 ATTEMPTS = 4  # sends + Retry presses per question before the user gives up
 
 
-def expected(question: str) -> str:
-    """The whole answer the stand-in gives to this question."""
-    return expected_reply([{"role": "user", "content": question}])
+expected = reply_to  # the whole answer the stand-in gives to a question
 
 
 @dataclass

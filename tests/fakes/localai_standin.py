@@ -196,6 +196,11 @@ def expected_reply(messages: list[dict[str, Any]], max_tokens: int | None = None
     return "".join(build_pieces(messages, max_tokens, tokens)[0])
 
 
+def reply_to(question: str, tokens: int = 20) -> str:
+    """The whole reply the stand-in gives to a one-message chat asking `question`."""
+    return expected_reply([{"role": "user", "content": question}], tokens=tokens)
+
+
 def embedding_of(text: str) -> list[float]:
     """The stand-in's embedding of a text: 8 numbers in [-1, 1) from its SHA-256."""
     digest = hashlib.sha256(text.encode()).digest()

@@ -25,7 +25,7 @@ import redis
 
 from bench.harness import sign_in
 from bench.ws_client import CHAT, STATE, Tab
-from tests.fakes.localai_standin import StandIn, expected_reply
+from tests.fakes.localai_standin import StandIn, reply_to
 from tests.fakes.redis_server import RedisServer
 from tests.sealed import open_value
 
@@ -71,9 +71,7 @@ def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
 
 
-def expected(text: str) -> str:
-    """The whole answer the stand-in gives to this message."""
-    return expected_reply([{"role": "user", "content": text}])
+expected = reply_to  # the whole answer the stand-in gives to a message
 
 
 @dataclass

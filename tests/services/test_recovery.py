@@ -16,13 +16,13 @@ from rubin_app.models import MessageStatus
 from rubin_app.services import chat_flow
 from rubin_app.services.recovery import LEASE_TTL, MAX_RESUMES, WORKER_LOST
 from rubin_app.services.runtime import Runtime
-from tests.fakes.localai_standin import StandIn, expected_reply
+from tests.fakes.localai_standin import StandIn, reply_to
 from tests.services.helpers import history, new_user
 
 MODEL = "standin-model"
 RuntimeFactory = Callable[..., Awaitable[Runtime]]
 QUESTION = "[[tokens=90]] [[rate=40]] Tell me a long story"
-WHOLE = expected_reply([{"role": "user", "content": QUESTION}])
+WHOLE = reply_to(QUESTION)
 
 
 async def until(check: Callable[[], Awaitable[bool]] | Callable[[], bool], timeout: float = 15.0) -> None:
