@@ -4,6 +4,7 @@
 from rubin_app.accounts.group_models import Group, GroupMember
 from rubin_app.accounts.models import ApiKey
 from rubin_app.accounts.twofactor_models import Passkey, PendingLogin, RecoveryCode, TotpSecret
+from rubin_app.knowledge.models import KnowledgeBase, KnowledgeChunk, KnowledgeFile
 from rubin_app.models.auth import AppSetting, AuditEvent, AuthSession, UserLimit
 from rubin_app.models.chat import (
     Conversation,
@@ -28,6 +29,9 @@ __all__ = [
     "ConversationPublic",
     "Group",
     "GroupMember",
+    "KnowledgeBase",
+    "KnowledgeChunk",
+    "KnowledgeFile",
     "LoginAttempt",
     "Message",
     "MessagePublic",
