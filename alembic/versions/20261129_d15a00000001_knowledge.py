@@ -8,6 +8,7 @@ Create Date: 2026-11-29 22:50:00
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+import sqlmodel
 from alembic import op
 
 revision: str = "d15a00000001"
@@ -27,8 +28,8 @@ def upgrade() -> None:
         sa.Column("shared", sa.Boolean(), nullable=False),
         sa.Column("embedding_model", sa.String(200), nullable=False),
         sa.Column("embedding_dim", sa.Integer(), nullable=True),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("updated_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     )
     op.create_index("ix_knowledge_bases_owner_id", "knowledge_bases", ["owner_id"])
     op.create_index("ix_knowledge_bases_shared", "knowledge_bases", ["shared"])
@@ -47,10 +48,10 @@ def upgrade() -> None:
         sa.Column("pages", sa.Integer(), nullable=True),
         sa.Column("error", sa.String(32), nullable=False),
         sa.Column("error_detail", sa.String(2000), nullable=False),
-        sa.Column("claimed_at", sa.DateTime(), nullable=True),
+        sa.Column("claimed_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("updated_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.UniqueConstraint("kb_id", "sha256", name="uq_knowledge_files_kb_sha256"),
     )
     op.create_index("ix_knowledge_files_kb_id", "knowledge_files", ["kb_id"])
