@@ -49,6 +49,8 @@ class Conversation(ConversationBase, table=True):
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
     title_is_auto: bool = Field(default=True)
+    # The knowledge the chat's questions are answered from: a JSON list of knowledge base ids, or "all".
+    knowledge: str = Field(default="", max_length=2000, sa_column_kwargs={"server_default": text("''")})
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow, index=True)
 
@@ -93,6 +95,8 @@ class Message(MessageBase, table=True):
     completion_tokens: int | None = None
     ttft_ms: int | None = None
     duration_ms: int | None = None
+    # An answer's numbered sources and the memories it added (rubin_app/knowledge/citations.py); sealed.
+    annotations: str = Field(default="", sa_type=Text, sa_column_kwargs={"server_default": text("''")})
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

@@ -17,7 +17,10 @@ from rubin_app.models.user import User
 from rubin_app.vault.sealing import PREFIX, is_sealed
 from rubin_app.vault.service import get_vault
 
-SEALED_FIELDS: dict[type, tuple[str, ...]] = {Message: ("content", "reasoning"), Conversation: ("title",)}
+SEALED_FIELDS: dict[type, tuple[str, ...]] = {
+    Message: ("content", "reasoning", "annotations"),
+    Conversation: ("title",),
+}
 _PLAIN = "_rubin_plain"
 _CIPHERS = "rubin_vault_ciphers"  # a query's opened ciphers, in its context's attributes
 
