@@ -141,6 +141,17 @@
     return tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || el.isContentEditable;
   }
 
+  // "#" typed at the start of the message box or after a space opens the knowledge picker (the "#" button)
+  // instead of typing the sign; anywhere else it is just a character.
+  function openKnowledgePicker(box) {
+    const before = box.value.slice(0, box.selectionStart || 0);
+    if (before !== "" && !/\s$/.test(before)) return false;
+    const picker = document.getElementById("knowledge-picker");
+    if (!picker) return false;
+    picker.dispatchEvent(new PointerEvent("pointerdown", { bubbles: true, button: 0, pointerType: "mouse" }));
+    return true;
+  }
+
   function dialogOpen() {
     return !!document.querySelector('[role="dialog"], [role="alertdialog"], [role="menu"], [role="listbox"]');
   }
@@ -152,6 +163,10 @@
     function (ev) {
       const el = ev.target;
       if (!el || el.id !== "composer") return;
+      if (ev.key === "#" && !ev.isComposing && openKnowledgePicker(el)) {
+        ev.preventDefault();
+        return;
+      }
       if (ev.key !== "Enter" || ev.isComposing || ev.keyCode === 229) return;
       const mod = ev.ctrlKey || ev.metaKey;
       if (ev.shiftKey || (sendWithCtrl() && !mod)) return; // a new line

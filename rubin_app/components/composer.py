@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from rubin_app.components import styles
+from rubin_app.components.sources import knowledge_chips, knowledge_picker
 from rubin_app.state.auth import AuthState
 from rubin_app.state.chat import ChatState
 
@@ -28,8 +29,10 @@ def composer() -> rx.Component:
                 margin_bottom="0.5rem",
             ),
         ),
+        knowledge_chips(),
         rx.form(
             rx.hstack(
+                knowledge_picker(),
                 rx.text_area(
                     id="composer",
                     name="text",

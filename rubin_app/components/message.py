@@ -6,6 +6,7 @@ import reflex as rx
 
 from rubin_app.components import styles
 from rubin_app.components.markdown import finished_markdown, markdown
+from rubin_app.components.sources import memory_notes, sources
 from rubin_app.state.auth import AuthState
 from rubin_app.state.chat import ChatState, MsgView, stream_text, stream_think
 
@@ -78,7 +79,9 @@ def _assistant_body(msg: MsgView) -> rx.Component:
 
 
 def _finished_body(msg: MsgView) -> rx.Component:
-    return rx.box(_reasoning(msg.reasoning), finished_markdown(source=msg.content), _status(msg))
+    return rx.box(
+        _reasoning(msg.reasoning), finished_markdown(source=msg.content), _status(msg), sources(msg), memory_notes(msg)
+    )
 
 
 def user_message(msg: MsgView, editable: bool) -> rx.Component:

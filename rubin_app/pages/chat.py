@@ -10,6 +10,7 @@ from rubin_app.components.header import header
 from rubin_app.components.message import history_message, message
 from rubin_app.components.prefs import shortcuts_dialog, theme_appliers
 from rubin_app.components.sidebar import dialogs, drawer, sidebar
+from rubin_app.components.sources import passage_dialog
 from rubin_app.components.temporary import temporary_notice
 from rubin_app.state.auth import AuthState
 from rubin_app.state.chat import ChatState, MsgView, older_pages, stream_text, stream_think, temporary_pages
@@ -125,6 +126,7 @@ def chat_page() -> rx.Component:
         drawer(),
         dialogs(),
         shortcuts_dialog(),
+        passage_dialog(),
         theme_appliers(),
         rx.vstack(
             header(),

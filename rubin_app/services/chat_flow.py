@@ -13,9 +13,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rubin_app.generation.manager import EarlyStart
 from rubin_app.generation.run import Run
 from rubin_app.generation.sinks import Sink
+from rubin_app.knowledge import citations
+from rubin_app.knowledge.citations import Source
 from rubin_app.llm.types import ChatRequest
 from rubin_app.models import Conversation, Message, MessageRole, MessageStatus
-from rubin_app.services import chats, titles
+from rubin_app.services import augment, chats, memory_step, titles
 from rubin_app.services.chats import InputError
 from rubin_app.services.context import Turn, build_context, estimate_tokens
 from rubin_app.services.db import session_scope
@@ -43,6 +45,7 @@ class Started:
     messages: list[Message]
     run: Run
     title: asyncio.Task[str | None] | None = None
+    memory: asyncio.Task[list[dict[str, object]]] | None = None  # the memories the answer added (noted on it)
 
 
 def _in_background(work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
@@ -71,19 +74,33 @@ async def check_model(rt: Runtime, model: str, *, user_id: int | None) -> str:
     return model
 
 
-def _request(rt: Runtime, model: str, history: Sequence[Message | chats.Turn]) -> ChatRequest:
-    """The request the chat UI makes: the conversation's context within the budget, the settings' parameters."""
+def request_for(rt: Runtime, prepared: augment.Prepared, history: Sequence[Message | chats.Turn]) -> ChatRequest:
+    """The request the chat UI makes: the system prompt (assistant, instructions, memories, sources), the
+    conversation's context within the budget, the settings' (and the assistant's) parameters."""
     turns = [
         Turn(role=m.role.value, content=m.content)
         for m in history
         if m.role in (MessageRole.user, MessageRole.assistant) and m.status != MessageStatus.streaming
     ]
-    context = build_context(rt.settings.system_prompt, turns, rt.settings.context_token_budget)
-    return ChatRequest.of_turns(model, context, rt.chat_params())
+    context = build_context(prepared.system, turns, prepared.budget or rt.settings.context_token_budget)
+    return ChatRequest.of_turns(prepared.model, context, augment.params_of(prepared, rt.chat_params()))
 
 
-async def _empty_answer(session: AsyncSession, user_id: int, conversation_id: str, model: str) -> Message:
-    """The assistant row an answer streams into."""
+async def prepare(
+    rt: Runtime, *, user_id: int, model: str, question: str, knowledge: list[int] | str, temporary: bool = False
+) -> augment.Prepared:
+    """The assistant, instructions, memories and sources of an answer; its model checked against the user's."""
+    prepared = await augment.prepare(
+        rt, user_id=user_id, model=model, question=question, knowledge=knowledge, temporary=temporary
+    )
+    prepared.model = await check_model(rt, prepared.model, user_id=user_id)
+    return prepared
+
+
+async def _empty_answer(
+    session: AsyncSession, user_id: int, conversation_id: str, model: str, sources: Sequence[Source] = ()
+) -> Message:
+    """The assistant row an answer streams into (with the numbered sources it is given)."""
     return await chats.create_message(
         session=session,
         user_id=user_id,
@@ -91,16 +108,17 @@ async def _empty_answer(session: AsyncSession, user_id: int, conversation_id: st
         role=MessageRole.assistant,
         model=model,
         status=MessageStatus.streaming,
+        annotations=citations.dump(list(sources)),
     )
 
 
 async def _start(
     rt: Runtime, conversation: Conversation, assistant: Message, history: Sequence[Message], slot: str | None,
     *, use_cache: bool, source: str = "ui", api_key_id: int | None = None, extra_sinks: Sequence[Sink] = (),
-    key_ticket: str | None = None,
+    key_ticket: str | None = None, prepared: augment.Prepared,
 ) -> Run:  # fmt: skip
     assert assistant.id is not None
-    request = _request(rt, assistant.model, history)
+    request = request_for(rt, prepared, history)
     key, replay = await rt.cache_policy.lookup(request, conversation.user_id)
     run = rt.generation.start(
         request,
@@ -132,15 +150,19 @@ async def send_message(
     api_key_id: int | None = None,
     extra_sinks: Sequence[Sink] = (),
     key_ticket: str | None = None,
+    knowledge: list[int] | str | None = None,
 ) -> Started:
     """Save the user's message and an empty answer, then start generating it (within the user's limits).
 
     LocalAI is asked first and the rows are saved while it thinks: `on_run` gets the run as soon as the
     request is out, so a follower can stream the answer before the exchange is committed. If saving then
-    fails, the run is discarded and this raises.
+    fails, the run is discarded and this raises. `knowledge`: the bases to answer from (a list of ids or
+    "all"), saved as the chat's choice; None keeps the chat's.
     """
     text = chats.check_message_text(text, rt.settings.max_message_chars)
-    model = await check_model(rt, model, user_id=user_id)
+    choice = knowledge if knowledge is not None else await _stored_knowledge(user_id, conversation_id)
+    prepared = await prepare(rt, user_id=user_id, model=model, question=text, knowledge=choice)
+    picked = model or prepared.model  # what the chat shows: an assistant's name, or the model
     slot = await rt.admission.admit(user_id, ip)
     early: EarlyStart | None = None
     try:
@@ -151,7 +173,7 @@ async def send_message(
             async with session_scope(read_only=True) as session:
                 history = await _recent_history(rt, session, user_id, conversation_id, turns_only=True)
         pending_question = Message(role=MessageRole.user, content=text, user_id=user_id, conversation_id="")
-        request = _request(rt, model, [*history, pending_question])
+        request = request_for(rt, prepared, [*history, pending_question])
         key, replay = await rt.cache_policy.lookup(request, user_id)
         writer = rt.answer_writer(committed=False)
         early = rt.generation.start_early(
@@ -173,15 +195,18 @@ async def send_message(
             first = conversation is None
             if conversation is None:
                 conversation = await chats.create_conversation(
-                    session=session, user_id=user_id, model=model, title=titles.title_from_text(text)
+                    session=session, user_id=user_id, model=picked, title=titles.title_from_text(text)
                 )
-            elif conversation.model != model:
-                conversation.model = model
+            if conversation.model != picked:
+                conversation.model = picked
+                session.add(conversation)
+            if knowledge is not None and conversation.knowledge != augment.dump_knowledge(knowledge):
+                conversation.knowledge = augment.dump_knowledge(knowledge)
                 session.add(conversation)
             question = await chats.create_message(
                 session=session, user_id=user_id, conversation_id=conversation.id, role=MessageRole.user, content=text
             )
-            answer = await _empty_answer(session, user_id, conversation.id, model)
+            answer = await _empty_answer(session, user_id, conversation.id, prepared.model, prepared.sources)
             assert answer.id is not None
             early.bind(message_id=answer.id, conversation_id=conversation.id)
     except BaseException:
@@ -193,11 +218,38 @@ async def send_message(
     early.committed()
     rt.relay.publish(run)
     rt.chat_changed(user_id=user_id, conversation_id=conversation.id)
+    memory = _in_background(_memories_after(rt, run, text)) if prepared.memory else None
+    if memory is not None:
+        run.after_tasks.append(memory)
     title = None
     if first and rt.settings.title_mode == "llm":
         title = _in_background(_title_after(rt, run, text))
         run.after_tasks.append(title)  # related work, for whoever wants all of it (tests); tabs never wait
-    return Started(conversation=conversation, messages=[question, answer], run=run, title=title)
+    return Started(conversation=conversation, messages=[question, answer], run=run, title=title, memory=memory)
+
+
+async def _stored_knowledge(user_id: int, conversation_id: str | None) -> list[int] | str:
+    """The knowledge choice saved with a chat (none for a new one or one that is not the user's)."""
+    if not conversation_id:
+        return []
+    async with session_scope(read_only=True) as session:
+        conversation = await chats.get_conversation(session=session, user_id=user_id, conversation_id=conversation_id)
+    return augment.parse_knowledge(conversation.knowledge if conversation else "")
+
+
+async def _memories_after(rt: Runtime, run: Run, question: str) -> list[dict[str, object]]:
+    """Once the answer is done, let the chat's model propose memories; note them on the answer (Undo shows)."""
+    await run.wait_done()
+    if run.status != MessageStatus.complete or run.discarded or not run.message_id:
+        return []
+    try:
+        return await memory_step.remember(
+            rt, user_id=run.user_id, model=run.model, question=question, answer=run.text,
+            conversation_id=run.conversation_id, message_id=run.message_id,
+        )  # fmt: skip
+    except Exception:
+        log.exception("could not update memories after answer %s", run.message_id)
+        return []
 
 
 async def _title_after(rt: Runtime, run: Run, question: str) -> str | None:
@@ -320,10 +372,15 @@ async def _answer_again(
     for message in history:
         if message.id is not None and message.id > question.id and message.status == MessageStatus.streaming:
             await rt.stop_answer(user_id=user_id, message_id=message.id)
-    model = await check_model(rt, model, user_id=user_id)
+    prepared = await prepare(
+        rt, user_id=user_id, model=model, question=question.content,
+        knowledge=augment.parse_knowledge(conversation.knowledge),
+    )  # fmt: skip
     slot = await rt.admission.admit(user_id, ip)
     try:
-        answer = await _replace_answer(user_id, conversation, question, model, edited=edited)
+        answer = await _replace_answer(
+            user_id, conversation, question, prepared.model, edited=edited, sources=prepared.sources, picked=model
+        )
     except BaseException:
         if slot:
             await rt.limiter.release(user_id, slot)
@@ -340,14 +397,16 @@ async def _answer_again(
         api_key_id=api_key_id,
         extra_sinks=extra_sinks,
         key_ticket=key_ticket,
+        prepared=prepared,
     )
     rt.chat_changed(user_id=user_id, conversation_id=conversation.id)
     return Started(conversation=conversation, messages=[question, answer], run=run)
 
 
 async def _replace_answer(
-    user_id: int, conversation: Conversation, question: Message, model: str, *, edited: bool
-) -> Message:
+    user_id: int, conversation: Conversation, question: Message, model: str, *, edited: bool,
+    sources: Sequence[Source] = (), picked: str = "",
+) -> Message:  # fmt: skip
     """Save the (edited) question, drop what followed it, and add an empty answer."""
     assert question.id is not None
     async with session_scope() as session:
@@ -358,9 +417,9 @@ async def _replace_answer(
         await chats.delete_messages_after(
             session=session, user_id=user_id, conversation_id=conversation.id, message_id=question.id
         )
-        answer = await _empty_answer(session, user_id, conversation.id, model)
-        if conversation.model != model:
+        answer = await _empty_answer(session, user_id, conversation.id, model, sources)
+        if conversation.model != (picked or model):
             await chats.update_conversation(
-                session=session, user_id=user_id, conversation_id=conversation.id, model=model
+                session=session, user_id=user_id, conversation_id=conversation.id, model=picked or model
             )
     return answer

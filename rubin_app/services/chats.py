@@ -226,13 +226,15 @@ async def create_message(
     content: str = "",
     model: str = "",
     status: MessageStatus = MessageStatus.complete,
+    annotations: str = "",
 ) -> Message:
     """Append a message and bump the conversation to the top of the list."""
     await get_vault().prime(session, user_id)
     content = text_rules.for_storage(content)
     message = Message(
-        user_id=user_id, conversation_id=conversation_id, role=role, content=content, model=model, status=status
-    )
+        user_id=user_id, conversation_id=conversation_id, role=role, content=content, model=model, status=status,
+        annotations=annotations,
+    )  # fmt: skip
     session.add(message)
     await touch_conversation(session=session, user_id=user_id, conversation_id=conversation_id)
     await session.flush()

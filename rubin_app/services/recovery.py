@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rubin_app.generation.run import Run
+from rubin_app.knowledge import citations
 from rubin_app.llm.types import ChatRequest
 from rubin_app.models import Message, MessageStatus
 from rubin_app.services import chats
@@ -262,7 +263,10 @@ class Recovery:
             if m.role.value in ("user", "assistant") and m.status != MessageStatus.streaming
         ]
         budget = max(64, settings.context_token_budget - estimate_tokens(partial))
-        context = build_context(settings.system_prompt, turns, budget)
+        # The numbered sources the answer was begun with (an assistant's prompt and memories are not asked again).
+        sources, _memories = citations.load(answer.annotations)
+        system = "\n\n".join(p for p in (settings.system_prompt, citations.system_block(sources, searched=False)) if p)
+        context = build_context(system, turns, budget)
         if partial:
             context.append({"role": "assistant", "content": partial})
         params = self.rt.chat_params()

@@ -11,31 +11,31 @@ from collections.abc import Sequence
 
 from rubin_app.generation.run import Run
 from rubin_app.llm.types import ChatRequest
-from rubin_app.services import chats
-from rubin_app.services.chat_flow import check_model
+from rubin_app.services import augment, chat_flow, chats
 from rubin_app.services.context import Turn, build_context
 from rubin_app.services.runtime import Runtime
 
 ROLES = ("user", "assistant")
 
 
-def request_for(rt: Runtime, model: str, history: Sequence[tuple[str, str]], text: str) -> ChatRequest:
+def request_for(rt: Runtime, prepared: augment.Prepared, history: Sequence[tuple[str, str]], text: str) -> ChatRequest:
     """The request: the earlier turns the tab holds (role, text) and the new question, within the budget."""
     turns = [Turn(role=role, content=content) for role, content in history if role in ROLES and content.strip()]
     turns.append(Turn(role="user", content=text))
-    context = build_context(rt.settings.system_prompt, turns, rt.settings.context_token_budget)
-    return ChatRequest.of_turns(model, context, rt.chat_params())
+    context = build_context(prepared.system, turns, prepared.budget or rt.settings.context_token_budget)
+    return ChatRequest.of_turns(prepared.model, context, augment.params_of(prepared, rt.chat_params()))
 
 
 async def send(
     rt: Runtime, *, user_id: int, history: Sequence[tuple[str, str]], text: str, model: str, ip: str = ""
 ) -> Run:
-    """Check the text, the model and the user's limits, then start the answer (saved nowhere)."""
+    """Check the text, the model and the user's limits, then start the answer (saved nowhere; no memory, no
+    knowledge: the user's instructions and an assistant's prompt still apply)."""
     text = chats.check_message_text(text, rt.settings.max_message_chars)
-    model = await check_model(rt, model, user_id=user_id)  # the user's groups may limit the models
+    prepared = await chat_flow.prepare(rt, user_id=user_id, model=model, question=text, knowledge=[], temporary=True)
     slot = await rt.admission.admit(user_id, ip)
     try:
-        request = request_for(rt, model, history, text)
+        request = request_for(rt, prepared, history, text)
         return rt.generation.start(request, user_id=user_id, sinks=rt.sinks(None), slot=slot, source="ui")
     except BaseException:
         if slot:

@@ -40,12 +40,14 @@ from rubin_app.state.chat.common import (
     MsgView,
     _following,
     _js,
+    annotation_views,
     older_pages,
     push_js,
     stream_text,
     stream_think,
     temporary_pages,
 )
+from rubin_app.state.chat.knowledge import KnowledgeMixin
 from rubin_app.state.chat.sidebar import SidebarMixin
 from rubin_app.state.chat.temporary import TemporaryMixin
 from rubin_app.state.chat.temporary import forget as forget_temporary
@@ -59,7 +61,7 @@ log = logging.getLogger(__name__)
 CONTENT_VARS = ("title", "messages", "recent", "tail", "pending", "edit_text", "chats", "chat_filter", "rename_text")
 
 
-class ChatState(SidebarMixin, AnswersMixin, WatchMixin, TemporaryMixin, AuthState):
+class ChatState(SidebarMixin, AnswersMixin, WatchMixin, TemporaryMixin, KnowledgeMixin, AuthState):
     """The open conversation, the composer and the model (the sidebar and the answers are mixed in)."""
 
     conversation_id: str = ""
@@ -108,6 +110,7 @@ class ChatState(SidebarMixin, AnswersMixin, WatchMixin, TemporaryMixin, AuthStat
             error_detail=m.error_detail if m.error not in ("", "stopped") else "",
             model=m.model,
             stats=" · ".join(stats),
+            **annotation_views(m.annotations, m.content),
         )
 
     # ---- loading -----------------------------------------------------------------------------
@@ -129,6 +132,7 @@ class ChatState(SidebarMixin, AnswersMixin, WatchMixin, TemporaryMixin, AuthStat
         self.drawer_open = False
         await self._load_chats()
         await self._load_models(refresh=False)
+        await self._load_bases(principal.user_id)
         opened = await self._open(cid)
         # The older pages of the last chat go, and the newest message shows (history.js).
         reset = rx.call_script(f"window.rubinHistory&&window.rubinHistory.reset(refs,{_js(cid)});{temporary_js()}")
@@ -161,6 +165,7 @@ class ChatState(SidebarMixin, AnswersMixin, WatchMixin, TemporaryMixin, AuthStat
         forget_temporary(token)
         _following.pop(token, None)
         if not cid:
+            self._show_choice("")
             return rx.call_script(push_js("", "", reset=True))
         user_id = await self._user_id()
         async with session_scope(read_only=True) as session:
@@ -174,6 +179,7 @@ class ChatState(SidebarMixin, AnswersMixin, WatchMixin, TemporaryMixin, AuthStat
             self.not_found = True
             return rx.call_script(push_js("", "", reset=True))
         self.title = conversation.title
+        self._show_choice(conversation.knowledge)
         if conversation.model in self.models:
             self.model = conversation.model
         rows = self._take_page(rows)

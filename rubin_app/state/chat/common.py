@@ -10,6 +10,7 @@ import logging
 from reflex.experimental.client_state import ClientStateVar
 
 from rubin_app.generation.run import Run
+from rubin_app.knowledge import citations
 from rubin_app.services.text import for_storage
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,25 @@ _temporary_turns: dict[str, list[tuple[str, str]]] = {}
 
 
 @dataclasses.dataclass
+class SourceView:
+    """A numbered source under an answer."""
+
+    n: int = 0
+    chunk_id: int = 0
+    label: str = ""  # file, page, section
+    text: str = ""  # the passage (shortened)
+    cited: bool = False  # the answer's text cites it
+
+
+@dataclasses.dataclass
+class MemoryView:
+    """A memory an answer added (shown as "Memory updated", with Undo)."""
+
+    id: int = 0
+    text: str = ""
+
+
+@dataclasses.dataclass
 class MsgView:
     """A message as the UI shows it."""
 
@@ -54,6 +74,8 @@ class MsgView:
     error_detail: str = ""
     model: str = ""
     stats: str = ""
+    sources: list[SourceView] = dataclasses.field(default_factory=list)
+    memories: list[MemoryView] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -72,3 +94,18 @@ def _js(value: str) -> str:
 def push_js(text: str, think: str = "", reset: bool = False) -> str:
     """Script appending (or resetting) the streamed answer in the browser."""
     return f"window.rubin&&window.rubin.stream(refs,{_js(text)},{_js(think)},{'true' if reset else 'false'})"
+
+
+def annotation_views(annotations: str, text: str) -> dict[str, list]:
+    """An answer's sources and memory notes as the UI shows them (from `Message.annotations`)."""
+    sources, memories = citations.load(annotations)
+    cited = set(citations.cited(text, sources))
+    return {
+        "sources": [
+            SourceView(
+                n=s.n, chunk_id=s.chunk_id, label=s.label(), text=s.text[: citations.PASSAGE_CHARS], cited=s.n in cited
+            )
+            for s in sources
+        ],
+        "memories": [MemoryView(id=int(m.get("id", 0)), text=str(m.get("text", ""))) for m in memories],
+    }
