@@ -1,0 +1,1 @@
+"""Knowledge bases: documents turned into searchable passages (extraction, chunking, indexing, retrieval)."""
