@@ -206,7 +206,7 @@ def with_many_members(container: bytes, *, count: int) -> bytes:
     out = io.BytesIO(container)
     with zipfile.ZipFile(out, "a") as archive:
         for n in range(count):
-            archive.writestr(f"customXml/item{n}.xml", b"<a/>")
+            archive.writestr(f"extra/part{n}.xml", b"<a/>")
     return out.getvalue()
 
 
