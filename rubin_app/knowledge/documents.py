@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# One plain English message per code; the UI shows the translation under `knowledge_error_<code>`.
+# One plain English message per code, as en.json has it under `knowledge_error_<code>` (the UI translates).
 MESSAGES: dict[str, str] = {
     "unsupported_type": "This type of file is not supported.",
-    "encrypted": "The file is protected by a password; upload a copy without the password.",
+    "encrypted": "The file is protected by a password. Upload a copy without the password.",
     "corrupt": "The file is damaged or incomplete and could not be read.",
     "empty": "The file contains no text to index.",
     "too_large": "The file is larger than the upload limit.",
-    "zip_bomb": "The file unpacks to far more data than allowed; it looks like a zip bomb.",
+    "zip_bomb": "The file unpacks to far more data than allowed (it looks like a zip bomb).",
 }
 # The i18n key of each code, spelled out so the catalogs' "every key is used" check finds them.
 I18N_KEYS: dict[str, str] = {

@@ -11,7 +11,6 @@ import docx
 import openpyxl
 import pptx
 from docx.table import Table
-from docx.text.paragraph import Paragraph
 from pptx.enum.shapes import MSO_SHAPE_TYPE
 
 from rubin_app.knowledge.documents import Extracted, Section, heading_path, push_heading
@@ -24,6 +23,7 @@ def read_docx(data: bytes) -> Extracted:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         document = docx.Document(io.BytesIO(data))
+    style_names = {style.style_id: (style.name or "").lower() for style in document.styles}
     sections: list[Section] = []
     stack: list[tuple[int, str]] = []
     lines: list[str] = []
@@ -33,7 +33,7 @@ def read_docx(data: bytes) -> Extracted:
                 lines.append("\n".join(rows))
             continue
         text = clean_text(block.text).strip()
-        level = _heading_level(block)
+        level = _heading_level(style_names.get(block._p.style or "", ""))
         if level is not None and text:
             _close(sections, lines, heading_path(stack))
             push_heading(stack, level, " ".join(text.split()))
@@ -43,8 +43,8 @@ def read_docx(data: bytes) -> Extracted:
     return Extracted(kind="docx", sections=sections)
 
 
-def _heading_level(paragraph: Paragraph) -> int | None:
-    name = (paragraph.style.name if paragraph.style is not None else "").lower()
+def _heading_level(name: str) -> int | None:
+    """0 for "Title", N for "Heading N" (style names as Word shows them in English, whatever the UI language)."""
     if name == "title":
         return 0
     if name.startswith("heading"):

@@ -50,6 +50,7 @@ MAX_ZIP_MEMBERS = 10_000
 BOMB_RATIO = 200
 BOMB_MIN_BYTES = 16 * 1024 * 1024
 SNIFF_BYTES = 64 * 1024
+BINARY_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")  # not tab, newlines, form feed
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -126,7 +127,7 @@ def _looks_like_text(text: str) -> bool:
     sample = text[:SNIFF_BYTES]
     if not sample:
         return False
-    controls = sum(1 for ch in sample if unicodedata.category(ch) == "Cc" and ch not in "\n\r\t\f\v")
+    controls = len(BINARY_CONTROLS.findall(sample))
     return controls / len(sample) < 0.01 and sample.count("\ufffd") / len(sample) < 0.01
 
 

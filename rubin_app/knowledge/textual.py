@@ -92,7 +92,8 @@ class _HtmlText:
 
     def add(self, text: str | None) -> None:
         if text and not self.pre:
-            text = re.sub(r"\s+", " ", text)
+            inner = " ".join(text.split())
+            text = (" " if text[0].isspace() else "") + inner + (" " if inner and text[-1].isspace() else "")
             if text == " " and (not self.parts or self.parts[-1] in BREAKS):
                 return
         if text:

@@ -45,7 +45,7 @@ def make_pdf(pages: Sequence[Sequence[str]], *, outline: Sequence[tuple[str, int
     page_ids = []
     for lines in pages:
         ops = [b"BT /F1 11 Tf 14 TL 50 800 Td"]
-        ops += [b"<" + line.encode("utf-16-be").hex().encode() + b"> Tj T*" for line in lines]
+        ops += [b"(" + _literal(line.encode("utf-16-be")) + b") Tj T*" for line in lines]
         ops.append(b"ET")
         content = add(_stream(b"\n".join(ops)))
         page_ids.append(
@@ -59,6 +59,11 @@ def make_pdf(pages: Sequence[Sequence[str]], *, outline: Sequence[tuple[str, int
     outlines = _outline(add, objects, outline, page_ids) if outline else b""
     objects[catalog - 1] = b"<< /Type /Catalog /Pages %d 0 R %s>>" % (pages_id, outlines)
     return _serialise(objects, catalog)
+
+
+def _literal(data: bytes) -> bytes:
+    """A PDF literal string's body: parentheses and backslashes escaped, other bytes as they are."""
+    return data.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)").replace(b"\r", b"\\r")
 
 
 def _stream(data: bytes) -> bytes:
