@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import zipfile
 from collections.abc import Sequence
 
@@ -212,6 +213,29 @@ def with_many_members(container: bytes, *, count: int) -> bytes:
     with zipfile.ZipFile(out, "a") as archive:
         for n in range(count):
             archive.writestr(f"extra/part{n}.xml", b"<a/>")
+    return out.getvalue()
+
+
+# "Billion laughs": nine levels of ten references, 10^9 copies of "lol" if a parser expanded them.
+ENTITY_BOMB = (
+    '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY lol0 "lol">'
+    + "".join(f'<!ENTITY lol{n} "{f"&lol{n - 1};" * 10}">' for n in range(1, 10))
+    + "]>"
+)
+
+
+def with_entity_bomb(container: bytes, member: str, text: str) -> bytes:
+    """The zip container with `text` in `member` replaced by a reference to an entity bomb declared in it."""
+    source = zipfile.ZipFile(io.BytesIO(container))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for info in source.infolist():
+            body = source.read(info)
+            if info.filename == member:
+                xml = re.sub(r"^<\?xml[^>]*\?>\s*", "", body.decode())
+                assert text in xml, f"{text!r} is not in {member}"
+                body = (ENTITY_BOMB + xml.replace(text, "&lol9;", 1)).encode()
+            archive.writestr(info, body)
     return out.getvalue()
 
 

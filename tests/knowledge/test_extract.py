@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,7 @@ from tests.knowledge.makers import (
     make_pdf,
     make_pptx,
     make_xlsx,
+    with_entity_bomb,
     with_huge_member,
     with_many_members,
 )
@@ -273,6 +275,19 @@ def test_an_xlsx_that_unpacks_past_the_limit_is_a_zip_bomb() -> None:
 
 def test_a_docx_with_too_many_members_is_a_zip_bomb() -> None:
     _fails(with_many_members(make_docx([("p", EN)]), count=10_001), "many.docx", "zip_bomb")
+
+
+@pytest.mark.parametrize(
+    ("name", "container", "member"),
+    [
+        ("bomb.docx", lambda: make_docx([("p", "hello")]), "word/document.xml"),
+        ("bomb.pptx", lambda: make_pptx([("hello", ["x"])]), "ppt/slides/slide1.xml"),
+        ("bomb.xlsx", lambda: make_xlsx({"S": [["hello", "x"]]}), "xl/worksheets/sheet1.xml"),
+    ],
+)
+def test_an_xml_entity_bomb_inside_an_office_file_is_refused(name: str, container: Any, member: str) -> None:
+    bomb = with_entity_bomb(container(), member, "hello")
+    _fails(bomb, name, "corrupt")
 
 
 def test_every_error_code_has_a_message_in_every_language() -> None:
