@@ -51,6 +51,7 @@ BOMB_RATIO = 200
 BOMB_MIN_BYTES = 16 * 1024 * 1024
 SNIFF_BYTES = 64 * 1024
 BINARY_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")  # not tab, newlines, form feed
+PDF_HEADER = re.compile(rb"(?:^|[\r\n])%PDF-\d\.\d")
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -58,7 +59,7 @@ def detect_kind(data: bytes, filename: str) -> str:
     """pdf | docx | pptx | xlsx | csv | markdown | html | text | code, by content; ExtractError otherwise."""
     if not data.strip():
         raise ExtractError("empty")
-    if b"%PDF-" in data[:1024]:
+    if _is_pdf(data):
         return "pdf"
     if data.startswith(b"PK\x03\x04"):
         return _zip_kind(data)
@@ -67,6 +68,14 @@ def detect_kind(data: bytes, filename: str) -> str:
             raise ExtractError("unsupported_type", f"It looks like {what}.")
     decode_text(data[:SNIFF_BYTES], sample=True)  # raises unsupported_type for binary data
     return _text_flavour(data, filename)
+
+
+def _is_pdf(data: bytes) -> bool:
+    """The header at the start, or (as readers allow) on a line of its own in the first 1 KB of a file that has
+    PDF objects: a text file that merely mentions "%PDF-1.7" stays text."""
+    if data.lstrip()[:5] == b"%PDF-":
+        return True
+    return PDF_HEADER.search(data[:1024]) is not None and b" obj" in data[:SNIFF_BYTES]
 
 
 def _zip_kind(data: bytes) -> str:

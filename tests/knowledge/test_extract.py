@@ -60,6 +60,12 @@ def test_a_pdf_is_a_pdf_whatever_its_name() -> None:
     assert extract(pdf, "notes", **LIMITS).sections[0].text == EN
 
 
+def test_a_pdf_after_some_junk_is_a_pdf_but_text_about_pdfs_is_text() -> None:
+    assert detect_kind(b"garbage from a mail gateway\r\n" + make_pdf([[EN]]), "a.pdf") == "pdf"
+    note = b"Every PDF file starts with %PDF-1.7 and ends with %%EOF.\n%PDF-1.4 is older.\n"
+    assert detect_kind(note, "note.txt") == "text"
+
+
 def test_a_pdf_with_only_an_owner_password_opens() -> None:
     pdf = encrypt_pdf(make_pdf([[EN], [RU]]), user_password="")
     assert [s.text for s in extract(pdf, "locked.pdf", **LIMITS).sections] == [EN, RU]
