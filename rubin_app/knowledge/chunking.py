@@ -55,8 +55,8 @@ def chunk(extracted: Extracted, *, target_tokens: int = 350, overlap_tokens: int
     """The document's passages in reading order, each about `target_tokens` long at most (overlap included)."""
     if target_tokens < 8:
         raise ValueError("target_tokens must be at least 8")
-    overlap = max(0, min(overlap_tokens, target_tokens // 2)) * BYTES_PER_TOKEN
     budget = (target_tokens - PER_MESSAGE_OVERHEAD) * BYTES_PER_TOKEN
+    overlap = max(0, min(overlap_tokens, (target_tokens - PER_MESSAGE_OVERHEAD) // 2)) * BYTES_PER_TOKEN
     text = extracted.text
     units = [u for n, (a, b) in enumerate(_section_bounds(extracted)) for u in _units(text, a, b, n, budget - overlap)]
     spans = _Packer(extracted, units, budget, overlap).spans()
@@ -177,9 +177,11 @@ class _Packer:
             first = self.units[i]
             start, room = first.start, self.budget
             prev = spans[-1] if spans else None
-            if prev is not None and prev[3] == first.section and self.overlap:
+            # The overlap never crowds out the chunk's first unit.
+            allowed = min(self.overlap, self.budget - len(self.text[prev[1] : first.end].encode())) if prev else 0
+            if prev is not None and prev[3] == first.section and allowed > 0:
                 floor = max(prev[0] + 1, self.bounds[first.section][0])
-                tail = _overlap_start(self.text, floor, prev[1], self.overlap)
+                tail = _overlap_start(self.text, floor, prev[1], allowed)
                 if tail < prev[1]:
                     start, room = tail, self.budget - len(self.text[tail : first.start].encode())
             j = self._take(i, room)

@@ -175,3 +175,30 @@ def test_default_sizes_fit_the_spec() -> None:
     _check_invariants(doc, chunks, 350)
     assert all(c.tokens >= 100 for c in chunks)
     assert chunk(Extracted("text", [])) == []
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_invariants_hold_on_random_documents_and_sizes(seed: int) -> None:
+    """Random sections (pages, headings, blank lines, long and short pieces, both languages) at tiny to default
+    targets: exact slices, nothing lost, within the target; whole words wherever a word fits in a chunk."""
+    rng = random.Random(seed)
+    sections = []
+    for n in range(rng.randint(1, 12)):
+        words = rng.choice([EN_WORDS, RU_WORDS])
+        parts = [_sentences(words, rng.randint(0, 12), seed * 100 + n + k) for k in range(rng.randint(1, 5))]
+        text = rng.choice(["\n\n", "\n", " ", "\n\n\n  "]).join(p for p in parts if p)
+        if text:
+            sections.append(Section(text, page=n // 3 if seed % 2 else None, heading=rng.choice(["", "A", "A › B"])))
+    doc = Extracted("text", sections)
+    for target, overlap in [(8, 50), (12, 2), (30, 10), (100, 0), (100, 40), (350, 50)]:
+        chunks = chunk(doc, target_tokens=target, overlap_tokens=overlap)
+        text = doc.text
+        assert chunks
+        covered = set()
+        for c in chunks:
+            assert c.text == text[c.start : c.end] and c.text.strip() == c.text and c.tokens <= target
+            covered.update(range(c.start, c.end))
+        assert all(i in covered for i, ch in enumerate(text) if not ch.isspace())
+        longest_word = max(len(w.encode()) for w in text.split())
+        if longest_word <= (target - 4) * 4 // 2:
+            _check_invariants(doc, chunks, target)
