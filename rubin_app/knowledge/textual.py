@@ -125,7 +125,8 @@ class _HtmlText:
 def read_html(text: str) -> Extracted:
     """Visible text of an HTML page (no scripts, styles, navigation), a section per h1-h6."""
     try:
-        root = lxml.html.document_fromstring(text)
+        # Bytes with the encoding named: a str with an <?xml encoding=...?> declaration (XHTML) is refused by lxml.
+        root = lxml.html.document_fromstring(text.encode(), parser=lxml.html.HTMLParser(encoding="utf-8"))
     except (etree.ParserError, ValueError) as exc:
         raise ExtractError("empty") from exc
     out = _HtmlText()

@@ -198,6 +198,15 @@ def test_html_in_cp1251_with_no_extension_is_found_by_content() -> None:
     assert extract(data, "download", **LIMITS).sections[0].text == f"Заголовок\n\n{RU}"
 
 
+def test_xhtml_with_an_xml_declaration_is_read() -> None:
+    page = f'<?xml version="1.0" encoding="utf-8"?>\n<html xmlns="http://www.w3.org/1999/xhtml"><body><p>{RU}</p></body></html>'
+    assert extract(page.encode(), "page.xhtml", **LIMITS).sections[0].text == RU
+
+
+def test_an_html_file_of_only_markup_is_empty() -> None:
+    _fails(b"<html><head><script>x()</script></head><body><!-- nothing --></body></html>", "blank.html", "empty")
+
+
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp1251", "utf-16"])
 def test_russian_text_is_decoded_in_any_common_encoding(encoding: str) -> None:
     text = "\n\n".join([RU, "Ещё один абзац о погоде в Москве и в Санкт-Петербурге.", EN])
