@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -17,13 +18,15 @@ from rubin_app.knowledge.documents import Extracted, Section, heading_path, push
 from rubin_app.knowledge.sniff import clean_text
 from rubin_app.knowledge.tables import rows_to_lines
 
+HEADING_STYLE = re.compile(r"(?:heading|заголовок)\s*(\d?)")
+
 
 def read_docx(data: bytes) -> Extracted:
     """Paragraphs and tables in reading order, a section per heading ("Title", "Heading N" styles)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         document = docx.Document(io.BytesIO(data))
-    style_names = {style.style_id: (style.name or "").lower() for style in document.styles}
+    levels = _style_levels(document)
     sections: list[Section] = []
     stack: list[tuple[int, str]] = []
     lines: list[str] = []
@@ -33,7 +36,7 @@ def read_docx(data: bytes) -> Extracted:
                 lines.append("\n".join(rows))
             continue
         text = clean_text(block.text).strip()
-        level = _heading_level(style_names.get(block._p.style or "", ""))
+        level = levels.get(block._p.style or "")  # the style id: python-docx's block.style is slow
         if level is not None and text:
             _close(sections, lines, heading_path(stack))
             push_heading(stack, level, " ".join(text.split()))
@@ -43,14 +46,21 @@ def read_docx(data: bytes) -> Extracted:
     return Extracted(kind="docx", sections=sections)
 
 
-def _heading_level(name: str) -> int | None:
-    """0 for "Title", N for "Heading N" (style names as Word shows them in English, whatever the UI language)."""
-    if name == "title":
-        return 0
-    if name.startswith("heading"):
-        digits = name.removeprefix("heading").strip()
-        return int(digits) if digits.isdigit() else 1
-    return None
+def _style_levels(document: Any) -> dict[str, int]:
+    """{paragraph style id: heading level}: 0 for "Title", N for "Heading N" ("Заголовок N" in a Russian
+    LibreOffice file), else the style's outline level (N-1 in the XML)."""
+    levels: dict[str, int] = {}
+    for style in document.styles:
+        name = (style.name or "").lower()
+        match = HEADING_STYLE.fullmatch(name)
+        outline = style.element.xpath("./w:pPr/w:outlineLvl/@w:val")
+        if name == "title":
+            levels[style.style_id] = 0
+        elif match:
+            levels[style.style_id] = int(match.group(1) or 1)
+        elif outline and str(outline[0]).isdigit() and int(outline[0]) < 9:
+            levels[style.style_id] = int(outline[0]) + 1
+    return levels
 
 
 def _docx_table(table: Table) -> list[str]:

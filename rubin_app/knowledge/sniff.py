@@ -57,7 +57,7 @@ CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 def detect_kind(data: bytes, filename: str) -> str:
     """pdf | docx | pptx | xlsx | csv | markdown | html | text | code, by content; ExtractError otherwise."""
-    if not data.strip():
+    if not data or data.isspace():
         raise ExtractError("empty")
     if _is_pdf(data):
         return "pdf"
@@ -73,7 +73,7 @@ def detect_kind(data: bytes, filename: str) -> str:
 def _is_pdf(data: bytes) -> bool:
     """The header at the start, or (as readers allow) on a line of its own in the first 1 KB of a file that has
     PDF objects: a text file that merely mentions "%PDF-1.7" stays text."""
-    if data.lstrip()[:5] == b"%PDF-":
+    if data[:1024].lstrip()[:5] == b"%PDF-":
         return True
     return PDF_HEADER.search(data[:1024]) is not None and b" obj" in data[:SNIFF_BYTES]
 

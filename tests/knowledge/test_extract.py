@@ -6,7 +6,11 @@ import io
 import zipfile
 from typing import Any
 
+import docx
 import pytest
+from docx.enum.style import WD_STYLE_TYPE
+from docx.oxml import OxmlElement
+from docx.oxml.ns import qn
 
 from rubin_app import i18n
 from rubin_app.knowledge.documents import MESSAGES
@@ -108,6 +112,21 @@ def test_docx_sections_follow_the_headings_and_keep_tables() -> None:
     ]  # fmt: skip
     assert result.sections[2].text == f"Sick leave\n\n{RU}"
     assert result.sections[3].text.endswith("Grade | Salary\nGrade: A; Salary: 1000\nGrade: B; Salary: 2000")
+
+
+def test_docx_headings_in_russian_styles_or_by_outline_level() -> None:
+    document = docx.Document()
+    document.styles.add_style("Заголовок 1", WD_STYLE_TYPE.PARAGRAPH)  # a Russian LibreOffice file's name
+    chapter = document.styles.add_style("Chapter", WD_STYLE_TYPE.PARAGRAPH)
+    level = OxmlElement("w:outlineLvl")
+    level.set(qn("w:val"), "1")  # level 2
+    chapter.element.get_or_add_pPr().append(level)
+    for text, style in [("Введение", "Заголовок 1"), (RU, None), ("Part A", "Chapter"), (EN, None)]:
+        document.add_paragraph(text, style=style)
+    out = io.BytesIO()
+    document.save(out)
+    result = extract(out.getvalue(), "custom.docx", **LIMITS)
+    assert [s.heading for s in result.sections] == ["Введение", "Введение › Part A"]
 
 
 def test_a_docx_named_pdf_is_read_as_docx() -> None:
