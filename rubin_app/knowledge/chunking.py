@@ -21,6 +21,9 @@ PARAGRAPH = re.compile(r"\n[ \t]*\n\s*")
 LINE = re.compile(r"\n\s*")
 SENTENCE = re.compile(r"(?:(?<=[.!?…])|(?<=[.!?…][\"'»”’)\]]))\s+")
 WORD = re.compile(r"\S+")
+LINES_FIRST = (LINE, SENTENCE)
+SENTENCES_FIRST = (SENTENCE, LINE)
+PROSE_KINDS = {"pdf", "docx", "pptx", "markdown", "html", "text"}
 SENTENCE_START = re.compile(r"(?:[.!?…][\"'»”’)\]]?|\n)\s+(?=\S)")
 MERGE_BELOW = 0.5  # a chunk under half the target takes in the whole next section if it fits
 TINY = 0.125  # a chunk under an eighth of the target (a lone heading) runs on into the next section
@@ -58,7 +61,9 @@ def chunk(extracted: Extracted, *, target_tokens: int = 350, overlap_tokens: int
     budget = (target_tokens - PER_MESSAGE_OVERHEAD) * BYTES_PER_TOKEN
     overlap = max(0, min(overlap_tokens, (target_tokens - PER_MESSAGE_OVERHEAD) // 2)) * BYTES_PER_TOKEN
     text = extracted.text
-    units = [u for n, (a, b) in enumerate(_section_bounds(extracted)) for u in _units(text, a, b, n, budget - overlap)]
+    prose = extracted.kind in PROSE_KINDS
+    bounds = _section_bounds(extracted)
+    units = [u for n, (a, b) in enumerate(bounds) for u in _units(text, a, b, n, budget - overlap, prose=prose)]
     spans = _Packer(extracted, units, budget, overlap).spans()
     chunks = []
     for ordinal, (start, end, first, last) in enumerate(spans):
@@ -85,29 +90,46 @@ def _section_bounds(extracted: Extracted) -> list[tuple[int, int]]:
     return bounds
 
 
-def _units(text: str, a: int, b: int, section: int, limit: int) -> list[_Unit]:
-    """The section cut into pieces of at most `limit` bytes, at the coarsest boundaries that do it."""
+def _units(text: str, a: int, b: int, section: int, limit: int, *, prose: bool) -> list[_Unit]:
+    """The section cut into pieces of at most `limit` bytes, at the coarsest boundaries that do it: paragraphs,
+    then (prose) sentences before lines, whose breaks in a PDF or wrapped text fall anywhere, or (tables, code)
+    lines before sentences."""
     out: list[_Unit] = []
-    for start, end in _cut(text, a, b, limit, 0):
-        out.append(_Unit(start, end, section, len(text[start:end].encode())))
+    for p_start, p_end in _split(text, a, b, PARAGRAPH):
+        levels = SENTENCES_FIRST if prose and _wrapped(text[p_start:p_end]) else LINES_FIRST
+        for start, end in _cut(text, p_start, p_end, limit, levels):
+            out.append(_Unit(start, end, section, len(text[start:end].encode())))
     return out
 
 
-def _cut(text: str, a: int, b: int, limit: int, level: int) -> list[tuple[int, int]]:
+def _wrapped(paragraph: str) -> bool:
+    """Whether a paragraph's line breaks are a layout's, not rows of a table or lines of code."""
+    lines = paragraph.split("\n")
+    tabular = sum(" | " in line or ("; " in line and ": " in line) for line in lines)
+    code = sum(line.startswith(("    ", "\t")) for line in lines)
+    return tabular < len(lines) / 2 and code < len(lines) / 3
+
+
+def _split(text: str, a: int, b: int, pattern: re.Pattern[str]) -> list[tuple[int, int]]:
+    spans, start = [], a
+    for match in pattern.finditer(text, a, b):
+        spans.append((start, match.start()))
+        start = match.end()
+    spans.append((start, b))
+    return spans
+
+
+def _cut(text: str, a: int, b: int, limit: int, levels: tuple[re.Pattern[str], ...]) -> list[tuple[int, int]]:
     a, b = _strip(text, a, b)
     if a >= b:
         return []
     if len(text[a:b].encode()) <= limit:
         return [(a, b)]
-    if level == 3:
+    if not levels:
         return _words(text, a, b, limit)
-    pattern = (PARAGRAPH, LINE, SENTENCE)[level]
-    pieces, start = [], a
-    for match in pattern.finditer(text, a, b):
-        pieces.extend(_cut(text, start, match.start(), limit, level + 1))
-        start = match.end()
-    pieces.extend(_cut(text, start, b, limit, level + 1))
-    return pieces
+    return [
+        piece for start, end in _split(text, a, b, levels[0]) for piece in _cut(text, start, end, limit, levels[1:])
+    ]
 
 
 def _strip(text: str, a: int, b: int) -> tuple[int, int]:

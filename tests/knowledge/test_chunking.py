@@ -137,6 +137,20 @@ def test_pages_are_kept_and_never_mixed() -> None:
     assert {c.page for c in chunks} == {1, 2, 3, 4}
 
 
+def test_a_pdf_page_of_wrapped_lines_is_cut_at_sentence_ends_not_line_ends() -> None:
+    prose = _sentences(EN_WORDS + RU_WORDS, 60, seed=11)
+    lines, line = [], ""
+    for word in prose.split():  # the page's layout wraps at 70 characters, wherever a sentence is
+        if len(line) + len(word) >= 70:
+            lines.append(line)
+            line = ""
+        line = f"{line} {word}".strip()
+    doc = extract(make_pdf([[*lines, line]]), "wrapped.pdf", **LIMITS)
+    chunks = chunk(doc, target_tokens=120, overlap_tokens=20)
+    _check_invariants(doc, chunks, 120)
+    assert len(chunks) >= 5 and all(c.text[-1] in ".!?" for c in chunks)
+
+
 def test_a_docx_keeps_headings_on_chunks_and_tables_whole_rows() -> None:
     rows = [["Item", "Price"]] + [[f"Товар {n}", f"{n * 10}"] for n in range(60)]
     data = make_docx([("h1", "Catalogue"), ("p", _sentences(EN_WORDS, 3, seed=1))], table=rows)
