@@ -15,6 +15,8 @@ from rubin_app.knowledge.documents import ExtractError
 
 # Zip-based formats are recognised by a member only they have.
 ZIP_KINDS = {"word/document.xml": "docx", "ppt/presentation.xml": "pptx", "xl/workbook.xml": "xlsx"}
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+ENCRYPTED_OOXML = "EncryptedPackage".encode("utf-16-le")  # the stream name, in the OLE directory
 # Binary formats people upload by mistake, named in the error.
 BINARY_MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\x89PNG\r\n\x1a\n", "a PNG image"),
@@ -26,7 +28,7 @@ BINARY_MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\xfd7zXZ\x00", "an xz archive"),
     (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
     (b"Rar!", "a RAR archive"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Office 97-2003 document (save it as .docx, .xlsx or .pptx)"),
+    (OLE_MAGIC, "an old Office 97-2003 document (save it as .docx, .xlsx or .pptx)"),
     (b"%!PS", "a PostScript file"),
     (b"OggS", "an Ogg file"),
     (b"fLaC", "a FLAC file"),
@@ -63,6 +65,8 @@ def detect_kind(data: bytes, filename: str) -> str:
         return "pdf"
     if data.startswith(b"PK\x03\x04"):
         return _zip_kind(data)
+    if data.startswith(OLE_MAGIC) and ENCRYPTED_OOXML in data:
+        raise ExtractError("encrypted")  # a password-protected DOCX/XLSX/PPTX is an OLE file holding the package
     for magic, what in BINARY_MAGIC:
         if data.startswith(magic):
             raise ExtractError("unsupported_type", f"It looks like {what}.")
@@ -82,7 +86,7 @@ def _zip_kind(data: bytes) -> str:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = set(archive.namelist())
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as exc:
         raise ExtractError("corrupt", "The zip container is damaged.") from exc
     for member, kind in ZIP_KINDS.items():
         if member in names:
@@ -152,7 +156,7 @@ def check_zip(data: bytes, *, max_expanded_bytes: int) -> None:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             members = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as exc:
         raise ExtractError("corrupt", "The zip container is damaged.") from exc
     if len(members) > MAX_ZIP_MEMBERS:
         raise ExtractError("zip_bomb", f"It holds {len(members)} files (at most {MAX_ZIP_MEMBERS}).")

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import docx
 import openpyxl
 import pptx
+from msoffcrypto.format.ooxml import OOXMLFile
 from pypdf import PdfReader, PdfWriter
 
 # --------------------------------------------------------------------------- PDF
@@ -134,6 +135,13 @@ def encrypt_pdf(data: bytes, *, user_password: str, owner_password: str = "owner
 
 
 # --------------------------------------------------------------------------- Office
+
+
+def encrypt_office(data: bytes, password: str) -> bytes:
+    """A DOCX/XLSX/PPTX protected by a password, as Office writes it (msoffcrypto-tool)."""
+    out = io.BytesIO()
+    OOXMLFile(io.BytesIO(data)).encrypt(password, out)
+    return out.getvalue()
 
 
 def make_docx(blocks: Sequence[tuple[str, str]], *, table: Sequence[Sequence[str]] = ()) -> bytes:

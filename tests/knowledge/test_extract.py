@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 import zipfile
 from typing import Any
 
@@ -18,6 +19,7 @@ from rubin_app.knowledge.extract import ExtractError, detect_kind, extract
 from tests.knowledge.makers import (
     ELF,
     PNG,
+    encrypt_office,
     encrypt_pdf,
     make_csv,
     make_docx,
@@ -152,6 +154,13 @@ def test_xlsx_gives_a_section_per_sheet_with_columns_named() -> None:
         ("Staff", "Name | Age\nName: Anna; Age: 31\nName: Борис; Age: 45"),
         ("Raw", "1 | 2\n3 | 4"),
     ]
+
+
+@pytest.mark.parametrize("name", ["a.docx", "a.xlsx"])
+def test_a_password_protected_office_file_is_refused_as_encrypted(name: str) -> None:
+    data = make_docx([("p", EN)]) if name.endswith("docx") else make_xlsx({"S": [["a", "b"]]})
+    error = _fails(encrypt_office(data, "secret"), name, "encrypted")
+    assert "password" in error.message
 
 
 def test_a_damaged_docx_is_corrupt() -> None:
@@ -333,3 +342,32 @@ def test_every_error_code_has_a_message_in_every_language() -> None:
     assert set(MESSAGES) == {"unsupported_type", "encrypted", "corrupt", "empty", "too_large", "zip_bomb"}
     with pytest.raises(ValueError, match="unknown"):
         ExtractError("nope")
+
+
+@pytest.mark.parametrize("kind", ["pdf", "docx", "pptx", "xlsx", "csv", "html", "text"])
+def test_damaged_files_give_an_extract_error_or_text_never_a_crash(kind: str) -> None:
+    """Truncated at random points or with random bytes overwritten: a clear error or whatever text survives."""
+    original, name = {
+        "pdf": (lambda: make_pdf([[EN], [RU]], outline=[("One", 0)]), "a.pdf"),
+        "docx": (lambda: make_docx([("h1", "Head"), ("p", EN)], table=[["a", "b"], ["1", "2"]]), "a.docx"),
+        "pptx": (lambda: make_pptx([("Title", [EN, RU])], notes=["note"]), "a.pptx"),
+        "xlsx": (lambda: make_xlsx({"S": [["name", "age"], ["Ann", 3]]}), "a.xlsx"),
+        "csv": (lambda: make_csv([["name", "city"], ["Ann", "Москва"]], encoding="cp1251"), "a.csv"),
+        "html": (lambda: f"<html><body><h1>T</h1><p>{RU}</p></body></html>".encode(), "a.html"),
+        "text": (lambda: f"{EN}\n\n{RU}".encode("cp1251"), "a.txt"),
+    }[kind]
+    data = original()
+    rng = random.Random(kind)
+    outcomes = set()
+    for n in range(24):
+        damaged = bytearray(data[: rng.randint(1, len(data))] if n % 2 else data)
+        for _ in range(rng.randint(1, 8)):
+            damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        try:
+            result = extract(bytes(damaged), name, **LIMITS)
+        except ExtractError as exc:
+            outcomes.add(exc.code)
+        else:
+            assert result.sections and all(s.text.strip() for s in result.sections)
+            outcomes.add("read")
+    assert outcomes <= {"read", "corrupt", "unsupported_type", "empty", "encrypted"}
