@@ -12,14 +12,18 @@ import warnings
 from rubin_app.knowledge.documents import Extracted, ExtractError, Section
 from rubin_app.knowledge.office import read_docx, read_pptx, read_xlsx
 from rubin_app.knowledge.pdf import read_pdf
-from rubin_app.knowledge.sniff import check_zip, decode_text, detect_kind
+from rubin_app.knowledge.sniff import CODE_EXT, CSV_EXT, HTML_EXT, MARKDOWN_EXT, check_zip, decode_text, detect_kind
 from rubin_app.knowledge.textual import read_csv, read_html, read_markdown, read_plain
 
-__all__ = ["KINDS", "ExtractError", "Extracted", "Section", "detect_kind", "extract"]
+__all__ = ["KINDS", "SUPPORTED_EXTENSIONS", "ExtractError", "Extracted", "Section", "detect_kind", "extract"]
 
 log = logging.getLogger(__name__)
 KINDS = ("pdf", "docx", "pptx", "xlsx", "csv", "markdown", "html", "text", "code")
 SCANNED = "It may be a scanned PDF (images of pages): text recognition is not supported."
+# What an upload form may offer (`accept`): the type is still judged by content, whatever the name says.
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
+    {".pdf", ".docx", ".pptx", ".xlsx", ".txt", ".text", ".log"} | MARKDOWN_EXT | HTML_EXT | CSV_EXT | CODE_EXT
+)
 ZIP_READERS = {"docx": read_docx, "pptx": read_pptx, "xlsx": read_xlsx}
 
 

@@ -15,7 +15,7 @@ from docx.oxml.ns import qn
 
 from rubin_app import i18n
 from rubin_app.knowledge.documents import MESSAGES
-from rubin_app.knowledge.extract import ExtractError, detect_kind, extract
+from rubin_app.knowledge.extract import SUPPORTED_EXTENSIONS, ExtractError, detect_kind, extract
 from tests.knowledge.makers import (
     ELF,
     PNG,
@@ -249,6 +249,11 @@ def test_windows_newlines_and_stray_control_characters_are_cleaned() -> None:
 
 def test_a_text_file_with_nul_bytes_is_binary() -> None:
     _fails(f"{EN}\x00{EN}".encode(), "a.txt", "unsupported_type")
+
+
+def test_the_upload_form_can_offer_every_format() -> None:
+    assert {".pdf", ".docx", ".pptx", ".xlsx", ".csv", ".md", ".html", ".txt", ".py"} <= SUPPORTED_EXTENSIONS
+    assert {".doc", ".xls", ".png", ".zip", ".odt"}.isdisjoint(SUPPORTED_EXTENSIONS)
 
 
 def test_source_code_is_kept_as_written() -> None:
