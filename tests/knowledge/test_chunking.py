@@ -203,7 +203,7 @@ def test_invariants_hold_on_random_documents_and_sizes(seed: int) -> None:
         text = rng.choice(["\n\n", "\n", " ", "\n\n\n  "]).join(p for p in parts if p)
         if text:
             sections.append(Section(text, page=n // 3 if seed % 2 else None, heading=rng.choice(["", "A", "A › B"])))
-    doc = Extracted("text", sections)
+    doc = Extracted("code" if seed % 3 == 0 else "text", sections)  # lines first, or sentences first
     for target, overlap in [(8, 50), (12, 2), (30, 10), (100, 0), (100, 40), (350, 50)]:
         chunks = chunk(doc, target_tokens=target, overlap_tokens=overlap)
         text = doc.text
