@@ -60,6 +60,10 @@ FORBIDDEN = {
     # Backups and restore (docs/backup.md): operator work on the database and files. Never the UI or the HTTP layer.
     "backup": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
                "rubin_app.api"),
+    # Knowledge bases (docs/ingestion.md, docs/knowledge.md): extraction, chunking, index, retrieval. Never the UI
+    # or the HTTP layer.
+    "knowledge": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
+                  "rubin_app.api"),
     "i18n": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
              "rubin_app.api", "rubin_app.services", "rubin_app.models"),
 }  # fmt: skip
