@@ -101,10 +101,11 @@ def chunk(extracted: Extracted, *, target_tokens: int = 350, overlap_tokens: int
 
 
 class Embedder:
-    """Vectors from an OpenAI-compatible /v1/embeddings (the LocalAI stand-in)."""
+    """Vectors from an OpenAI-compatible /v1/embeddings (the LocalAI stand-in); a client per call, so it can be used
+    from any event loop (the served app's) and leaves no connection open."""
 
     def __init__(self, base_url: str, model: str = "standin-model") -> None:
-        self.client = LLMClient(base_url, connect_timeout=1, read_timeout=5, retries=0)
+        self.base_url = base_url
         self.model = model
         self.calls = 0
         self.fail_after: int | None = None  # raise 'unreachable' from this call on (a server that goes away)
@@ -113,11 +114,14 @@ class Embedder:
         self.calls += 1
         if self.fail_after is not None and self.calls > self.fail_after:
             raise EmbeddingError("unreachable", "the embedding server went away")
+        client = LLMClient(self.base_url, connect_timeout=1, read_timeout=5, retries=0)
         try:
-            data = await self.client.embeddings({"model": self.model, "input": texts})
+            data = await client.embeddings({"model": self.model, "input": texts})
         except LLMError as exc:
             code = "unreachable" if exc.code in ("unreachable", "timeout") else "bad_response"
             raise EmbeddingError(code, f"embedding server: {exc.code}") from None
+        finally:
+            await client.aclose()
         return [list(map(float, item["embedding"])) for item in data["data"]]
 
 

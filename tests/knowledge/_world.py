@@ -88,4 +88,3 @@ async def world(app_env: Callable[..., None], db_url: str, standin: StandIn) -> 
     settings = config_module.get_settings()
     embedder = Embedder(standin.url)
     yield World(settings=settings, db_url=db_url, index=MemoryIndex(), embedder=embedder)
-    await embedder.client.aclose()

@@ -210,11 +210,8 @@ async def test_an_embedding_server_that_is_down_fails_the_files_and_keeps_what_w
     await world.job().run_once()
 
     down = Embedder(f"http://127.0.0.1:{free_port()}")
-    try:
-        late = [await world.upload(owner, kb, f"late{i}.txt", paragraphs(3, f"late{i}")) for i in range(2)]
-        assert await world.job(embedder=down).run_once() == 2
-    finally:
-        await down.client.aclose()
+    late = [await world.upload(owner, kb, f"late{i}.txt", paragraphs(3, f"late{i}")) for i in range(2)]
+    assert await world.job(embedder=down).run_once() == 2
     for file_id in late:
         row = await world.file(file_id)
         assert row is not None and (row.status, row.error) == ("failed", "embedding_unreachable")
@@ -240,12 +237,9 @@ async def test_vectors_of_another_dimension_fail_the_file_not_the_base(world: Wo
         async def embed(self, texts: list[str], *, kind: str = "document") -> list[list[float]]:  # type: ignore[override]
             return [v + [0.0] * 8 for v in await super().embed(texts)]
 
-    wider = Wider(world.embedder.client.base_url)
-    try:
-        other = await world.upload(owner, kb, "other.txt", paragraphs(2, "jade"))
-        await world.job(embedder=wider).run_once()
-    finally:
-        await wider.client.aclose()
+    wider = Wider(world.embedder.base_url)
+    other = await world.upload(owner, kb, "other.txt", paragraphs(2, "jade"))
+    await world.job(embedder=wider).run_once()
     row = await world.file(other)
     assert row is not None and (row.status, row.error) == ("failed", "embedding_wrong_dimension")
     assert "16-dimensional" in row.error_detail and "holds 8" in row.error_detail
