@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
 from rubin_app.accounts.api_keys import KeyPrincipal
 from rubin_app.api.auth import client_ip
@@ -128,7 +129,12 @@ async def upload_files(kb_id: int, request: Request, key: Key) -> UploadResult:
     if int(request.headers.get("content-length") or 0) > MAX_FILES * limit + FORM_OVERHEAD:
         raise _error(InputError("kb_file_too_large", limit_mb=rt.settings.knowledge_max_file_mb))
     await _base_or_404(key, kb_id)
-    form = await request.form(max_files=MAX_FILES, max_fields=20)
+    try:
+        form = await request.form(max_files=MAX_FILES, max_fields=20)
+    except HTTPException as exc:  # a malformed body, or more parts than allowed
+        code = "kb_too_many_files" if "files" in str(exc.detail).lower() else "invalid_request"
+        text = message_for(code, {"max": MAX_FILES}) if code != "invalid_request" else str(exc.detail)
+        raise ApiError(code, text) from None
     try:
         files = [f for name in ("files", "file") for f in form.getlist(name) if isinstance(f, UploadFile)]
         if not files:
