@@ -124,19 +124,24 @@ class IngestionJob:
             self._task = None
 
     async def _loop(self) -> None:
-        swept = 0.0
+        swept: float | None = None
+        failures = 0
         while True:
-            if time.monotonic() - swept > SWEEP_SECONDS:
+            if swept is None or time.monotonic() - swept > SWEEP_SECONDS:
                 swept = time.monotonic()
                 with contextlib.suppress(Exception):
                     await self.sweep()
             self._wake.clear()
             try:
                 await self.run_once()
-            except Exception:
-                log.exception("knowledge ingestion step failed (the next poll retries)")
+                failures = 0
+            except Exception as exc:  # the database away, say: back off, and say so once per streak
+                failures += 1
+                if failures == 1:
+                    log.error("knowledge ingestion cannot look for work (%s); retrying", type(exc).__name__)
+            wait = min(60.0, self.poll_seconds * 2 ** min(failures, 6)) if failures else self.poll_seconds
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                await asyncio.wait_for(self._wake.wait(), wait)
 
     async def run_once(self) -> int:
         """Claim and ingest files until none is due; how many were worked on."""
@@ -242,7 +247,8 @@ class IngestionJob:
             pieces = await asyncio.to_thread(parts.chunk, extracted)
         except parts.extract_error as exc:
             raise FileFailed(str(getattr(exc, "code", "corrupt")), str(getattr(exc, "message", exc))) from None
-        if not any(p.text.strip() for p in pieces):
+        pieces = [p for p in pieces if p.text.strip()]
+        if not pieces:
             raise FileFailed("no_text", "no text was found in the document")
         return pieces, extracted.kind, extracted.pages
 
