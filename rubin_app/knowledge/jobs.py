@@ -15,16 +15,15 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, or_, update
+from sqlalchemy import delete, exists, update
 from sqlmodel import col, select
 
 from rubin_app.config import Settings
 from rubin_app.core.clock import utcnow
-from rubin_app.knowledge import uploads
+from rubin_app.knowledge import claims, uploads
+from rubin_app.knowledge.claims import Claim, Lost
 from rubin_app.knowledge.models import ACTIVE_STATUSES, FileStatus, KnowledgeBase, KnowledgeChunk, KnowledgeFile
 from rubin_app.knowledge.parts import Chunk, Parts, default_parts
 from rubin_app.knowledge.service import Scope
@@ -56,34 +55,6 @@ class FileFailed(Exception):
     def __init__(self, code: str, detail: str = "") -> None:
         super().__init__(code)
         self.code, self.detail = code, detail[:2000]
-
-
-class Lost(Exception):
-    """The claim is no longer ours: the file was cancelled, deleted or taken over by another worker."""
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A file this worker works on; `attempt` is the claim's token in every conditional update."""
-
-    file_id: int
-    attempt: int
-
-
-def _due(cutoff: Any) -> Any:
-    stale = and_(
-        col(KnowledgeFile.status).in_([FileStatus.extracting, FileStatus.embedding]),
-        or_(col(KnowledgeFile.claimed_at).is_(None), col(KnowledgeFile.claimed_at) < cutoff),
-    )
-    return or_(col(KnowledgeFile.status) == FileStatus.queued, stale)
-
-
-def _ours(claim: Claim) -> Any:
-    return and_(
-        col(KnowledgeFile.id) == claim.file_id,
-        col(KnowledgeFile.attempts) == claim.attempt,
-        col(KnowledgeFile.status).in_(list(ACTIVE_STATUSES)),
-    )
 
 
 class IngestionJob:
@@ -163,28 +134,10 @@ class IngestionJob:
 
     async def claim(self) -> Claim | None:
         """Take one queued (or stale) file for this worker, atomically; None: nothing to do."""
-        now = utcnow()
-        due = _due(now - timedelta(seconds=self.stale_seconds))
-        async with self.scope() as session:
-            stmt = select(KnowledgeFile.id, KnowledgeFile.attempts).where(due).order_by(col(KnowledgeFile.id)).limit(8)
-            for file_id, attempts in (await session.exec(stmt)).all():
-                taken = await session.exec(
-                    update(KnowledgeFile)
-                    .where(col(KnowledgeFile.id) == file_id, col(KnowledgeFile.attempts) == attempts, due)
-                    .values(status=FileStatus.extracting, claimed_at=now, attempts=attempts + 1, updated_at=now)
-                )
-                if taken.rowcount == 1:
-                    assert file_id is not None
-                    return Claim(file_id, attempts + 1)
-        return None
+        return await claims.claim_next(self.scope, self.stale_seconds)
 
     async def _touch(self, claim: Claim, **values: Any) -> None:
-        """Write to the claimed row (and refresh the claim); Lost when it is no longer ours."""
-        async with self.scope() as session:
-            values = {"claimed_at": utcnow(), "updated_at": utcnow(), **values}
-            done = await session.exec(update(KnowledgeFile).where(_ours(claim)).values(**values))
-            if done.rowcount != 1:
-                raise Lost
+        await claims.touch(self.scope, claim, **values)
 
     async def _heartbeat(self, claim: Claim) -> None:
         while True:
@@ -286,7 +239,9 @@ class IngestionJob:
         async with self.scope() as session:
             now = utcnow()
             moved = await session.exec(
-                update(KnowledgeFile).where(_ours(claim)).values(progress=progress, claimed_at=now, updated_at=now)
+                update(KnowledgeFile)
+                .where(claims.ours(claim))
+                .values(progress=progress, claimed_at=now, updated_at=now)
             )
             if moved.rowcount != 1:
                 raise Lost
