@@ -105,35 +105,54 @@ def _delete_dialog() -> rx.Component:
     )
 
 
+def _label_file_input(component: rx.Component, label: rx.Var) -> rx.Component:
+    """rx.upload draws its file input without props: give that input an accessible name (axe: label)."""
+    stack = [component]
+    while stack:
+        node = stack.pop()
+        if getattr(node, "tag", "") == "input":
+            node.custom_attrs["aria-label"] = label
+        stack.extend(node.children)
+    return component
+
+
 def _drop_zone() -> rx.Component:
     return rx.vstack(
-        rx.upload(
-            rx.vstack(
-                rx.icon("upload", size=24, color=styles.muted),
-                rx.text(T["kb_drop"], size="2", weight="medium", align="center"),
-                rx.text(
-                    T["kb_formats"].replace("{mb}", S.max_mb.to_string()), size="1", color=styles.muted, align="center"
+        _label_file_input(
+            rx.upload(
+                rx.vstack(
+                    rx.icon("upload", size=24, color=styles.muted),
+                    rx.text(T["kb_drop"], size="2", weight="medium", align="center"),
+                    rx.text(
+                        T["kb_formats"].replace("{mb}", S.max_mb.to_string()),
+                        size="1",
+                        color=styles.muted,
+                        align="center",
+                    ),
+                    align="center",
+                    spacing="1",
                 ),
-                align="center",
-                spacing="1",
+                id=UPLOAD_ID,
+                multiple=True,
+                max_size=S.max_bytes,
+                on_drop=S.upload(rx.upload_files(upload_id=UPLOAD_ID, on_upload_progress=S.upload_progress)),
+                on_drop_rejected=S.rejected,
+                border=f"2px dashed {rx.color('gray', 7)}",
+                border_radius=styles.RADIUS,
+                padding="1.25rem 1rem",
+                width="100%",
+                cursor="pointer",
+                data_testid="kb-upload",
             ),
-            id=UPLOAD_ID,
-            multiple=True,
-            max_size=S.max_bytes,
-            on_drop=S.upload(rx.upload_files(upload_id=UPLOAD_ID, on_upload_progress=S.upload_progress)),
-            on_drop_rejected=S.rejected,
-            border=f"2px dashed {rx.color('gray', 7)}",
-            border_radius=styles.RADIUS,
-            padding="1.25rem 1rem",
-            width="100%",
-            cursor="pointer",
-            data_testid="kb-upload",
+            T["kb_drop"],
         ),
         rx.cond(
             S.uploading,
             rx.vstack(
                 rx.text(T["kb_uploading"], " ", S.upload_percent.to_string(), "%", size="1", color=styles.muted),
-                rx.progress(value=S.upload_percent, width="100%", data_testid="kb-upload-progress"),
+                rx.progress(
+                    value=S.upload_percent, width="100%", aria_label=T["kb_uploading"], data_testid="kb-upload-progress"
+                ),
                 width="100%",
                 spacing="1",
             ),

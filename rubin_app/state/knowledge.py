@@ -224,8 +224,10 @@ class KnowledgeState(AuthState):
     @rx.event
     def upload_progress(self, progress: dict[str, Any]) -> None:
         """The browser's upload progress (all the dropped files go in one request)."""
-        self.uploading = True
-        self.upload_percent = min(100, max(0, round(float(progress.get("progress") or 0) * 100)))
+        fraction = float(progress.get("progress") or 0)
+        # The last report may arrive after the upload's own event has ended: it must not leave a bar behind.
+        self.uploading = fraction < 1
+        self.upload_percent = min(100, max(0, round(fraction * 100)))
 
     @rx.event
     async def upload(self, files: list[rx.UploadFile]) -> Any:
