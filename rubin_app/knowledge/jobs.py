@@ -57,6 +57,11 @@ class FileFailed(Exception):
         self.code, self.detail = code, detail[:2000]
 
 
+def _needs_heading(chunk: Chunk) -> bool:
+    last = chunk.heading.rsplit("›", 1)[-1].strip()
+    return bool(last) and not chunk.text.lstrip().startswith(last)
+
+
 class IngestionJob:
     """This worker's ingestion loop; `parts` (or a factory of them) defaults to the real modules."""
 
@@ -88,11 +93,16 @@ class IngestionJob:
             self._task = asyncio.create_task(self._loop(), name="knowledge-ingestion")
 
     async def stop(self) -> None:
-        """Stop the loop; a file in progress is left claimed and taken again once its claim is stale."""
+        """Stop the loop (a file in progress is left claimed and taken again once its claim is stale); close the
+        embedder's connections."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        close = getattr(self._parts.embedder, "aclose", None) if self._parts is not None else None
+        if close is not None:
+            with contextlib.suppress(Exception):
+                await close()
 
     async def _loop(self) -> None:
         swept: float | None = None
@@ -222,7 +232,8 @@ class IngestionJob:
         embedder = self.parts.embedder
         if embedder is None:
             return None  # embeddings switched off: full-text search only
-        texts = [f"{c.heading}\n\n{c.text}" if c.heading else c.text for c in batch]
+        # The heading path goes with the passage (a passage deep in a section keeps its topic), once.
+        texts = [f"{c.heading}\n\n{c.text}" if _needs_heading(c) else c.text for c in batch]
         try:
             vectors = await embedder.embed(texts, kind="document")
         except self.parts.embedding_error as exc:

@@ -83,15 +83,16 @@ class Parts:
 
 
 def default_parts(settings: Settings) -> Parts:
-    """The real parts: extract/chunk (part B), the embedder of the settings (part A), the index (part C)."""
+    """The real parts: extract/chunk (part B), the embedder of the settings (part A), the index of the settings'
+    database (part C)."""
     from rubin_app.knowledge.chunking import chunk  # built on first use
     from rubin_app.knowledge.extract import ExtractError, extract
-    from rubin_app.knowledge.index import open_index
+    from rubin_app.knowledge.index import knowledge_index
     from rubin_app.llm.embeddings import EmbeddingError, default_embedder
 
     embedder = default_embedder(settings)
     return Parts(
-        extract=extract, chunk=chunk, index=open_index(settings), embedder=embedder,
+        extract=extract, chunk=chunk, index=knowledge_index(), embedder=embedder,
         extract_error=ExtractError, embedding_error=EmbeddingError,
         embedding_model=getattr(embedder, "model", "") if embedder is not None else "",
     )  # fmt: skip
