@@ -22,11 +22,12 @@ from sqlmodel import col, select
 
 from rubin_app.config import Settings
 from rubin_app.core.clock import utcnow
-from rubin_app.knowledge import claims, uploads
+from rubin_app.knowledge import claims, tombstones, uploads
 from rubin_app.knowledge.claims import Claim, Lost
 from rubin_app.knowledge.models import ACTIVE_STATUSES, FileStatus, KnowledgeBase, KnowledgeChunk, KnowledgeFile
 from rubin_app.knowledge.parts import Chunk, Parts, default_parts
 from rubin_app.knowledge.service import Scope
+from rubin_app.models import AppSetting
 from rubin_app.services.db import session_scope
 
 log = logging.getLogger(__name__)
@@ -124,8 +125,20 @@ class IngestionJob:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
 
+    async def forget_deleted_owners(self) -> int:
+        """Remove from the index the bases of deleted accounts (tombstones.py); how many bases."""
+        async with self.scope() as session:
+            waiting = await tombstones.pending(session=session)
+        for key, kb_ids in waiting.items():
+            for kb_id in kb_ids:
+                await self.parts.index.delete_kb(kb_id)
+            async with self.scope() as session:
+                await session.exec(delete(AppSetting).where(col(AppSetting.key) == key))
+        return sum(len(ids) for ids in waiting.values())
+
     async def run_once(self) -> int:
         """Claim and ingest files until none is due; how many were worked on."""
+        await self.forget_deleted_owners()
         done = 0
         while (claim := await self.claim()) is not None:
             await self.process(claim)

@@ -10,6 +10,7 @@ from rubin_app.accounts import groups
 from rubin_app.knowledge import service, uploads
 from rubin_app.knowledge.models import KnowledgeChunk
 from rubin_app.models import Role
+from rubin_app.services import accounts
 from rubin_app.services.chats import InputError
 from tests.knowledge import _world
 from tests.knowledge._parts import paragraphs
@@ -122,3 +123,19 @@ async def test_names_are_cleaned_and_checked(world: World) -> None:
     long = service.clean_filename("a" * 300 + ".docx")
     assert len(long) == 255 and long.endswith("….docx")
     assert uploads.max_bytes(world.settings) == world.settings.knowledge_max_file_mb * 1024 * 1024
+
+
+async def test_a_deleted_accounts_documents_leave_the_database_and_the_index(world: World) -> None:
+    ann, bob = await world.user("ann@example.com"), await world.user("bob@example.com")
+    kb, other = await world.base(ann), await world.base(bob)
+    gone = await world.upload(ann, kb, "diary.txt", paragraphs(3, "diary"))
+    kept = await world.upload(bob, other, "notes.txt", paragraphs(2, "notes"))
+    job = world.job()
+    await job.run_once()
+    async with world.scope() as s:
+        await accounts.delete_account(session=s, user_id=ann, actor_id=ann)
+    assert await world.kb(kb) is None and await world.file(gone) is None and await world.chunks(gone) == []
+    assert world.index.files() == {gone: 3, kept: 2}  # the index is not in the deletion's transaction...
+    assert await job.forget_deleted_owners() == 1  # ...the loop's next step removes it
+    assert world.index.files() == {kept: 2} and world.index.deleted_kbs == [kb]
+    assert await job.forget_deleted_owners() == 0  # once
