@@ -183,6 +183,9 @@ class IngestionJob:
         except asyncio.CancelledError:
             raise  # the worker stops: the claim goes stale and another worker (or the next start) takes it
         except Exception as exc:
+            if getattr(exc, "code", "") == "wrong_dimension":  # the index's own check (KnowledgeIndexError)
+                await self._fail(claim, "embedding_wrong_dimension", str(getattr(exc, "message", exc)))
+                return
             log.exception("knowledge file %s failed to ingest", claim.file_id)
             await self._fail(claim, "internal", type(exc).__name__)
         finally:
