@@ -3,7 +3,10 @@ bar each, uploads by drag and drop (several files at once), cancel and delete; r
 
 from __future__ import annotations
 
+from typing import Any
+
 import reflex as rx
+from reflex.vars import ArrayVar, ObjectVar
 
 from rubin_app.components import styles
 from rubin_app.components.auth_forms import notice, page_card
@@ -105,6 +108,12 @@ def _delete_dialog() -> rx.Component:
     )
 
 
+def _rejected(rejections: rx.Var) -> Any:
+    """The names of the files the drop zone refused (react-dropzone gives {file, errors} records)."""
+    records = rejections.to(ArrayVar, list[dict[str, Any]])
+    return S.rejected(records.map(lambda r: r.to(ObjectVar, dict[str, dict[str, Any]])["file"].to(ObjectVar)["path"]))
+
+
 def _label_file_input(component: rx.Component, label: rx.Var) -> rx.Component:
     """rx.upload draws its file input without props: give that input an accessible name (axe: label)."""
     stack = [component]
@@ -136,7 +145,7 @@ def _drop_zone() -> rx.Component:
                 multiple=True,
                 max_size=S.max_bytes,
                 on_drop=S.upload(rx.upload_files(upload_id=UPLOAD_ID, on_upload_progress=S.upload_progress)),
-                on_drop_rejected=S.rejected,
+                on_drop_rejected=_rejected,
                 border=f"2px dashed {rx.color('gray', 7)}",
                 border_radius=styles.RADIUS,
                 padding="1.25rem 1rem",

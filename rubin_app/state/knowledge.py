@@ -261,11 +261,11 @@ class KnowledgeState(AuthState):
         return [rx.clear_selected_files(UPLOAD_ID), KnowledgeState.follow]
 
     @rx.event
-    def rejected(self, rejections: list[dict[str, Any]]) -> None:
+    def rejected(self, names: list[str]) -> None:
         """Files the drop zone refused before sending them (over the size limit)."""
         reason = self._t("err_kb_file_too_large", limit_mb=self.max_mb)
-        names = [str((r.get("file") or {}).get("path") or "?").lstrip("./") for r in rejections if isinstance(r, dict)]
-        self.upload_errors = [self._t("kb_rejected", name=n, reason=reason) for n in names]
+        shown = [service.clean_filename(str(n or "")) for n in names[:50]]
+        self.upload_errors = [self._t("kb_rejected", name=n, reason=reason) for n in shown]
 
     @rx.event
     async def cancel_file(self, file_id: str) -> None:
