@@ -38,7 +38,7 @@ SWEEP_SECONDS = 900.0  # how often stored uploads nobody waits for are looked fo
 BATCH_SIZE = 16  # chunks embedded and indexed per step (a cancel is seen between steps)
 MAX_ATTEMPTS = 3  # a file whose worker keeps dying (a crash in a parser) fails instead of looping
 EXTRACT_SHARE = 0.1  # the part of the progress bar extraction and chunking stand for
-EXPANSION = 20  # extracted text may be this many times the file's size (zip bombs stop earlier)
+EXPANSION = 10  # unpacked contents may be this many times the file's size (docs/ingestion.md advises about 10)
 # Error codes of the job itself (extraction's own: rubin_app.knowledge.extract.ExtractError.code). The UI shows
 # the i18n text `knowledge_error_<code>`; these keys are listed so the catalog test finds them in the code.
 JOB_ERROR_KEYS = (
