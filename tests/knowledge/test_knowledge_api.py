@@ -89,6 +89,12 @@ def test_two_files_uploaded_at_once_are_ingested_and_can_be_deleted(
     assert ann.delete(f"/bases/{kb['id']}").status_code == 204
     assert ann.get("/bases").json() == [] and index.entries == {}
     assert app.query("SELECT count(*) FROM knowledge_files") == [(0,)]
+    schema = httpx.get(f"{app.url}/api/v1/openapi.json").json()
+    upload = schema["paths"]["/knowledge/bases/{kb_id}/files"]["post"]
+    assert "multipart/form-data" in upload["requestBody"]["content"]
+    assert {"/knowledge/bases", "/knowledge/files/{file_id}", "/knowledge/files/{file_id}/cancel"} <= set(
+        schema["paths"]
+    )
 
 
 def test_refusals_are_per_file_with_a_code_and_a_message(users: tuple[LiveApp, Api, Api, Api]) -> None:

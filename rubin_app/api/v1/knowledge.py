@@ -119,7 +119,23 @@ async def list_files(kb_id: int, key: Key) -> list[FileOut]:
     return [FileOut.of(r) for r in rows]
 
 
-@router.post("/bases/{kb_id}/files", response_model=UploadResult, status_code=202)
+MULTIPART = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}},
+                    "required": ["files"],
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("/bases/{kb_id}/files", response_model=UploadResult, status_code=202, openapi_extra=MULTIPART)
 async def upload_files(kb_id: int, request: Request, key: Key) -> UploadResult:
     """Upload documents (multipart field `files`, up to 20); each is queued for ingestion or refused with a reason.
 
