@@ -9,7 +9,7 @@ row: the worker sees `Lost` and stops.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, update
@@ -50,10 +50,12 @@ def ours(claim: Claim) -> Any:
     )
 
 
-async def claim_next(scope: Scope, stale_seconds: float) -> Claim | None:
-    """Take one queued (or stale) file, atomically (oldest first); None: nothing to do."""
+async def claim_next(scope: Scope, stale_seconds: float, *, not_after: datetime | None = None) -> Claim | None:
+    """Take one queued (or stale) file, atomically (oldest first); None: nothing to do. A claim made before
+    `not_after` counts as stale whatever its age (a single worker's previous process made it)."""
     now = utcnow()
-    condition = due(now - timedelta(seconds=stale_seconds))
+    cutoff = now - timedelta(seconds=stale_seconds)
+    condition = due(max(cutoff, not_after) if not_after is not None else cutoff)
     async with scope() as session:
         stmt = select(KnowledgeFile.id, KnowledgeFile.attempts).where(condition).order_by(col(KnowledgeFile.id))
         for file_id, attempts in (await session.exec(stmt.limit(8))).all():

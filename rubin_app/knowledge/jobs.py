@@ -15,6 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, exists, update
@@ -75,6 +76,7 @@ class IngestionJob:
         self._factory: Callable[[], Parts] | None = None if isinstance(parts, Parts) else parts
         self.poll_seconds, self.stale_seconds, self.batch_size = poll_seconds, stale_seconds, batch_size
         self._wake = asyncio.Event()
+        self._started_at: datetime | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -89,8 +91,10 @@ class IngestionJob:
         self._wake.set()
 
     def start(self) -> None:
-        """Start this worker's loop."""
+        """Start this worker's loop. Without Redis there is one worker: whatever a previous process left claimed
+        is taken up at once instead of when its claim goes stale."""
         if self._task is None:
+            self._started_at = None if self.settings.redis_url else utcnow()
             self._task = asyncio.create_task(self._loop(), name="knowledge-ingestion")
 
     async def stop(self) -> None:
@@ -157,7 +161,7 @@ class IngestionJob:
 
     async def claim(self) -> Claim | None:
         """Take one queued (or stale) file for this worker, atomically; None: nothing to do."""
-        return await claims.claim_next(self.scope, self.stale_seconds)
+        return await claims.claim_next(self.scope, self.stale_seconds, not_after=self._started_at)
 
     async def _touch(self, claim: Claim, **values: Any) -> None:
         await claims.touch(self.scope, claim, **values)

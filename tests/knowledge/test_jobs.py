@@ -294,3 +294,21 @@ async def test_a_sweep_removes_uploads_no_file_waits_for(world: World) -> None:
     (folder / "fresh.part").write_bytes(b"an upload in progress")
     assert await world.job().sweep() == 2
     assert world.stored() == sorted([str(waiting), "fresh.part"])
+
+
+async def test_a_lone_worker_takes_up_at_once_what_its_previous_process_left(world: World) -> None:
+    owner = await world.user("ann@example.com")
+    kb = await world.base(owner)
+    file_id = await world.upload(owner, kb, "left.txt", paragraphs(4))
+    previous = world.job()
+    assert await previous.claim() is not None  # claimed, then the process died: the claim is seconds old
+    restarted = world.job()  # default staleness (90 s); no REDIS_URL: the only worker
+    restarted.start()
+    try:
+        deadline = time.monotonic() + 15
+        while (row := await world.file(file_id)) is not None and row.status != FileStatus.ready:
+            assert time.monotonic() < deadline, row.status
+            await asyncio.sleep(0.05)
+    finally:
+        await restarted.stop()
+    assert row is not None and (row.attempts, row.chunk_count) == (2, 4)
