@@ -414,6 +414,15 @@ class Settings(BaseSettings):
     )
     backup_s3_secret_access_key: SecretStr | None = Field(default=None, description="S3 secret access key.")
 
+    # Knowledge (docs/knowledge.md)
+    knowledge_max_file_mb: int = Field(
+        default=50,
+        ge=1,
+        le=2048,
+        description="Largest document a user may upload to a knowledge base, in MB (the UI and the REST API refuse "
+        "bigger ones, per file).",
+    )
+
     # Web
     frontend_port: int = Field(default=3000, ge=1, le=65535, description="Port the app serves.")
     api_url: str = Field(default="", description="Public URL of the backend when not on localhost.")

@@ -19,6 +19,7 @@ from rubin_app.config import get_settings
 from rubin_app.pages.account import AccountState, account_page
 from rubin_app.pages.api_keys import ApiKeysState
 from rubin_app.pages.chat import chat_page
+from rubin_app.pages.knowledge import knowledge_page
 from rubin_app.pages.login import LoginState, PendingState, login_page, pending_page
 from rubin_app.pages.two_factor import TwoFactorSetupState, two_factor_page
 from rubin_app.services.db import session_scope
@@ -27,6 +28,7 @@ from rubin_app.services.runtime import get_runtime
 from rubin_app.state.auth import on_backend_error
 from rubin_app.state.chat import ChatState
 from rubin_app.state.hardening import install as install_hardening
+from rubin_app.state.knowledge import KnowledgeState
 from rubin_app.state.log_redaction import install as install_log_redaction
 from rubin_app.state.resilient import install as install_resilient_state
 from rubin_app.state.tab_store import TabStateRedis
@@ -91,4 +93,5 @@ app.add_page(
 app.add_page(
     account_page, route="/account", title="Account · Rubin AI", on_load=[AccountState.on_load, ApiKeysState.load]
 )
+app.add_page(knowledge_page, route="/knowledge", title="Knowledge · Rubin AI", on_load=KnowledgeState.on_load)
 app.add_page(admin_page, route="/admin", title="Admin · Rubin AI", on_load=AdminState.on_load)

@@ -19,7 +19,7 @@ class Group(SQLModel, table=True):
     models: str = Field(default="[]", max_length=4000)  # JSON list of model ids; [] = every model
     api_keys: bool = Field(default=True)
     webhooks: bool = Field(default=True)
-    knowledge_sharing: bool = Field(default=True)  # stored now; enforced when knowledge lands
+    knowledge_sharing: bool = Field(default=True)  # knowledge bases may be published (knowledge.service)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

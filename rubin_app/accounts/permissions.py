@@ -15,7 +15,7 @@ class Permissions:
     models: frozenset[str] | None = None
     api_keys: bool = True
     webhooks: bool = True
-    knowledge_sharing: bool = True  # stored and shown now; enforced when knowledge sharing lands
+    knowledge_sharing: bool = True  # an admin may publish the user's knowledge bases (knowledge.service.set_shared)
 
     def allows_model(self, model: str) -> bool:
         """Whether the user may ask `model`."""

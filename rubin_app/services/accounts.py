@@ -22,6 +22,7 @@ from rubin_app.accounts import reauth
 from rubin_app.accounts.twofactor_models import TotpSecret
 from rubin_app.config import Settings
 from rubin_app.i18n import CATALOGS
+from rubin_app.knowledge import tombstones
 from rubin_app.models import AppSetting, AuditEvent, AuthSession, Conversation, Message, Role, User
 from rubin_app.models.user import utcnow
 from rubin_app.services import audit, credentials, login_guard, sessions
@@ -456,6 +457,7 @@ async def delete_account(
     await sessions.notify_ended(await sessions.live_hashes(session=session, user_id=user_id))  # purge their tabs
     await session.exec(delete(AuthSession).where(col(AuthSession.user_id) == user_id))  # type: ignore[call-overload]
     await shred_user_keys(session, user_id)  # crypto-shredding: what old backups hold of them no longer opens
+    await tombstones.note_owner_deleted(session=session, user_id=user_id)  # their documents leave the search index
     await session.delete(user)
     await audit.record(
         session=session, action=audit.ACCOUNT_DELETED, user_id=user_id, actor_id=actor_id, email=user.email, ip=ip

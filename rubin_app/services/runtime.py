@@ -20,6 +20,7 @@ from rubin_app.core import tls
 from rubin_app.generation.manager import GenerationManager
 from rubin_app.generation.sinks import AfterRun, AnswerWriter, CacheWriter, FinalSaveHook, SaveSettings, Sink
 from rubin_app.generation.webhook_sink import queue_message_event
+from rubin_app.knowledge.jobs import IngestionJob
 from rubin_app.llm.client import LLMClient, LLMError
 from rubin_app.llm.types import Params
 from rubin_app.models.user import utcnow
@@ -97,6 +98,7 @@ class Runtime:
         self.principals = PrincipalCache()
         self.retention = RetentionJob(settings, self.redis, session_scope)  # old chats, audit, usage (one worker)
         self.recovery = Recovery(self)  # answers left unfinished by a worker that died or stopped
+        self.knowledge = IngestionJob(settings, session_scope)  # documents to knowledge bases (every worker)
         self._touches: set[asyncio.Task[Any]] = set()  # small off-path writes and messages
 
     @cached_property
@@ -216,6 +218,7 @@ class Runtime:
         await self.bus.ensure_listening()
         self.webhooks.start()
         self.retention.start()
+        self.knowledge.start()
         self.recovery.start()
 
     async def close(self) -> None:
@@ -224,6 +227,7 @@ class Runtime:
         await self.recovery.stop()
         await self.recovery.hand_over()
         await self.retention.stop()
+        await self.knowledge.stop()
         if "webhooks" in self.__dict__:
             await self.webhooks.stop()
         await self.relay.close()

@@ -14,6 +14,7 @@ from rubin_app.services import sessions
 from rubin_app.state.log_redaction import install as install_log_redaction
 from rubin_app.state.socket import SecureEventNamespace
 from rubin_app.state.tab_store import TabStateDisk, TabStateRedis
+from rubin_app.state.uploads import BoundUploads
 
 log = logging.getLogger(__name__)
 # The second purge of an ended session's tabs: after the event that ended it (sign-out, deletion) has
@@ -27,6 +28,22 @@ async def _purge_later(store: Any, token_hashes: list[str]) -> None:
         await store.purge_sessions(token_hashes)
     except Exception:
         log.exception("purging the tab states of ended sessions failed")
+
+
+def _bind_uploads(app: Any, settings: Settings) -> None:
+    """Reflex's /_upload runs on the tab's session-bound state, from this site's pages only (state/uploads.py)."""
+    dev_origins = tuple(o for o in get_config().cors_allowed_origins if o != "*")
+    layers = app.api_transformer
+    if not any(getattr(layer, "binds_uploads", False) for layer in (layers if isinstance(layers, list) else [])):
+
+        def layer(inner: Any) -> BoundUploads:
+            return BoundUploads(inner, settings, dev_origins)
+
+        layer.binds_uploads = True  # type: ignore[attr-defined]
+        if isinstance(layers, list):
+            layers.append(layer)
+        else:
+            app.api_transformer = [layers, layer] if layers is not None else [layer]
 
 
 def install(app: Any, settings: Settings) -> None:
@@ -43,6 +60,8 @@ def install(app: Any, settings: Settings) -> None:
         namespace._token_manager = old._token_manager
         app._event_namespace = namespace
         app.sio.register_namespace(namespace)
+
+    _bind_uploads(app, settings)
 
     pending: set[asyncio.Task] = set()
 
