@@ -4,6 +4,8 @@
 from rubin_app.accounts.group_models import Group, GroupMember
 from rubin_app.accounts.models import ApiKey
 from rubin_app.accounts.twofactor_models import Passkey, PendingLogin, RecoveryCode, TotpSecret
+from rubin_app.assistants.models import Assistant
+from rubin_app.memory.models import Memory, Personalisation
 from rubin_app.models.auth import AppSetting, AuditEvent, AuthSession, UserLimit
 from rubin_app.models.chat import (
     Conversation,
@@ -22,6 +24,7 @@ from rubin_app.webhooks.models import WebhookDelivery, WebhookEndpoint
 __all__ = [
     "ApiKey",
     "AppSetting",
+    "Assistant",
     "AuditEvent",
     "AuthSession",
     "Conversation",
@@ -29,12 +32,14 @@ __all__ = [
     "Group",
     "GroupMember",
     "LoginAttempt",
+    "Memory",
     "Message",
     "MessagePublic",
     "MessageRole",
     "MessageStatus",
     "Passkey",
     "PendingLogin",
+    "Personalisation",
     "RecoveryCode",
     "Role",
     "TotpSecret",
