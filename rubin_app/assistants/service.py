@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, or_, select
@@ -166,3 +167,8 @@ async def import_assistants(*, session: AsyncSession, user_id: int, specs: list[
     if count + len(specs) > MAX_PER_USER:
         raise InputError("too_many_assistants", max=MAX_PER_USER)
     return [await create_assistant(session=session, user_id=user_id, spec=s) for s in specs]
+
+
+async def model_names(*, session: AsyncSession, user_id: int, allows: Callable[[str], bool]) -> list[str]:
+    """The picker's names ("asst:<slug>") of the assistants the user may use whose base model `allows` lets them."""
+    return [a.model_name for a in await list_assistants(session=session, user_id=user_id) if allows(a.base_model)]
