@@ -163,3 +163,45 @@ def test_an_assistant_shapes_the_request() -> None:
     assert system_prompt_for(a, "default") == "Be brief." and system_prompt_for(None, "default") == "default"
     assert params_for(a, Params(temperature=1.0)).temperature == 0.3
     assert budget_for(a, 3000) == 500 and budget_for(None, 3000) == 3000
+
+
+async def test_chat_setup_puts_assistant_instructions_and_memories_together(scope, standin) -> None:
+    from rubin_app.assistants.chat import chat_setup
+    from rubin_app.llm.client import LLMClient
+    from rubin_app.memory import instructions
+    from rubin_app.memory import service as memories
+    from rubin_app.services.context import Turn, build_context
+
+    async with scope() as session:
+        alice, bob = await make_user(session), await make_user(session)
+        await assistants.create_assistant(
+            session=session, user_id=alice.id, spec=spec("Pirate", system_prompt="Talk like a pirate.", temperature=0.4,
+                                                         context_budget=800, knowledge_ids=[7]),
+        )  # fmt: skip
+        await instructions.set_instructions(session=session, user_id=alice.id, about="I am a sailor.", style="")
+        await memories.add_memory(session=session, user_id=alice.id, text="Owns a boat called Mary")
+    common = {"default_system": "You are Rubin.", "base_params": Params(max_tokens=100), "default_budget": 3000}
+    async with scope() as session:
+        setup = await chat_setup(session=session, user_id=alice.id, model="asst:pirate", query="my boat", **common)
+        plain = await chat_setup(session=session, user_id=alice.id, model="standin-model", query="hi", temporary=True,
+                                 **common)  # fmt: skip
+        for who, name in ((alice.id, "asst:nobody"), (bob.id, "asst:pirate")):
+            with pytest.raises(InputError, match="unknown_model"):
+                await chat_setup(session=session, user_id=who, model=name, query="x", **common)
+    assert (setup.model, setup.budget, setup.knowledge_ids) == ("standin-model", 800, [7])
+    assert (setup.params.temperature, setup.params.max_tokens) == (0.4, 100)
+    assert setup.system_prompt.startswith("Talk like a pirate.\n\n") and "I am a sailor." in setup.system_prompt
+    assert "- Owns a boat called Mary" in setup.system_prompt
+    assert plain.model == "standin-model" and plain.system_prompt.startswith("You are Rubin.")
+    assert "I am a sailor." in plain.system_prompt and "Mary" not in plain.system_prompt  # temporary: no memory
+    # What the chat flow then sends reaches the model as set up.
+    request = ChatRequest.of_turns(setup.model, build_context(setup.system_prompt, [Turn("user", "Ahoy")], 800),
+                                   setup.params)  # fmt: skip
+    client = LLMClient(standin.url, retries=0)
+    try:
+        await client.complete_request(request)
+    finally:
+        await client.aclose()
+    sent = standin.last_answer_json
+    assert sent is not None and sent["model"] == "standin-model" and sent["temperature"] == 0.4
+    assert sent["messages"][0] == {"role": "system", "content": setup.system_prompt}
