@@ -162,7 +162,11 @@ def memory_section() -> rx.Component:
         rx.cond(
             PersonalState.memories.length() > 0,
             rx.vstack(rx.foreach(PersonalState.memories, _memory_row), width="100%", spacing="2"),
-            rx.text(T["memory_none"], size="2", color=styles.muted, data_testid="memory-none"),
+            rx.cond(
+                PersonalState.loaded,
+                rx.text(T["memory_none"], size="2", color=styles.muted, data_testid="memory-none"),
+                rx.spinner(size="2"),
+            ),
         ),
         spacing="3",
         width="100%",

@@ -31,6 +31,7 @@ class PersonalState(AuthState):
     editing_id: str = ""  # the memory whose text is being edited
     memory_error: str = ""
     undo_text: str = ""  # the last deleted memory (Undo adds it back)
+    loaded: bool = False  # the list shows once it is read (not the empty default first)
 
     def __getstate__(self) -> dict[str, Any]:
         return seal_state(type(self).get_full_name(), super().__getstate__(), CONTENT_VARS)
@@ -54,6 +55,7 @@ class PersonalState(AuthState):
         self.memories = [{"id": str(m.id), "text": m.text} for m in rows]
         self.instructions_notice = self.instructions_error = self.memory_error = ""
         self.editing_id = self.undo_text = ""
+        self.loaded = True
 
     @rx.event
     async def save_instructions(self, form: dict) -> None:

@@ -85,20 +85,21 @@ def test_make_an_assistant_pick_it_export_and_import(
     expect(theirs.get_by_test_id("assistant-name")).to_have_text("Pirate")
     theirs.get_by_test_id("assistant-delete").click()
     expect(second.get_by_test_id("assistants-none")).to_be_visible()
-    expect(row).to_have_count(1)  # the owner's own is untouched
+    open_assistants(page)
+    expect(page.get_by_test_id("assistant-row")).to_have_count(1)  # the owner's own is untouched
 
 
 def test_instructions_and_the_memory_list(open_page: Callable[..., Page], make_account: Callable[..., Account]) -> None:
     user, other = make_account("memory"), make_account("memory-other")
     page = open_page(signed_in=user)
     open_account(page)
+    expect(page.get_by_test_id("memory-none")).to_be_visible()  # the section's own load ran
     page.get_by_test_id("instructions-about").fill("I teach maths in Kazan.")
     page.get_by_test_id("instructions-style").fill("Short answers, please.")
     page.get_by_test_id("save-instructions").click()
     expect(page.get_by_test_id("instructions-notice")).to_have_text("Saved")
 
     memory = page.get_by_test_id("memory")
-    expect(page.get_by_test_id("memory-none")).to_be_visible()
     new = page.get_by_test_id("memory-new")
     new.fill("Likes green tea")
     page.get_by_test_id("memory-add").click()

@@ -222,3 +222,31 @@ async def test_proposals_from_the_stand_in_model(llm: LLMClient, standin: StandI
     async with scope() as session:  # "memory updated" — Undo
         assert await service.delete_memories(session=session, user_id=user.id, memory_ids=[added[0].id]) == 1
         assert await service.list_memories(session=session, user_id=user.id) == []
+
+
+async def test_memories_and_instructions_are_ciphertext_in_the_database(runtime, db_url: str) -> None:
+    from sqlalchemy import text
+
+    from rubin_app.services.db import session_scope
+
+    marker = "Ящерица-memory-7Q2"
+    async with session_scope() as session:
+        user = await make_user(session)
+        await service.add_memory(session=session, user_id=user.id, text=f"Keeps a lizard called {marker}")
+        await instructions.set_instructions(session=session, user_id=user.id, about=f"About {marker}", style=marker)
+    async with session_scope(read_only=True) as session:
+        raw = [str(r[0]) for r in (await session.exec(text("SELECT text FROM memories"))).all()]  # type: ignore[call-overload]
+        raw += [
+            str(r[0]) + str(r[1])
+            for r in (await session.exec(text("SELECT about, style FROM user_personalisation"))).all()
+        ]  # type: ignore[call-overload]
+    assert raw and all(marker not in r and r.startswith("$rv1$") for r in raw)
+    async with session_scope(read_only=True) as session:
+        assert [m.text for m in await service.list_memories(session=session, user_id=user.id)] == [
+            f"Keeps a lizard called {marker}"
+        ]
+        assert await instructions.get_instructions(session=session, user_id=user.id) == (f"About {marker}", marker)
+        found = await service.relevant_memories(
+            session=session, user_id=user.id, query="my lizard", embedder=None, budget_tokens=100
+        )
+        assert found == [f"Keeps a lizard called {marker}"]
