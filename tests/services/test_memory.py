@@ -5,6 +5,7 @@ another's, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 from collections.abc import AsyncIterator
@@ -250,3 +251,25 @@ async def test_memories_and_instructions_are_ciphertext_in_the_database(runtime,
             session=session, user_id=user.id, query="my lizard", embedder=None, budget_tokens=100
         )
         assert found == [f"Keeps a lizard called {marker}"]
+
+
+async def test_the_account_export_holds_the_users_personal_data_only(scope) -> None:
+    from rubin_app.assistants import io
+    from rubin_app.assistants import service as assistants
+    from rubin_app.services import export
+
+    async with scope() as session:
+        alice, bob = await make_user(session), await make_user(session)
+        for who, fact in ((alice, "Alice likes tea"), (bob, "Bob likes coffee")):
+            await service.add_memory(session=session, user_id=who.id, text=fact)
+            await instructions.set_instructions(session=session, user_id=who.id, about=f"{fact}!", style="")
+            await assistants.create_assistant(
+                session=session, user_id=who.id, spec=io.spec_of({"name": f"{fact} bot", "base_model": "m"})
+            )
+    async with scope() as session:
+        data = await export.export_data(session=session, user_id=alice.id)
+    personal = data["personal"]
+    assert personal["instructions"] == {"about": "Alice likes tea!", "style": ""} and personal["memory_enabled"]
+    assert [m["text"] for m in personal["memories"]] == ["Alice likes tea"]
+    assert [a.name for a in io.parse_document(json.dumps(personal["assistants"]))] == ["Alice likes tea bot"]
+    assert "Bob" not in repr(data)
