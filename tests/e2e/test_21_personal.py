@@ -11,7 +11,9 @@ from pathlib import Path
 
 from playwright.sync_api import Locator, Page, expect
 
-from .helpers import Account, open_app, open_user_menu
+from tests.fakes.localai_standin import StandIn
+
+from .helpers import Account, ask, body, expected, open_app, open_user_menu, unique
 
 
 def open_assistants(page: Page) -> Locator:
@@ -136,3 +138,37 @@ def test_instructions_and_the_memory_list(open_page: Callable[..., Page], make_a
     open_account(second)
     expect(second.get_by_test_id("memory-none")).to_be_visible()
     expect(second.get_by_test_id("instructions-about")).to_have_value("")
+
+
+def test_an_assistant_answers_in_the_chat_with_the_users_memory(
+    open_page: Callable[..., Page], make_account: Callable[..., Account], standin: StandIn
+) -> None:
+    """Needs the chat flow's wiring (chat_flow.check_model / _request -> assistants.chat.chat_setup)."""
+    user = make_account("asst-chat")
+    page = open_page(signed_in=user)
+    open_account(page)
+    expect(page.get_by_test_id("memory-none")).to_be_visible()
+    page.get_by_test_id("memory-new").fill("Keeps a parrot called Polly")
+    page.get_by_test_id("memory-add").click()
+    expect(page.get_by_test_id("memory-text")).to_have_text(["Keeps a parrot called Polly"])
+    open_assistants(page)
+    page.get_by_test_id("assistant-new").click()
+    page.get_by_test_id("assistant-form-name").fill("Pirate")
+    page.get_by_test_id("assistant-form-prompt").fill("Talk like a pirate.")
+    page.get_by_label("Temperature").fill("0.4")
+    page.get_by_test_id("assistant-save").click()
+    expect(page.get_by_test_id("assistant-row")).to_have_count(1)
+
+    open_app(page)
+    page.get_by_test_id("model-select").click()
+    page.get_by_role("option", name="asst:pirate").click()
+    question = f"How is my parrot {unique('q')}?"
+    answer = ask(page, question)
+    expect(body(answer)).to_have_text(expected(question))
+    sent = standin.last_answer_json
+    assert sent is not None and sent["model"] == "standin-model" and sent["temperature"] == 0.4
+    system = sent["messages"][0]
+    assert system["role"] == "system" and system["content"].startswith("Talk like a pirate.")
+    assert "- Keeps a parrot called Polly" in system["content"]
+    page.reload()  # the chat keeps its assistant
+    expect(page.get_by_test_id("model-select")).to_contain_text("asst:pirate")
