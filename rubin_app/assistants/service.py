@@ -169,6 +169,8 @@ async def import_assistants(*, session: AsyncSession, user_id: int, specs: list[
     return [await create_assistant(session=session, user_id=user_id, spec=s) for s in specs]
 
 
-async def model_names(*, session: AsyncSession, user_id: int, allows: Callable[[str], bool]) -> list[str]:
-    """The picker's names ("asst:<slug>") of the assistants the user may use whose base model `allows` lets them."""
-    return [a.model_name for a in await list_assistants(session=session, user_id=user_id) if allows(a.base_model)]
+async def model_names(*, session: AsyncSession, user_id: int, allows: Callable[[str], bool]) -> dict[str, list[str]]:
+    """The picker's names ("asst:<slug>") of the assistants the user may use whose base model `allows` lets them,
+    each with its starter prompts, by name."""
+    usable = [a for a in await list_assistants(session=session, user_id=user_id) if allows(a.base_model)]
+    return {a.model_name: starters_of(a) for a in usable}

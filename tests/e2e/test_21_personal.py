@@ -44,6 +44,7 @@ def test_make_an_assistant_pick_it_export_and_import(
     editor = page.get_by_test_id("assistant-editor")
     editor.get_by_test_id("assistant-form-name").fill("Pirate")
     editor.get_by_test_id("assistant-form-prompt").fill("Talk like a pirate.")
+    editor.get_by_label("Starter prompts (one per line)").fill("Tell me a sea story\n\nWhat is a doubloon?")
     editor.get_by_label("Temperature").fill("9")  # out of range: refused, nothing lost
     page.get_by_test_id("assistant-save").click()
     expect(page.get_by_test_id("assistants-error")).to_contain_text("temperature")
@@ -66,8 +67,13 @@ def test_make_an_assistant_pick_it_export_and_import(
     picker = page.get_by_test_id("model-select")
     picker.click()
     expect(page.get_by_role("option", name="asst:pirate")).to_be_visible()
+    expect(page.get_by_test_id("starter")).to_have_count(0)  # a plain model has no starters
     page.get_by_role("option", name="asst:pirate").click()
     expect(picker).to_contain_text("asst:pirate")
+    starters = page.get_by_test_id("starter")
+    expect(starters).to_have_text(["Tell me a sea story", "What is a doubloon?"])
+    starters.first.click()
+    expect(page.get_by_test_id("composer")).to_have_value("Tell me a sea story")
 
     # Another user: nothing of it; a broken file is refused with its reason; the exported one imports.
     second = open_page(signed_in=other)

@@ -77,6 +77,13 @@ class ChatState(SidebarMixin, AnswersMixin, WatchMixin, TemporaryMixin, AuthStat
     models: list[str] = []
     model: str = ""
     models_error: str = ""
+    starters: dict[str, list[str]] = {}  # each assistant's starter prompts, by its picker name
+
+    @rx.var
+    def model_starters(self) -> list[str]:
+        """The starter prompts of the picked assistant (none for a plain model)."""
+        return self.starters.get(self.model, [])
+
     draft_error: str = ""
     edit_id: int = 0
     edit_text: str = ""
@@ -150,9 +157,10 @@ class ChatState(SidebarMixin, AnswersMixin, WatchMixin, TemporaryMixin, AuthStat
         permissions = await rt.permissions.get(user_id)
         self.models = await catalog.allowed(permissions, refresh=refresh)
         async with session_scope(read_only=True) as session:  # the user's assistants beside the models (asst:<slug>)
-            self.models += await assistants.model_names(
+            self.starters = await assistants.model_names(
                 session=session, user_id=user_id, allows=permissions.allows_model
             )
+        self.models += list(self.starters)
         self.models_error = self._error_text(catalog.error.code) if catalog.error else ""
         if self.model not in self.models:
             default = get_runtime().settings.default_model
