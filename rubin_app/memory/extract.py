@@ -14,7 +14,11 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from rubin_app.llm.client import LLMError
+from rubin_app.memory.instructions import memory_enabled
+from rubin_app.memory.models import Memory
+from rubin_app.memory.service import list_memories, save_proposed
 from rubin_app.services import text as text_rules
+from rubin_app.services.db import session_scope
 
 log = logging.getLogger(__name__)
 
@@ -117,3 +121,22 @@ async def propose_memories(
     facts = parse_facts(raw, existing)
     log.debug("memory proposal: %d facts", len(facts))
     return facts
+
+
+async def remember_from_chat(
+    *, client: Completer, model: str, user_id: int, turns: Sequence[TurnLike], conversation_id: str | None = None,
+    max_items: int = 200,
+) -> list[Memory]:  # fmt: skip
+    """The step after an answer: unless the user switched memory off, ask the chat's model for new facts and save
+    them; the memories added (for the "Memory updated" note and its Undo: `service.delete_memories`)."""
+    async with session_scope(read_only=True) as session:
+        if not await memory_enabled(session=session, user_id=user_id):
+            return []
+        existing = [m.text for m in await list_memories(session=session, user_id=user_id)]
+    facts = await propose_memories(client=client, model=model, turns=turns, existing=existing)
+    if not facts:
+        return []
+    async with session_scope() as session:
+        return await save_proposed(
+            session=session, user_id=user_id, facts=facts, conversation_id=conversation_id, max_items=max_items
+        )

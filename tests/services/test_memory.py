@@ -273,3 +273,26 @@ async def test_the_account_export_holds_the_users_personal_data_only(scope) -> N
     assert [m["text"] for m in personal["memories"]] == ["Alice likes tea"]
     assert [a.name for a in io.parse_document(json.dumps(personal["assistants"]))] == ["Alice likes tea bot"]
     assert "Bob" not in repr(data)
+
+
+async def test_the_step_after_an_answer_saves_new_facts_unless_memory_is_off(
+    llm: LLMClient, standin: StandIn, scope, db_url: str, app_env
+) -> None:
+    from rubin_app.memory.extract import remember_from_chat
+
+    app_env(database_url=db_url)  # remember_from_chat opens its own sessions on the app's database
+    async with scope() as session:
+        user = await make_user(session)
+        await service.add_memory(session=session, user_id=user.id, text="Lives in Kazan")
+    turns = [Turn("user", 'I got a puppy [[reply=["Lives in Kazan", "Has a puppy"] ]]'), Turn("assistant", "Nice!")]
+    added = await remember_from_chat(client=llm, model="standin-model", user_id=user.id, turns=turns,
+                                     conversation_id="c9")  # fmt: skip
+    assert [(m.text, m.source_conversation_id) for m in added] == [("Has a puppy", "c9")]
+    assert "- Lives in Kazan" in standin.last_request_json["messages"][-1]["content"]  # told what is known
+    async with scope() as session:
+        await instructions.set_memory_enabled(session=session, user_id=user.id, enabled=False)
+    asked = standin.requests
+    assert await remember_from_chat(client=llm, model="standin-model", user_id=user.id, turns=turns) == []
+    assert standin.requests == asked  # switched off: the model is not even asked
+    async with scope() as session:
+        assert len(await service.list_memories(session=session, user_id=user.id)) == 2
