@@ -32,6 +32,6 @@ class Memory(SQLModel, table=True):
     text: str = Field(sa_type=Text)
     enabled: bool = Field(default=True)
     source_conversation_id: str | None = Field(default=None, max_length=32)  # the chat it came from (no FK)
-    embedding: str | None = Field(default=None, sa_type=Text)  # JSON vector of `text` (the embedder's)
+    embedding: str | None = Field(default=None, sa_type=Text)  # `text`'s vector: L2-normalised float32, base64
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

@@ -5,14 +5,17 @@ overlap. Every query filters by the acting user. Nothing here commits: the calle
 
 from __future__ import annotations
 
-import json
+import base64
+import binascii
 import logging
 import math
+import operator
 import re
+from array import array
 from collections.abc import Sequence
 from typing import Literal, Protocol
 
-from sqlmodel import col, delete, select
+from sqlmodel import col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rubin_app.core.clock import utcnow
@@ -21,12 +24,14 @@ from rubin_app.memory.models import Memory
 from rubin_app.services import text as text_rules
 from rubin_app.services.chats import InputError
 from rubin_app.services.context import estimate_tokens
+from rubin_app.vault.service import get_vault
 
 log = logging.getLogger(__name__)
 
 MAX_TEXT = 500
 DEFAULT_MAX_ITEMS = 200
 _WORD = re.compile(r"\w+", re.UNICODE)
+TEXT_FIELD = "memories.text"  # the sealed column's name (vault/orm.py field_name)
 
 
 class Embedder(Protocol):
@@ -140,31 +145,54 @@ def _terms(value: str) -> set[str]:
     return {w[:5] for w in _WORD.findall(value.casefold()) if len(w) >= 3}
 
 
+def _overlap(q: set[str], m: set[str]) -> float:
+    return len(q & m) / math.sqrt(len(q) * len(m)) if q and m else 0.0
+
+
 def word_overlap(query: str, memory: str) -> float:
     """Similarity by shared word stems (cosine of the sets), 0..1."""
-    q, m = _terms(query), _terms(memory)
-    if not q or not m:
-        return 0.0
-    return len(q & m) / math.sqrt(len(q) * len(m))
+    return _overlap(_terms(query), _terms(memory))
 
 
-def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b, strict=True))
-    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
-    return dot / norm if norm else 0.0
+def _unit(vector: Sequence[float]) -> array[float]:
+    norm = math.sqrt(math.fsum(x * x for x in vector)) or 1.0
+    return array("f", (x / norm for x in vector))
 
 
-async def _vector_scores(memories: list[Memory], query: str, embedder: Embedder) -> list[float]:
-    """Cosine similarity of each memory to the query; memories without a (current) embedding get one, saved."""
-    [q] = await embedder.embed([query], kind="query")
-    stored = [json.loads(m.embedding) if m.embedding else None for m in memories]
+def pack_vector(vector: Sequence[float]) -> str:
+    """A vector as stored: L2-normalised float32, base64 (a fraction of JSON's size and parse time)."""
+    return base64.b64encode(_unit(vector).tobytes()).decode("ascii")
+
+
+def unpack_vector(stored: str | None) -> array[float] | None:
+    """A stored vector (None when missing or unreadable)."""
+    if not stored:
+        return None
+    try:
+        vector = array("f")
+        vector.frombytes(base64.b64decode(stored, validate=True))
+    except (ValueError, binascii.Error):
+        return None
+    return vector
+
+
+async def _vector_scores(
+    session: AsyncSession, user_id: int, rows: list[tuple[int, str, str | None]], query: str, embedder: Embedder
+) -> list[float]:
+    """Cosine similarity of each memory (id, text, stored vector) to the query; memories without a (current)
+    embedding get one, saved through `session`."""
+    [asked] = await embedder.embed([query], kind="query")
+    q = _unit(asked)
+    stored = [unpack_vector(vector) for _, _, vector in rows]
     missing = [i for i, v in enumerate(stored) if v is None or len(v) != len(q)]
     if missing:
-        vectors = await embedder.embed([memories[i].text for i in missing], kind="document")
+        vectors = await embedder.embed([rows[i][1] for i in missing], kind="document")
         for i, vector in zip(missing, vectors, strict=True):
-            stored[i] = vector
-            memories[i].embedding = json.dumps([round(x, 6) for x in vector])
-    return [_cosine(q, v) if v is not None and len(v) == len(q) else 0.0 for v in stored]
+            packed = pack_vector(vector)
+            stored[i] = unpack_vector(packed)
+            where = (col(Memory.id) == rows[i][0], col(Memory.user_id) == user_id)
+            await session.exec(update(Memory).where(*where).values(embedding=packed))
+    return [math.fsum(map(operator.mul, q, v)) if v is not None and len(v) == len(q) else 0.0 for v in stored]
 
 
 async def relevant_memories(
@@ -173,27 +201,32 @@ async def relevant_memories(
     """The user's enabled memories most relevant to `query` that fit `budget_tokens`, most relevant first.
 
     By embedding similarity with an embedder (an embedder failure falls back to word overlap, logged), else by
-    shared words; equally relevant ones newest first. Memories made without an embedding get one here."""
+    shared words; equally relevant ones newest first. Memories without an embedding get one here (pass a writable
+    session with an embedder). Columns are read, not ORM rows: this is on the way to a chat's first token."""
     if budget_tokens <= 0:
         return []
-    stmt = select(Memory).where(col(Memory.user_id) == user_id, col(Memory.enabled).is_(True))
-    memories = list((await session.exec(stmt.order_by(col(Memory.id).desc()))).all())
-    if not memories:
+    stmt = select(Memory.id, Memory.text, Memory.embedding).where(
+        col(Memory.user_id) == user_id, col(Memory.enabled).is_(True)
+    )
+    raw = (await session.exec(stmt.order_by(col(Memory.id).desc()))).all()
+    if not raw:
         return []
+    cipher = await get_vault().prime(session, user_id)  # column selects: opened here, not by the ORM hooks
+    rows = [(i or 0, cipher.show(TEXT_FIELD, text, i), vector) for i, text, vector in raw]
     scores: list[float] | None = None
     if embedder is not None:
         try:
-            scores = await _vector_scores(memories, query, embedder)
-            session.add_all(memories)
-        except Exception as exc:
+            scores = await _vector_scores(session, user_id, rows, query, embedder)
+        except Exception as exc:  # any embedder failure: relevance by words instead
             log.warning("memory relevance by words: the embedder failed (%s)", type(exc).__name__)
     if scores is None:
-        scores = [word_overlap(query, m.text) for m in memories]
-    ranked = sorted(range(len(memories)), key=lambda i: -scores[i])  # stable: newest first among equals
+        asked = _terms(query)
+        scores = [_overlap(asked, _terms(text)) for _, text, _ in rows]
+    ranked = sorted(range(len(rows)), key=lambda i: -scores[i])  # stable: newest first among equals
     chosen, used = [], 0
     for i in ranked:
-        cost = estimate_tokens(memories[i].text)
+        cost = estimate_tokens(rows[i][1])
         if used + cost <= budget_tokens:
-            chosen.append(memories[i].text)
+            chosen.append(rows[i][1])
             used += cost
     return chosen
