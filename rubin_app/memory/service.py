@@ -95,6 +95,9 @@ async def update_memory(
     """Edit a memory's text or switch it off/on (a new text drops its embedding, made again when needed)."""
     memory = await _own(session, user_id, memory_id)
     if text is not None and (text := clean_memory(text)) != memory.text:
+        others = await list_memories(session=session, user_id=user_id)
+        if any(m.id != memory_id and _key(m.text) == _key(text) for m in others):
+            raise InputError("memory_exists")
         memory.text, memory.embedding = text, None
     if enabled is not None:
         memory.enabled = bool(enabled)

@@ -104,3 +104,27 @@ def test_rest_isolation_sharing_and_export_import(two_users: tuple[LiveApp, str,
     assert len(user.get("/assistants").json()) == 1  # the own copy wins over the shared one of the same name
     assert user.delete(f"/assistants/{imported.json()[0]['id']}").status_code == 204
     assert admin.get(path).status_code == 200
+
+
+def test_an_assistant_on_a_model_the_users_groups_do_not_allow(
+    start_app: Callable[..., LiveApp], standin: StandIn
+) -> None:
+    from tests.api.test_groups_api import group
+
+    app = start_app(localai_url=standin.url)
+    new_user(app, "admin@example.com")
+    intern = new_user(app, "intern@example.com")
+    group(app, "interns", [intern], models='["standin-small"]')
+    key = new_key(app, intern)
+    http = rest(app, key)
+    assert http.post("/assistants", json={**PIRATE, "name": "Big"}).status_code == 201
+    assert http.post("/assistants", json={**PIRATE, "name": "Small", "base_model": "standin-small"}).status_code == 201
+    with sdk(app, key) as client:
+        listed = ids(client)
+        assert "asst:small" in listed and "asst:big" not in listed
+        with pytest.raises(openai.PermissionDeniedError):
+            client.chat.completions.create(model="asst:big", messages=[{"role": "user", "content": "hi"}])
+        with pytest.raises(openai.NotFoundError):
+            client.models.retrieve("asst:big")
+        client.chat.completions.create(model="asst:small", messages=[{"role": "user", "content": "hi"}])
+    assert standin.last_answer_json is not None and standin.last_answer_json["model"] == "standin-small"

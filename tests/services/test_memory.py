@@ -75,6 +75,8 @@ async def test_the_list_add_edit_switch_delete_and_isolation(scope) -> None:
             with pytest.raises(InputError, match="memory_not_found"):
                 await call
         assert await service.delete_memories(session=session, user_id=bob.id, memory_ids=[tea.id]) == 0
+        with pytest.raises(InputError, match="memory_exists"):
+            await service.update_memory(session=session, user_id=alice.id, memory_id=tea.id, text="lives in kazan")
         edited = await service.update_memory(session=session, user_id=alice.id, memory_id=tea.id, text="Likes oolong")
         assert edited.text == "Likes oolong"
         await service.update_memory(session=session, user_id=alice.id, memory_id=tea.id, enabled=False)
@@ -296,3 +298,26 @@ async def test_the_step_after_an_answer_saves_new_facts_unless_memory_is_off(
     assert standin.requests == asked  # switched off: the model is not even asked
     async with scope() as session:
         assert len(await service.list_memories(session=session, user_id=user.id)) == 2
+
+
+async def test_deleting_the_account_deletes_its_memories_instructions_and_assistants(scope) -> None:
+    from sqlalchemy import text
+
+    from rubin_app.assistants import io
+    from rubin_app.assistants import service as assistants
+    from rubin_app.services import accounts
+
+    async with scope() as session:
+        user, other = await make_user(session), await make_user(session)
+        for who in (user, other):
+            await service.add_memory(session=session, user_id=who.id, text="Likes tea")
+            await instructions.set_instructions(session=session, user_id=who.id, about="Me", style="")
+            spec = io.spec_of({"name": "Bot", "base_model": "m"})
+            await assistants.create_assistant(session=session, user_id=who.id, spec=spec)
+    async with scope() as session:
+        await accounts.delete_account(session=session, user_id=user.id, actor_id=user.id)
+    async with scope() as session:
+        for table in ("memories", "user_personalisation", "assistants"):
+            column = "owner_id" if table == "assistants" else "user_id"
+            rows = (await session.exec(text(f"SELECT {column} FROM {table}"))).all()  # type: ignore[call-overload]
+            assert [r[0] for r in rows] == [other.id], table
