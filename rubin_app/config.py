@@ -171,6 +171,10 @@ class Settings(BaseSettings):
         description="An answer left unfinished by a worker that died or stopped: 'continue' (another worker asks "
         "the model again with the partial answer as its prefix) or 'retry' (kept, marked interrupted, Retry offered).",
     )
+    memory_token_budget: int = Field(
+        default=400, ge=0, le=8000, description="Tokens of a user's long-term memories sent with a chat (0: none)."
+    )
+    memory_max_items: int = Field(default=200, ge=1, le=5000, description="Most memories one user may keep.")
 
     # Storage
     database_url: str = Field(default="", description="SQLAlchemy URL; empty: SQLite in DATA_DIR.")

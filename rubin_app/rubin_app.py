@@ -18,6 +18,7 @@ from rubin_app.components.pwa import pwa_head
 from rubin_app.config import get_settings
 from rubin_app.pages.account import AccountState, account_page
 from rubin_app.pages.api_keys import ApiKeysState
+from rubin_app.pages.assistants import assistants_page
 from rubin_app.pages.chat import chat_page
 from rubin_app.pages.knowledge import knowledge_page
 from rubin_app.pages.login import LoginState, PendingState, login_page, pending_page
@@ -25,11 +26,13 @@ from rubin_app.pages.two_factor import TwoFactorSetupState, two_factor_page
 from rubin_app.services.db import session_scope
 from rubin_app.services.migrate import upgrade_head
 from rubin_app.services.runtime import get_runtime
+from rubin_app.state.assistants import AssistantsState
 from rubin_app.state.auth import on_backend_error
 from rubin_app.state.chat import ChatState
 from rubin_app.state.hardening import install as install_hardening
 from rubin_app.state.knowledge import KnowledgeState
 from rubin_app.state.log_redaction import install as install_log_redaction
+from rubin_app.state.personal import PersonalState
 from rubin_app.state.resilient import install as install_resilient_state
 from rubin_app.state.tab_store import TabStateRedis
 from rubin_app.vault import startup as vault_startup
@@ -91,7 +94,11 @@ app.add_page(
     two_factor_page, route="/two-factor", title="Two-factor sign-in · Rubin AI", on_load=TwoFactorSetupState.on_load
 )
 app.add_page(
-    account_page, route="/account", title="Account · Rubin AI", on_load=[AccountState.on_load, ApiKeysState.load]
+    account_page,
+    route="/account",
+    title="Account · Rubin AI",
+    on_load=[AccountState.on_load, ApiKeysState.load, PersonalState.load],
 )
 app.add_page(knowledge_page, route="/knowledge", title="Knowledge · Rubin AI", on_load=KnowledgeState.on_load)
+app.add_page(assistants_page, route="/assistants", title="Assistants · Rubin AI", on_load=AssistantsState.on_load)
 app.add_page(admin_page, route="/admin", title="Admin · Rubin AI", on_load=AdminState.on_load)

@@ -10,6 +10,7 @@
 #   scripts/bench.sh backup [args]      backups: time and size vs a bare copy, restore, writers' latency during a backup
 #   scripts/bench.sh container [args]   the container image: size, cold start vs scripts/run.sh, idle memory (podman)
 #   scripts/bench.sh ingest [args]      knowledge ingestion: extraction + chunking pages/s per format vs plain text
+#   scripts/bench.sh memory [args]      personalisation: the cost of instructions + relevant memories on the send path
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$RUBIN_ROOT"
@@ -37,6 +38,10 @@ fi
 if [ "${1:-}" = "ingest" ]; then
   shift
   exec python -m bench.ingest_bench "$@"
+fi
+if [ "${1:-}" = "memory" ]; then
+  shift
+  exec python -m bench.memory_bench "$@"
 fi
 if [ "${1:-}" = "backup" ]; then
   shift

@@ -69,6 +69,7 @@ def user_menu() -> rx.Component:
                 rx.box(rx.text(AuthState.user_email, size="1", color=styles.muted), padding="0.25rem 0.75rem"),
                 rx.menu.item(T["account"], on_click=rx.redirect("/account"), data_testid="menu-account"),
                 rx.menu.item(T["knowledge"], on_click=rx.redirect("/knowledge"), data_testid="menu-knowledge"),
+                rx.menu.item(T["assistants"], on_click=rx.redirect("/assistants"), data_testid="menu-assistants"),
                 rx.cond(
                     AuthState.is_admin,
                     rx.menu.item(T["admin"], on_click=rx.redirect("/admin"), data_testid="menu-admin"),

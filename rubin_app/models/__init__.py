@@ -5,6 +5,8 @@ from rubin_app.accounts.group_models import Group, GroupMember
 from rubin_app.accounts.models import ApiKey
 from rubin_app.accounts.twofactor_models import Passkey, PendingLogin, RecoveryCode, TotpSecret
 from rubin_app.knowledge.models import KnowledgeBase, KnowledgeChunk, KnowledgeFile
+from rubin_app.assistants.models import Assistant
+from rubin_app.memory.models import Memory, Personalisation
 from rubin_app.models.auth import AppSetting, AuditEvent, AuthSession, UserLimit
 from rubin_app.models.chat import (
     Conversation,
@@ -23,6 +25,7 @@ from rubin_app.webhooks.models import WebhookDelivery, WebhookEndpoint
 __all__ = [
     "ApiKey",
     "AppSetting",
+    "Assistant",
     "AuditEvent",
     "AuthSession",
     "Conversation",
@@ -33,12 +36,14 @@ __all__ = [
     "KnowledgeChunk",
     "KnowledgeFile",
     "LoginAttempt",
+    "Memory",
     "Message",
     "MessagePublic",
     "MessageRole",
     "MessageStatus",
     "Passkey",
     "PendingLogin",
+    "Personalisation",
     "RecoveryCode",
     "Role",
     "TotpSecret",

@@ -7,6 +7,7 @@ import reflex as rx
 from rubin_app import i18n
 from rubin_app.components import styles
 from rubin_app.components.auth_forms import field, notice, page_card, post_form, touch_button
+from rubin_app.components.personal import memory_section, personalisation_section
 from rubin_app.components.privacy import privacy_section
 from rubin_app.components.two_factor import two_factor_section
 from rubin_app.components.webhooks import webhooks_section
@@ -327,6 +328,8 @@ def account_page() -> rx.Component:
         rx.cond(AuthState.is_admin, rx.link(T["admin"], href="/admin", size="2", data_testid="to-admin")),
         notice(AccountState.security_notice, "amber", "security-notice"),
         _profile(),
+        personalisation_section(),  # custom instructions
+        memory_section(),  # long-term memory: the list and the switch
         _password(),
         two_factor_section(),
         _sessions_and_data(),

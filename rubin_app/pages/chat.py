@@ -23,6 +23,21 @@ def _welcome() -> rx.Component:
         rx.vstack(
             rx.heading(T["welcome_title"], size="7"),
             rx.text(T["welcome_body"], color=styles.muted, text_align="center"),
+            rx.flex(  # the picked assistant's starter prompts: a click puts one in the message box
+                rx.foreach(
+                    ChatState.model_starters,
+                    lambda s: rx.button(
+                        s,
+                        variant="soft",
+                        size="2",
+                        data_testid="starter",
+                        on_click=[rx.set_value("composer", s), rx.set_focus("composer")],
+                    ),
+                ),
+                wrap="wrap",
+                gap="2",
+                justify="center",
+            ),
             align="center",
             max_width="32rem",
             padding="1rem",

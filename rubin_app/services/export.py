@@ -8,6 +8,10 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rubin_app.assistants import io as assistant_io
+from rubin_app.assistants import service as assistants
+from rubin_app.memory import instructions
+from rubin_app.memory import service as memories
 from rubin_app.models import Conversation, Message, User
 from rubin_app.models.user import utcnow
 from rubin_app.services.chats import InputError
@@ -74,5 +78,19 @@ async def export_data(*, session: AsyncSession, user_id: int, page: int = 500) -
         "format": "rubin-export/1",
         "exported_at": utcnow().isoformat(),
         "user": user_data,
+        "personal": await _personal(session, user_id),
         "conversations": conversations,
+    }
+
+
+async def _personal(session: AsyncSession, user_id: int) -> dict[str, Any]:
+    """Custom instructions, the memory switch and list, and the user's own assistants (their export file's form)."""
+    about, style = await instructions.get_instructions(session=session, user_id=user_id)
+    rows = await memories.list_memories(session=session, user_id=user_id)
+    own = [a for a in await assistants.list_assistants(session=session, user_id=user_id) if a.owner_id == user_id]
+    return {
+        "instructions": {"about": about, "style": style},
+        "memory_enabled": await instructions.memory_enabled(session=session, user_id=user_id),
+        "memories": [{"text": m.text, "enabled": m.enabled, "created_at": m.created_at.isoformat()} for m in rows],
+        "assistants": assistant_io.export_document([assistants.spec_from(a) for a in own]),
     }

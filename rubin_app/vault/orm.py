@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.orm import attributes
 
+from rubin_app.memory.models import Memory, Personalisation
 from rubin_app.models.chat import Conversation, Message
 from rubin_app.models.user import User
 from rubin_app.vault.sealing import PREFIX, is_sealed
@@ -20,6 +21,8 @@ from rubin_app.vault.service import get_vault
 SEALED_FIELDS: dict[type, tuple[str, ...]] = {
     Message: ("content", "reasoning", "annotations"),
     Conversation: ("title",),
+    Memory: ("text",),  # long-term memories and custom instructions (issue #15)
+    Personalisation: ("about", "style"),
 }
 _PLAIN = "_rubin_plain"
 _CIPHERS = "rubin_vault_ciphers"  # a query's opened ciphers, in its context's attributes
@@ -64,7 +67,7 @@ def _open(model: type, target: Any, context: Any, attrs: Any = None) -> None:
             cipher = ciphers.get(target.user_id)
             if cipher is None:
                 cipher = ciphers[target.user_id] = get_vault().prime_sync(context.session.connection(), target.user_id)
-            target.__dict__[attr] = cipher.show(name, value, target.id)
+            target.__dict__[attr] = cipher.show(name, value, getattr(target, "id", target.user_id))
 
 
 def install() -> None:

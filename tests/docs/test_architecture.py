@@ -66,6 +66,11 @@ FORBIDDEN = {
     # or the HTTP layer.
     "knowledge": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
                   "rubin_app.api"),
+    # Assistants, custom instructions and memory (issue #15): domain packages, never the UI or the HTTP layer.
+    "assistants": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
+                   "rubin_app.api"),
+    "memory": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
+               "rubin_app.api"),
     "i18n": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
              "rubin_app.api", "rubin_app.services", "rubin_app.models"),
 }  # fmt: skip

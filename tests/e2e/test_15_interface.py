@@ -225,6 +225,10 @@ def test_axe_finds_no_serious_problems(
     page.goto("/account")
     expect(page.get_by_test_id("account-theme")).to_be_visible()
     problems["account"] = _axe_violations(page)
+    page.goto("/assistants")  # with the editor open: every field of an assistant
+    page.get_by_test_id("assistant-new").click()
+    expect(page.get_by_test_id("assistant-editor")).to_be_visible()
+    problems["assistants"] = _axe_violations(page)
     anonymous = open_page(signed_in=False, color_scheme=scheme)
     anonymous.goto("/login")
     wait_login(anonymous)

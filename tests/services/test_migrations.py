@@ -28,6 +28,7 @@ TABLES = {
     "alembic_version", "user_groups", "user_group_members", "totp_secrets", "recovery_codes", "pending_logins",
     "passkeys", "knowledge_bases", "knowledge_files", "knowledge_chunks",
 }  # fmt: skip
+TABLES |= {"assistants", "user_personalisation", "memories"}  # assistants and memory (issue #15)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

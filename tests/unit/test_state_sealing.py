@@ -78,3 +78,26 @@ def test_a_two_factor_secret_being_set_up_is_sealed_too(keys_in) -> None:  # typ
         "JBSWY3DPEHPK3PXP",
         ["abcd-efgh-jkmn"],
     )
+
+
+def test_the_personal_states_are_sealed_too(keys_in) -> None:  # type: ignore[no-untyped-def]
+    from rubin_app.state.assistants import AssistantsState
+    from rubin_app.state.personal import PersonalState
+
+    keys_in()
+    personal = PersonalState(_reflex_internal_init=True)  # type: ignore[call-arg]
+    personal.about, personal.style = f"about {MARKER}", f"style {MARKER}"
+    personal.memories = [{"id": "1", "text": f"memory {MARKER}"}]
+    personal.undo_text = f"undo {MARKER}"
+    mine = AssistantsState(_reflex_internal_init=True)  # type: ignore[call-arg]
+    mine.items = [{"id": "1", "name": f"bot {MARKER}"}]
+    mine.form = {"system_prompt": f"prompt {MARKER}"}
+    mine.import_text = f"file {MARKER}"
+    for state in (personal, mine):
+        blob = state._serialize()
+        assert MARKER.encode() not in blob
+    back = PersonalState._deserialize(personal._serialize())
+    assert isinstance(back, PersonalState) and back.memories[0]["text"] == f"memory {MARKER}"
+    assert back.about == f"about {MARKER}"
+    again = AssistantsState._deserialize(mine._serialize())
+    assert isinstance(again, AssistantsState) and again.form["system_prompt"] == f"prompt {MARKER}"

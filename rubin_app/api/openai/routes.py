@@ -12,7 +12,7 @@ from rubin_app.accounts.key_limits import admit_key, settle_key
 from rubin_app.api.auth import client_ip
 from rubin_app.api.deps import require
 from rubin_app.api.errors import from_input_error, install_handlers
-from rubin_app.api.openai import completions
+from rubin_app.api.openai import assistants, completions
 from rubin_app.api.openai.request import parse_completion, read_json
 from rubin_app.core.errors import ApiError
 from rubin_app.services.chats import InputError
@@ -44,15 +44,21 @@ def build_openai_app() -> FastAPI:
     @app.get("/models")
     async def list_models(key: Chat) -> JSONResponse:
         rt = get_runtime()
-        models = await rt.catalog.allowed(await rt.permissions.get(key.user_id))
+        permissions = await rt.permissions.get(key.user_id)
+        models = await rt.catalog.allowed(permissions)
         if not models and rt.catalog.error is not None:
             raise ApiError(rt.catalog.error.code, "the model list is unavailable")
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "rubin"} for m in models]
+        data += await assistants.model_entries(key.user_id, permissions)  # the user's assistants (asst:<slug>)
         return JSONResponse({"object": "list", "data": data})
 
     @app.get("/models/{model_id:path}")
     async def get_model(model_id: str, key: Chat) -> JSONResponse:
         rt = get_runtime()
+        if assistants.names_assistant(model_id):
+            return JSONResponse(
+                await assistants.model_entry_of(key.user_id, model_id, await rt.permissions.get(key.user_id))
+            )
         if not (await rt.permissions.get(key.user_id)).allows_model(model_id):
             raise from_input_error(InputError("model_not_allowed", model=model_id))
         models = await rt.catalog.get()
@@ -67,7 +73,8 @@ def build_openai_app() -> FastAPI:
             await _body(request), max_messages=rt.settings.api_max_messages,
             max_message_chars=rt.settings.max_message_chars,
         )  # fmt: skip
-        run = await completions.start_stateless(rt, key, call.request, client_ip(request), stream=call.stream)
+        asked = await assistants.resolve_request(call.request, key.user_id)  # an assistant: its prompt and parameters
+        run = await completions.start_stateless(rt, key, asked, client_ip(request), stream=call.stream)
         if not call.stream:
             return JSONResponse(await completions.complete(run), headers={"Cache-Control": "no-store"})
         await run.wait_first_output()

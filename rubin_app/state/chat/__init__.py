@@ -28,6 +28,7 @@ from typing import Any
 import reflex as rx
 
 from rubin_app import i18n
+from rubin_app.assistants import service as assistants
 from rubin_app.models import Message, MessageStatus
 from rubin_app.services import chats
 from rubin_app.services.db import session_scope
@@ -78,6 +79,13 @@ class ChatState(SidebarMixin, AnswersMixin, WatchMixin, TemporaryMixin, Knowledg
     models: list[str] = []
     model: str = ""
     models_error: str = ""
+    starters: dict[str, list[str]] = {}  # each assistant's starter prompts, by its picker name
+
+    @rx.var
+    def model_starters(self) -> list[str]:
+        """The starter prompts of the picked assistant (none for a plain model)."""
+        return self.starters.get(self.model, [])
+
     draft_error: str = ""
     edit_id: int = 0
     edit_text: str = ""
@@ -149,7 +157,14 @@ class ChatState(SidebarMixin, AnswersMixin, WatchMixin, TemporaryMixin, Knowledg
     async def _load_models(self, refresh: bool) -> None:
         rt = get_runtime()
         catalog = rt.catalog
-        self.models = await catalog.allowed(await rt.permissions.get(await self._user_id()), refresh=refresh)
+        user_id = await self._user_id()
+        permissions = await rt.permissions.get(user_id)
+        self.models = await catalog.allowed(permissions, refresh=refresh)
+        async with session_scope(read_only=True) as session:  # the user's assistants beside the models (asst:<slug>)
+            self.starters = await assistants.model_names(
+                session=session, user_id=user_id, allows=permissions.allows_model
+            )
+        self.models += list(self.starters)
         self.models_error = self._error_text(catalog.error.code) if catalog.error else ""
         if self.model not in self.models:
             default = get_runtime().settings.default_model

@@ -1,0 +1,1 @@
+"""Personalisation: custom instructions and long-term memory (issue #15)."""
