@@ -1,8 +1,9 @@
 """What a chat answer is asked with besides the conversation: the assistant it goes through, the user's
-instructions and memories, and the numbered sources retrieved from the chosen knowledge.
+instructions and memories (rubin_app.assistants.chat), and the numbered sources retrieved from the chosen knowledge.
 
-`prepare` runs on the path to the first token (before LocalAI is asked): retrieval is one hybrid query, and
-everything that can fail here (the embedding server, a deleted base) degrades to less context, never to an error.
+`prepare` runs on the path to the first token (before LocalAI is asked): the question is embedded once for both
+memories and retrieval, retrieval is one hybrid query, and what can fail here (the embedding server, a deleted
+base) degrades to less context, never to an error.
 """
 
 from __future__ import annotations
@@ -28,10 +29,27 @@ class Prepared:
 
     model: str  # what LocalAI is asked with (an assistant's base model)
     system: str  # the whole system prompt
-    params: dict[str, Any] = field(default_factory=dict)  # an assistant's sampling parameters
-    budget: int | None = None  # an assistant's context budget
+    params: Params
+    budget: int  # tokens of history (an assistant's budget, or the instance's)
     sources: list[Source] = field(default_factory=list)
     memory: bool = True  # propose memories after the answer
+
+
+class _QueryMemo:
+    """One embedding per text for a whole preparation: memories and retrieval embed the same question."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self._memo: dict[tuple[tuple[str, ...], str], list[list[float]]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def embed(self, texts: list[str], *, kind: str = "document") -> list[list[float]]:
+        key = (tuple(texts), kind)
+        if key not in self._memo:
+            self._memo[key] = await self.inner.embed(texts, kind=kind)
+        return self._memo[key]
 
 
 def parse_knowledge(value: str | list[int] | None) -> list[int] | str:
@@ -58,56 +76,38 @@ async def prepare(
     rt: Runtime, *, user_id: int, model: str, question: str, knowledge: list[int] | str, temporary: bool = False
 ) -> Prepared:
     """Resolve the assistant, then gather instructions, memories and sources for `question`."""
-    from rubin_app.assistants.service import resolve_assistant
-    from rubin_app.memory.service import system_context
+    from rubin_app.assistants.chat import chat_setup
 
-    async with session_scope(read_only=True) as session:
-        assistant = await resolve_assistant(session=session, user_id=user_id, name=model)
-        prepared = Prepared(model=model, system=rt.settings.system_prompt)
+    embedder = _QueryMemo(rt.embedder) if rt.embedder is not None else None
+    async with session_scope() as session:  # writable: memories' missing embeddings are saved
+        setup = await chat_setup(
+            session=session, user_id=user_id, model=model, query=question, default_system=rt.settings.system_prompt,
+            base_params=rt.chat_params(), default_budget=rt.settings.context_token_budget, embedder=embedder,
+            temporary=temporary, memory_budget=rt.settings.memory_token_budget,
+        )  # fmt: skip
         kb_ids: list[int] | str = knowledge
-        if assistant is not None:
-            prepared.model = assistant.base_model
-            prepared.params = {
-                k: v for k, v in (("temperature", assistant.temperature), ("max_tokens", assistant.max_tokens)) if v
-            }
-            prepared.budget = assistant.context_budget or None
-            own = _assistant_knowledge(assistant)
-            if own and kb_ids != ALL:
-                kb_ids = sorted({*kb_ids, *own}) if isinstance(kb_ids, list) else own
-        personal = await system_context(
-            session=session, user_id=user_id, query=question, embedder=rt.embedder, temporary=temporary
-        )
-        searched = bool(kb_ids)
-        if searched:
-            prepared.sources = await _sources(rt, session, user_id, question, kb_ids)
-    parts = [prepared.system, assistant.system_prompt if assistant is not None else "", personal]
-    parts.append(system_block(prepared.sources, searched=searched))
-    prepared.system = "\n\n".join(p.strip() for p in parts if p and p.strip())
-    prepared.memory = not temporary
-    return prepared
+        if setup.knowledge_ids and kb_ids != ALL:
+            kb_ids = sorted({*kb_ids, *setup.knowledge_ids}) if isinstance(kb_ids, list) else setup.knowledge_ids
+        sources = await _sources(rt, session, user_id, question, kb_ids, embedder) if kb_ids else []
+    system = "\n\n".join(p for p in (setup.system_prompt, system_block(sources, searched=bool(kb_ids))) if p)
+    return Prepared(
+        model=setup.model, system=system, params=setup.params, budget=setup.budget, sources=sources,
+        memory=not temporary,
+    )  # fmt: skip
 
 
-def _assistant_knowledge(assistant: Any) -> list[int]:
-    raw = assistant.knowledge_ids
-    ids = json.loads(raw) if isinstance(raw, str) and raw else raw or []
-    return [int(i) for i in ids if isinstance(i, int)]
-
-
-async def _sources(rt: Runtime, session: Any, user_id: int, question: str, kb_ids: list[int] | str) -> list[Source]:
+async def _sources(
+    rt: Runtime, session: Any, user_id: int, question: str, kb_ids: list[int] | str, embedder: Any
+) -> list[Source]:
     """The numbered passages for `question` from the chosen bases (none on failure: the answer goes on)."""
     from rubin_app.knowledge.retrieval import retrieve
 
     try:
         passages = await retrieve(
             session=session, index=rt.knowledge_index, user_id=user_id, query=question,
-            kb_ids=None if kb_ids == ALL else list(kb_ids), embedder=rt.embedder, k=rt.settings.knowledge_top_k,
+            kb_ids=None if kb_ids == ALL else list(kb_ids), embedder=embedder, k=rt.settings.knowledge_top_k,
         )  # fmt: skip
     except Exception:
         log.exception("retrieval failed; answering without sources")
         return []
     return numbered(passages)
-
-
-def params_of(prepared: Prepared, base: Params) -> Params:
-    """The settings' parameters with an assistant's on top."""
-    return base.model_copy(update=prepared.params) if prepared.params else base

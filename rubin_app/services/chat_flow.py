@@ -82,8 +82,8 @@ def request_for(rt: Runtime, prepared: augment.Prepared, history: Sequence[Messa
         for m in history
         if m.role in (MessageRole.user, MessageRole.assistant) and m.status != MessageStatus.streaming
     ]
-    context = build_context(prepared.system, turns, prepared.budget or rt.settings.context_token_budget)
-    return ChatRequest.of_turns(prepared.model, context, augment.params_of(prepared, rt.chat_params()))
+    context = build_context(prepared.system, turns, prepared.budget)
+    return ChatRequest.of_turns(prepared.model, context, prepared.params)
 
 
 async def prepare(

@@ -22,8 +22,8 @@ def request_for(rt: Runtime, prepared: augment.Prepared, history: Sequence[tuple
     """The request: the earlier turns the tab holds (role, text) and the new question, within the budget."""
     turns = [Turn(role=role, content=content) for role, content in history if role in ROLES and content.strip()]
     turns.append(Turn(role="user", content=text))
-    context = build_context(prepared.system, turns, prepared.budget or rt.settings.context_token_budget)
-    return ChatRequest.of_turns(prepared.model, context, augment.params_of(prepared, rt.chat_params()))
+    context = build_context(prepared.system, turns, prepared.budget)
+    return ChatRequest.of_turns(prepared.model, context, prepared.params)
 
 
 async def send(
