@@ -4,6 +4,7 @@
 from rubin_app.accounts.group_models import Group, GroupMember
 from rubin_app.accounts.models import ApiKey
 from rubin_app.accounts.twofactor_models import Passkey, PendingLogin, RecoveryCode, TotpSecret
+from rubin_app.connections.models import Connection
 from rubin_app.models.auth import AppSetting, AuditEvent, AuthSession, UserLimit
 from rubin_app.models.chat import (
     Conversation,
@@ -24,6 +25,7 @@ __all__ = [
     "AppSetting",
     "AuditEvent",
     "AuthSession",
+    "Connection",
     "Conversation",
     "ConversationPublic",
     "Group",

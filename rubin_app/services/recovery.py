@@ -240,6 +240,7 @@ class Recovery:
             log.warning("answer %s kept for Retry (its worker stopped; attempt %d)", message_id, attempts)
             return None
         request = self._request(answer, history, text)
+        await rt.router.load()  # the answer's model may live on an added connection: know them before routing
         await rt.relay.reset(message_id)
         run = rt.generation.start(
             request, user_id=user_id, sinks=rt.sinks(rt.answer_writer()), conversation_id=answer.conversation_id,

@@ -46,6 +46,7 @@ from rubin_app.state.chat.common import (
     stream_think,
     temporary_pages,
 )
+from rubin_app.state.chat.picker import ModelGroup, groups_of
 from rubin_app.state.chat.sidebar import SidebarMixin
 from rubin_app.state.chat.temporary import TemporaryMixin
 from rubin_app.state.chat.temporary import forget as forget_temporary
@@ -74,6 +75,7 @@ class ChatState(SidebarMixin, AnswersMixin, WatchMixin, TemporaryMixin, AuthStat
     streaming_id: int = 0
     tab_path: str = rx.SessionStorage("", name="rubin_path")  # the tab's real address, kept by rubin.js
     models: list[str] = []
+    model_groups: list[ModelGroup] = []  # the picker: models by connection, unreachable ones marked
     model: str = ""
     models_error: str = ""
     draft_error: str = ""
@@ -144,9 +146,11 @@ class ChatState(SidebarMixin, AnswersMixin, WatchMixin, TemporaryMixin, AuthStat
 
     async def _load_models(self, refresh: bool) -> None:
         rt = get_runtime()
-        catalog = rt.catalog
-        self.models = await catalog.allowed(await rt.permissions.get(await self._user_id()), refresh=refresh)
-        self.models_error = self._error_text(catalog.error.code) if catalog.error else ""
+        router = rt.router  # every connection's models (connections/router.py)
+        entries = await router.allowed_entries(await rt.permissions.get(await self._user_id()), refresh=refresh)
+        self.models = [e.name for e in entries]
+        self.model_groups = groups_of(entries, router.health(), self._t)
+        self.models_error = self._error_text(router.error.code) if router.error else ""
         if self.model not in self.models:
             default = get_runtime().settings.default_model
             self.model = default if default in self.models else (self.models[0] if self.models else "")
