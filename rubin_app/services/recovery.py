@@ -220,6 +220,7 @@ class Recovery:
 
     async def _take_over(self, message_id: int, user_id: int, handed_over: bool) -> Run | None:
         rt = self.rt
+        await rt.router.load()  # the answer's model may live on an added connection: know them before routing
         async with session_scope(read_only=True) as session:
             answer = await chats.get_message(session=session, user_id=user_id, message_id=message_id)
             if answer is None or answer.status != MessageStatus.streaming:
@@ -240,7 +241,6 @@ class Recovery:
             log.warning("answer %s kept for Retry (its worker stopped; attempt %d)", message_id, attempts)
             return None
         request = self._request(answer, history, text)
-        await rt.router.load()  # the answer's model may live on an added connection: know them before routing
         await rt.relay.reset(message_id)
         run = rt.generation.start(
             request, user_id=user_id, sinks=rt.sinks(rt.answer_writer()), conversation_id=answer.conversation_id,
