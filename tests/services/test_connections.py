@@ -4,6 +4,7 @@ shows, and admin-only management."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -45,6 +46,13 @@ async def rt(make_runtime: Callable[..., Any], cloud: StandIn) -> AsyncIterator[
     runtime: Runtime = await make_runtime()
     yield runtime
     await runtime.router.aclose()
+
+
+async def until(check: Callable[[], bool], timeout: float) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
 
 
 async def _admin(db_scope: Callable[[], Any]) -> tuple[int, int]:
@@ -256,3 +264,24 @@ async def test_private_addresses_only_when_allowed(db_scope, make_runtime) -> No
             await connections.create_connection(session=s, settings=rt.settings, actor_id=admin, name="LAN",
                                                 base_url="http://127.0.0.1:8080/v1")  # fmt: skip
     assert refused.value.code == "bad_connection_url" and "loopback" in str(refused.value.params["reason"])
+
+
+async def test_a_change_reaches_every_worker_at_once(db_scope, make_redis_runtime, cloud) -> None:
+    worker_a, worker_b = await make_redis_runtime(), await make_redis_runtime()
+    await worker_b.bus.ensure_listening()
+    assert await worker_b.router.get() == ["standin-model", "standin-small"]  # B has read the rows just now
+    admin, _ = await _admin(db_scope)
+    try:
+        view = await _add(db_scope, worker_a, admin, name="Cloud", base_url=cloud.url, api_key=CLOUD_KEY, prefix="c/")
+        await until(lambda: worker_b.router._loaded_at == 0.0, timeout=3)  # the bus message, not the 10 s reload
+        assert "c/cloud-chat" in await worker_b.router.get()
+        async with db_scope() as s:
+            await connections.update_connection(
+                session=s, settings=worker_a.settings, actor_id=admin, connection_id=view.id, enabled=False
+            )
+        await worker_a.router.changed()
+        await until(lambda: worker_b.router._loaded_at == 0.0, timeout=3)
+        assert await worker_b.router.get() == ["standin-model", "standin-small"]  # switched off everywhere
+    finally:
+        await worker_a.router.aclose()
+        await worker_b.router.aclose()
