@@ -197,6 +197,14 @@ class ModelRouter:
                 return upstream.client, model.removeprefix(upstream.config.prefix)
         return self._upstreams[LOCAL_ID].client, model
 
+    async def resolve(self, model: str) -> tuple[LLMClient, str]:
+        """`client_for` after making sure this worker knows the connections (for callers that may run before any
+        model list was read: a job at start, an embedder)."""
+        await self.load()
+        if model not in self._names:
+            await self.entries()
+        return self.client_for(model)
+
     def capabilities_of(self, model: str) -> tuple[str, ...]:
         """What a merged model can do (the guess from its name when it is not listed)."""
         hit = self._names.get(model)

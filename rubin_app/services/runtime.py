@@ -214,9 +214,10 @@ class Runtime:
         return WebhookDispatcher(self.settings, secret_key=self.secret_key)
 
     async def start(self) -> None:
-        """Start this worker's background parts: the worker bus, webhook delivery, the retention job, the
-        recovery of unfinished answers (its first scan resumes what a previous process left)."""
+        """Start this worker's background parts: the worker bus, the model connections, webhook delivery, the
+        retention job, the recovery of unfinished answers (its first scan resumes what a previous process left)."""
         await self.bus.ensure_listening()
+        await self.router.load()  # the model connections, before anything routes a model
         self.webhooks.start()
         self.retention.start()
         self.recovery.start()

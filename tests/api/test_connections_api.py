@@ -11,11 +11,8 @@ from typing import Any
 import openai
 import pytest
 
-from rubin_app import config as config_module
-from rubin_app.connections.sealing import seal_key
-from rubin_app.connections.service import normalize_url
 from tests.api.conftest import LiveApp
-from tests.api.helpers import execute, new_key, new_user
+from tests.api.helpers import new_key, new_user
 from tests.conftest import free_port
 from tests.fakes.localai_standin import StandIn, StandInConfig
 
@@ -32,15 +29,13 @@ def cloud() -> Iterator[StandIn]:
         server.stop()
 
 
-def _connection(app: LiveApp, connection_id: int, name: str, url: str, *, key: str = "", prefix: str = "") -> None:
-    """A connection row as the admin service writes it (the key sealed for its row)."""
-    execute(
-        app,
-        "INSERT INTO model_connections (id, name, base_url, api_key_sealed, prefix, models, capabilities, enabled,"
-        " created_at, updated_at) VALUES (:i, :n, :u, :k, :p, '[]', '{}', true, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
-        i=connection_id, n=name, u=normalize_url(url), p=prefix,
-        k=seal_key(connection_id, key, config_module.get_settings()),
-    )  # fmt: skip
+def _connection(app: LiveApp, admin_key: str, name: str, url: str, *, key: str = "", prefix: str = "") -> None:
+    """Add a connection as an admin's program does (POST /api/v1/admin/connections)."""
+    body = {"name": name, "base_url": url, "api_key": key, "prefix": prefix}
+    response = app.client().post(
+        "/api/v1/admin/connections", json=body, headers={"Authorization": f"Bearer {admin_key}"}
+    )
+    assert response.status_code == 201, response.text
 
 
 @pytest.fixture
@@ -50,8 +45,10 @@ def live(start_app: Callable[..., LiveApp], standin: StandIn, cloud: StandIn) ->
     app = start_app(localai_url=standin.url)
     admin = app.client()
     assert app.sign_up(admin, "admin@example.com").status_code == 303  # the first account: the admin
-    _connection(app, 1, "Cloud", cloud.url + "/v1", key=CLOUD_KEY, prefix="cloud/")
-    _connection(app, 2, "Spare", f"http://127.0.0.1:{free_port()}")
+    admin_id = int(app.query("SELECT id FROM users WHERE email = 'admin@example.com'")[0][0])
+    admin_key = new_key(app, admin_id, scopes="chat admin")
+    _connection(app, admin_key, "Cloud", cloud.url + "/v1", key=CLOUD_KEY, prefix="cloud/")
+    _connection(app, admin_key, "Spare", f"http://127.0.0.1:{free_port()}")
     return app, admin, new_key(app, new_user(app, "dev@example.com"))
 
 
@@ -93,3 +90,39 @@ def test_admins_see_each_connections_health_and_the_key_shows_nowhere(live, capl
     for text in (listed.text, str(health), caplog.text):
         assert CLOUD_KEY not in text
     assert all(CLOUD_KEY not in row[0] for row in app.query("SELECT api_key_sealed FROM model_connections"))
+
+
+def test_an_admin_program_manages_connections_and_nobody_else_can(live, cloud: StandIn) -> None:
+    app, _, user_key = live
+    admin_id = int(app.query("SELECT id FROM users WHERE email = 'admin@example.com'")[0][0])
+    user_id = int(app.query("SELECT id FROM users WHERE email = 'dev@example.com'")[0][0])
+    admin = app.client()
+    admin.headers["Authorization"] = f"Bearer {new_key(app, admin_id, scopes='chat admin')}"
+    user = app.client()
+    user.headers["Authorization"] = f"Bearer {user_key}"
+
+    body = {"name": "Second cloud", "base_url": cloud.url, "api_key": CLOUD_KEY, "prefix": "two/"}
+    created = admin.post("/api/v1/admin/connections", json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["has_key"] and "api_key" not in created.json() and CLOUD_KEY not in created.text
+    cid = created.json()["id"]
+    assert "two/cloud-chat" in user.get("/v1/models").text  # on the list at once
+    listed = admin.get("/api/v1/admin/connections")
+    assert [c["name"] for c in listed.json()] == ["Cloud", "Spare", "Second cloud"] and CLOUD_KEY not in listed.text
+    off = admin.patch(f"/api/v1/admin/connections/{cid}", json={"enabled": False})
+    assert off.status_code == 200 and off.json()["enabled"] is False
+    assert "two/cloud-chat" not in user.get("/v1/models").text
+    caps = admin.put(f"/api/v1/admin/connections/{cid}/capabilities/cloud-chat", json={"capabilities": ["vision"]})
+    assert caps.json() == {"cloud-chat": ["vision"]}
+    bad = admin.post("/api/v1/admin/connections", json={**body, "name": "x@y"})
+    assert (bad.status_code, bad.json()["error"]["code"]) == (422, "invalid_value")
+
+    # A chat key is not an admin key; an `admin` key of someone who is no admin is refused by the service.
+    assert user.get("/api/v1/admin/connections").status_code == 403
+    sneaky = app.client()
+    sneaky.headers["Authorization"] = f"Bearer {new_key(app, user_id, scopes='chat admin')}"
+    refused = sneaky.delete(f"/api/v1/admin/connections/{cid}")
+    assert refused.status_code == 403
+    assert admin.delete(f"/api/v1/admin/connections/{cid}").status_code == 204
+    assert admin.delete(f"/api/v1/admin/connections/{cid}").status_code == 404
+    assert [c["name"] for c in admin.get("/api/v1/admin/connections").json()] == ["Cloud", "Spare"]

@@ -139,6 +139,22 @@ async def test_prefix_allow_list_and_routing(db_scope, rt, cloud) -> None:
     assert rt.router.client_for("never-heard-of") == (rt.client, "never-heard-of")  # LocalAI answers as before
 
 
+async def test_a_fresh_worker_resolves_a_connection_model_before_any_list_was_read(
+    db_scope, rt, make_runtime, cloud
+) -> None:
+    admin, _ = await _admin(db_scope)
+    await _add(db_scope, rt, admin, name="Cloud", base_url=cloud.url, api_key=CLOUD_KEY, prefix="cloud/")
+    fresh: Runtime = await make_runtime()  # a worker (or a job) that has read nothing yet
+    try:
+        assert fresh.router.client_for("cloud/cloud-embed-small")[0] is fresh.client  # it cannot know yet
+        client, upstream = await fresh.router.resolve("cloud/cloud-embed-small")
+        assert (client.base_url, upstream) == (cloud.url, "cloud-embed-small")
+        answer = await client.embeddings({"model": upstream, "input": ["hello"]})
+        assert len(answer["data"]) == 1 and cloud.embedding_requests == 1
+    finally:
+        await fresh.router.aclose()
+
+
 async def test_capability_overrides_win_over_the_guess(db_scope, rt, cloud) -> None:
     admin, user = await _admin(db_scope)
     view = await _add(db_scope, rt, admin, name="Cloud", base_url=cloud.url, api_key=CLOUD_KEY, prefix="c/")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from rubin_app.api.errors import install_handlers
-from rubin_app.api.v1 import conversations, keys, webhooks
+from rubin_app.api.v1 import connections, conversations, keys, webhooks
 
 DESCRIPTION = """Rubin's own API: what the chat UI does, for programs. Authenticate with an API key
 (`Authorization: Bearer rk-...`) made in the account page or with `python -m rubin_app keys create`.
@@ -23,4 +23,5 @@ def build_rest_app() -> FastAPI:
     app.include_router(conversations.router)
     app.include_router(keys.router)
     app.include_router(webhooks.router)
+    app.include_router(connections.router)
     return app
