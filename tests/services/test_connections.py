@@ -13,6 +13,7 @@ import pytest
 from sqlmodel import select
 
 from rubin_app.accounts import groups
+from rubin_app.connections import sealing
 from rubin_app.connections import service as connections
 from rubin_app.connections.models import Connection
 from rubin_app.connections.sealing import open_key
@@ -20,7 +21,9 @@ from rubin_app.models import AuditEvent, MessageStatus, Role
 from rubin_app.services import chat_flow
 from rubin_app.services.chats import InputError
 from rubin_app.services.runtime import Runtime
-from rubin_app.vault.keyring import KeyringError
+from rubin_app.vault import cli as vault_cli
+from rubin_app.vault.keyring import KeyringError, new_key_text, write_key_file
+from rubin_app.vault.service import get_vault, reset_vault
 from tests.conftest import free_port
 from tests.factories import make_account
 from tests.fakes.localai_standin import StandIn, StandInConfig
@@ -301,3 +304,34 @@ async def test_a_change_reaches_every_worker_at_once(db_scope, make_redis_runtim
     finally:
         await worker_a.router.aclose()
         await worker_b.router.aclose()
+
+
+async def test_a_key_rotation_reseals_the_connection_keys_before_the_old_key_may_go(db_scope, rt, cloud) -> None:
+    admin, user = await _admin(db_scope)
+    view = await _add(db_scope, rt, admin, name="Cloud", base_url=cloud.url, api_key=CLOUD_KEY, prefix="c/")
+    vault = get_vault()
+    old, path = vault.keyring.current_id, vault.keyring.key_file
+    assert path is not None
+    write_key_file(path, [new_key_text(), *(line for line in path.read_text().splitlines() if line and line[0] != "#")])
+    reset_vault()  # a new current key; the old one stays to open what it sealed
+    new = get_vault().keyring.current_id
+    async with db_scope() as s:
+        assert await sealing.sealed_by(session=s, kek_id=old) == 1  # the old key is still needed
+        assert await sealing.reseal_keys(session=s) == 1
+        assert (await sealing.sealed_by(session=s, kek_id=old), await sealing.sealed_by(session=s, kek_id=new)) == (
+            0,
+            1,
+        )
+        row = await s.get(Connection, view.id)
+    assert row is not None and open_key(view.id, row.api_key_sealed) == CLOUD_KEY
+    # The operator's commands: re-wrap the data keys (and reseal again: nothing left), retire the old key.
+    await vault_cli.rotate(type("Args", (), {"rewrap_only": True, "batch": 100})())  # type: ignore[arg-type]
+    await vault_cli.retire(type("Args", (), {"kek_id": old})())  # type: ignore[arg-type]
+    reset_vault()
+    assert get_vault().keyring.ids == [new]
+    await rt.router.changed()
+    started = await chat_flow.send_message(
+        rt, user_id=user, conversation_id=None, text="Still there?", model="c/cloud-chat"
+    )
+    await started.run.wait_done()
+    assert started.run.status == MessageStatus.complete  # the key opened with the new key alone
