@@ -29,6 +29,7 @@ from rubin_app.services.redis_store import RedisStore
 log = logging.getLogger(__name__)
 RELOAD_SECONDS = 10.0  # how stale this worker's copy of the connection rows may be (changes also come by bus)
 CHANGED = "connections_changed"  # bus message: an admin changed a connection
+ADDED_WAIT = 2.0  # longest the merged list waits for an added connection's list (its fetch goes on behind)
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ class ModelRouter:
         """Every enabled connection's models (within its allow-list), names made unique, in connection order."""
         await self.load(force=refresh)
         live = [u for u in self._ordered() if u.config.enabled]
-        lists = await asyncio.gather(*(u.catalog.get(refresh=refresh) for u in live))
+        lists = await asyncio.gather(*(self._models_of(u, refresh) for u in live))
         entries: list[ModelEntry] = []
         taken: set[str] = set()
         for upstream, models in zip(live, lists, strict=True):
@@ -157,6 +158,16 @@ class ModelRouter:
                 entries.append(ModelEntry(name, model, config.id, config.name, caps))
         self._names = {e.name: (e.connection_id, e.upstream) for e in entries}
         return entries
+
+    async def _models_of(self, upstream: _Upstream, refresh: bool) -> list[str]:
+        """A connection's list; an added one that hangs holds the merged list up ADDED_WAIT at most (its fetch goes
+        on, bounded by the catalog's own timeout). The first connection's wait is as it always was."""
+        if upstream.config.id == LOCAL_ID:
+            return await upstream.catalog.get(refresh=refresh)
+        try:
+            return await asyncio.wait_for(upstream.catalog.get(refresh=refresh), ADDED_WAIT)
+        except TimeoutError:
+            return upstream.catalog.models
 
     async def get(self, *, refresh: bool = False) -> list[str]:
         """The merged model names (what the local catalog's `get` was for one server)."""

@@ -335,3 +335,19 @@ async def test_a_key_rotation_reseals_the_connection_keys_before_the_old_key_may
     )
     await started.run.wait_done()
     assert started.run.status == MessageStatus.complete  # the key opened with the new key alone
+
+
+async def test_a_connection_that_hangs_holds_the_list_up_two_seconds_at_most(db_scope, rt) -> None:
+    admin, _ = await _admin(db_scope)
+    with StandIn(StandInConfig(models_fault="hang")) as hanging:
+        await _add(db_scope, rt, admin, name="Stuck", base_url=hanging.url)
+        started = asyncio.get_running_loop().time()
+        assert await rt.router.get() == ["standin-model", "standin-small"]
+        assert asyncio.get_running_loop().time() - started < 3.5
+        stuck = next(h for h in rt.router.health() if h.name == "Stuck")
+        assert stuck.ok is None  # still being asked
+        await until(lambda: next(h for h in rt.router.health() if h.name == "Stuck").ok is False, timeout=8)
+        assert next(h for h in rt.router.health() if h.name == "Stuck").error == "timeout"
+        started = asyncio.get_running_loop().time()
+        assert await rt.router.get() == ["standin-model", "standin-small"]  # known to fail now: no wait
+        assert asyncio.get_running_loop().time() - started < 1.0
