@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 RELOAD_SECONDS = 10.0  # how stale this worker's copy of the connection rows may be (changes also come by bus)
 CHANGED = "connections_changed"  # bus message: an admin changed a connection
 ADDED_WAIT = 2.0  # longest the merged list waits for an added connection's list (its fetch goes on behind)
+RETRY_FAILED = 10.0  # an added connection whose list failed is asked again this often at most (Refresh: at once)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class _Upstream:
     config: ConnectionConfig
     client: LLMClient
     catalog: ModelCatalog
+    asked_at: float = 0.0  # when its list was last asked for (a failed one waits RETRY_FAILED)
 
 
 class ModelRouter:
@@ -161,9 +163,14 @@ class ModelRouter:
 
     async def _models_of(self, upstream: _Upstream, refresh: bool) -> list[str]:
         """A connection's list; an added one that hangs holds the merged list up ADDED_WAIT at most (its fetch goes
-        on, bounded by the catalog's own timeout). The first connection's wait is as it always was."""
+        on, bounded by the catalog's own timeout), and one that failed is asked again after RETRY_FAILED. The
+        first connection's list is asked as it always was."""
         if upstream.config.id == LOCAL_ID:
             return await upstream.catalog.get(refresh=refresh)
+        now = time.monotonic()
+        if not refresh and upstream.catalog.error is not None and now - upstream.asked_at < RETRY_FAILED:
+            return upstream.catalog.models  # down a moment ago: no request (and no wait) on every send
+        upstream.asked_at = now
         try:
             return await asyncio.wait_for(upstream.catalog.get(refresh=refresh), ADDED_WAIT)
         except TimeoutError:

@@ -348,6 +348,8 @@ async def test_a_connection_that_hangs_holds_the_list_up_two_seconds_at_most(db_
         assert stuck.ok is None  # still being asked
         await until(lambda: next(h for h in rt.router.health() if h.name == "Stuck").ok is False, timeout=8)
         assert next(h for h in rt.router.health() if h.name == "Stuck").error == "timeout"
+        asked = hanging.model_requests
         started = asyncio.get_running_loop().time()
         assert await rt.router.get() == ["standin-model", "standin-small"]  # known to fail now: no wait
         assert asyncio.get_running_loop().time() - started < 1.0
+        assert hanging.model_requests == asked  # nor a request on every send: asked again after 10 s
