@@ -332,6 +332,14 @@ class Settings(BaseSettings):
         "prefer LOCALAI_CA_FILE).",
     )
 
+    # Model connections (docs/connections.md)
+    connections_allow_private: bool = Field(
+        default=True,
+        description="Let admin-added model connections point at loopback, private and other non-public addresses "
+        "(LocalAI usually runs on the LAN). false: only public addresses (a hosted instance whose admins must not "
+        "reach its internal network).",
+    )
+
     # Webhooks (docs/webhooks.md)
     webhook_allow_private: bool = Field(
         default=False,

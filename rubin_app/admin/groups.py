@@ -72,7 +72,7 @@ class GroupsState(AdminState):
         self.group_rows = [_row(v.id, v.name, v.grant, v.members) for v in views]
         self.defaults = _row(DEFAULTS, "", defaults, [])
         listed = {m for row in [*self.group_rows, self.defaults] for m in row.models}
-        self.model_choices = sorted(set(await rt.catalog.get()) | listed)
+        self.model_choices = sorted(set(await rt.router.get()) | listed)
         self.user_choices = [Member(id=u.id or 0, email=u.email or "") for u in users if u.role != "admin"]
 
     async def _change(self, action) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from rubin_app.admin.connections_view import connections_section
 from rubin_app.admin.groups_view import groups_section
 from rubin_app.admin.platform import platform_section
 from rubin_app.admin.reauth import reauth_dialog
@@ -298,6 +299,7 @@ def admin_page() -> rx.Component:
             retention_section(),  # how long chats are kept (admin/retention.py)
             _users(),
             groups_section(),
+            connections_section(),  # model connections (admin/connections.py)
             models_section(),
             platform_section(),
             webhooks_section(InstanceWebhooksState),

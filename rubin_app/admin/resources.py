@@ -46,7 +46,7 @@ class ResourcesState(AdminState):
         await self._require(admin=True)
         rt = get_runtime()
         cacheable = await rt.cache_policy.refresh_cacheable(force=True)
-        self.models = [ModelRow(name=m, cacheable=m in cacheable) for m in await rt.catalog.get()]
+        self.models = [ModelRow(name=m, cacheable=m in cacheable) for m in await rt.router.get()]
         stats = await rt.cache.stats()
         self.cache_hits, self.cache_misses = stats["hits"], stats["misses"]
         redis = await rt.redis_health()

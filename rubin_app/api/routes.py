@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import re
 import time
@@ -28,7 +29,7 @@ async def health(request: Request) -> JSONResponse:
 
     Redis away is "degraded", not down: the app keeps serving with in-process fallbacks. The response
     cache's hit/miss counters are added only for a signed-in admin: to anyone else they would tell whether
-    somebody just asked a given question.
+    somebody just asked a given question; so is the state of each model connection.
     """
     rt = get_runtime()
     localai = await rt.localai_health()
@@ -39,6 +40,8 @@ async def health(request: Request) -> JSONResponse:
     if principal is not None and principal.is_admin:
         local = {"hits": rt.cache.hits, "misses": rt.cache.misses}
         body["cache"] = await rt.cache.stats() if redis.get("ok") else local
+        # Each model connection as last seen (docs/connections.md); one down does not make the instance degraded.
+        body["connections"] = [dataclasses.asdict(c) for c in rt.router.health()]
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 

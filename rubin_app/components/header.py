@@ -10,22 +10,45 @@ from rubin_app.components.prefs import settings_menu
 from rubin_app.components.temporary import temporary_toggle
 from rubin_app.state.auth import AuthState
 from rubin_app.state.chat import ChatState
+from rubin_app.state.chat.picker import ModelGroup, ModelOption
 
 T = AuthState.tr
 
 
+def _model_option(option: ModelOption) -> rx.Component:
+    return rx.select.item(
+        option.name,
+        rx.foreach(option.badges, lambda b: rx.badge(b, size="1", variant="soft", margin_left="0.4em")),
+        value=option.name,
+    )
+
+
+def _model_group(group: ModelGroup) -> rx.Component:
+    """One connection's models; its name only when there are several connections (one looks as it always did)."""
+    return rx.select.group(
+        rx.cond(
+            ChatState.model_groups.length() > 1,
+            rx.select.label(
+                group.label,
+                color=rx.cond(group.unreachable, "var(--amber-11)", styles.muted),
+                data_testid=rx.cond(group.unreachable, "model-group-unreachable", "model-group"),
+            ),
+        ),
+        rx.foreach(group.models, _model_option),
+    )
+
+
 def model_picker() -> rx.Component:
-    """Select the model LocalAI serves, with a refresh button."""
+    """Select a model of any connection (grouped by connection, unreachable ones marked), with a refresh button."""
     return rx.hstack(
         rx.cond(
             ChatState.models.length() > 0,
-            rx.select(
-                ChatState.models,
+            rx.select.root(
+                rx.select.trigger(aria_label=T["model"], data_testid="model-select"),
+                rx.select.content(rx.foreach(ChatState.model_groups, _model_group)),
                 value=ChatState.model,
                 on_change=ChatState.set_model,
                 size="2",
-                # The high-level select drops unknown props on its (DOM-less) root: custom_attrs reach the trigger.
-                custom_attrs={"aria-label": T["model"], "data-testid": "model-select"},
             ),
             rx.badge(
                 T["models_unavailable"], color_scheme="amber", data_testid="models-error", title=ChatState.models_error

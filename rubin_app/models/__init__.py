@@ -7,6 +7,7 @@ from rubin_app.accounts.twofactor_models import Passkey, PendingLogin, RecoveryC
 from rubin_app.knowledge.models import KnowledgeBase, KnowledgeChunk, KnowledgeFile
 from rubin_app.assistants.models import Assistant
 from rubin_app.memory.models import Memory, Personalisation
+from rubin_app.connections.models import Connection
 from rubin_app.models.auth import AppSetting, AuditEvent, AuthSession, UserLimit
 from rubin_app.models.chat import (
     Conversation,
@@ -28,6 +29,7 @@ __all__ = [
     "Assistant",
     "AuditEvent",
     "AuthSession",
+    "Connection",
     "Conversation",
     "ConversationPublic",
     "Group",

@@ -39,6 +39,7 @@ class ModelCatalog:
     stale_wait: float = 0.1  # how long a caller with a list to show waits for a fresher one
     _inflight: asyncio.Task[None] | None = field(default=None, repr=False)
     _force: bool = field(default=False, repr=False)  # a caller wants LocalAI's list, not the shared copy
+    key: str = "models"  # the shared copy's Redis key (one per connection: "models:<connection id>")
 
     async def get(self, *, refresh: bool = False) -> list[str]:
         """Cached model ids; on failure the last good list stays and `error` is set."""
@@ -89,7 +90,7 @@ class ModelCatalog:
             return None
 
         async def action(client: Redis) -> list[str] | None:
-            raw = await client.get(store.key("models"))
+            raw = await client.get(store.key(self.key))
             return json.loads(raw) if raw else None
 
         try:
@@ -103,6 +104,6 @@ class ModelCatalog:
             return
 
         async def action(client: Redis) -> None:
-            await client.set(store.key("models"), json.dumps(models), ex=max(1, int(self.ttl)))
+            await client.set(store.key(self.key), json.dumps(models), ex=max(1, int(self.ttl)))
 
         await store.run(action, lambda: None)

@@ -56,19 +56,19 @@ def _in_background(work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
 
 
 async def check_model(rt: Runtime, model: str, *, user_id: int | None) -> str:
-    """Validate a model name against the server's list (when the list is known) and the user's permissions
+    """Validate a model name against every connection's merged list (when it is known) and the user's permissions
     (`model_not_allowed`; None: no user, e.g. an operator's check). No name: the default model the user may use."""
     allowed = await rt.permissions.get(user_id) if user_id is not None else None
     if not model:
-        models = allowed.filter(await rt.catalog.get()) if allowed is not None else await rt.catalog.get()
+        models = allowed.filter(await rt.router.get()) if allowed is not None else await rt.router.get()
         if not models:
             raise InputError("no_model")
         return rt.settings.default_model if rt.settings.default_model in models else models[0]
     if allowed is not None and not allowed.allows_model(model):
         raise InputError("model_not_allowed", model=model)
-    models = await rt.catalog.get()
+    models = await rt.router.get()
     if models and model not in models:
-        models = await rt.catalog.get(refresh=True)
+        models = await rt.router.get(refresh=True)
         if models and model not in models:
             raise InputError("unknown_model", model=model)
     return model
@@ -262,7 +262,8 @@ async def _title_after(rt: Runtime, run: Run, question: str) -> str | None:
     if run.status != MessageStatus.complete or run.discarded:
         return None
     try:
-        title = chats.clean_title(await titles.generate_title(rt.client, run.model, question, run.text))
+        client, upstream = rt.router.client_for(run.model)  # the connection that answered writes the title
+        title = chats.clean_title(await titles.generate_title(client, upstream, question, run.text))
         if not title:  # nothing visible left (the model wrote only invisible characters): keep the first title
             return None
         async with session_scope() as session:

@@ -221,6 +221,7 @@ class Recovery:
 
     async def _take_over(self, message_id: int, user_id: int, handed_over: bool) -> Run | None:
         rt = self.rt
+        await rt.router.load()  # the answer's model may live on an added connection: know them before routing
         async with session_scope(read_only=True) as session:
             answer = await chats.get_message(session=session, user_id=user_id, message_id=message_id)
             if answer is None or answer.status != MessageStatus.streaming:

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from rubin_app.accounts.key_cache import KeyResolver
 from rubin_app.accounts.permission_cache import PermissionCache
 from rubin_app.config import Settings, get_settings
+from rubin_app.connections.router import ModelRouter
 from rubin_app.core import tls
 from rubin_app.generation.manager import GenerationManager
 from rubin_app.generation.sinks import AfterRun, AnswerWriter, CacheWriter, FinalSaveHook, SaveSettings, Sink
@@ -69,7 +70,10 @@ class Runtime:
             verify=tls.localai_verify(settings),
         )
         self.redis = RedisStore(tls.redis_url(settings), timeout=settings.redis_timeout) if settings.redis_url else None
-        self.catalog = ModelCatalog(self.client, settings.models_cache_ttl, self.redis)
+        self.catalog = ModelCatalog(self.client, settings.models_cache_ttl, self.redis)  # LOCALAI_URL's own list
+        self.bus = Bus(self.redis)
+        # Every connection's models in one list (LOCALAI_URL's first), and which client serves which model.
+        self.router = ModelRouter(settings, self.client, self.catalog, self.redis, session_scope, self.bus)
         self.limiter = Limiter(self.redis)
         self.admission = Admission(settings, self.limiter)
         vault = get_vault(settings)
@@ -80,12 +84,11 @@ class Runtime:
         )  # fmt: skip
         self.cache_policy = CachePolicy(settings, self.cache)
         self.relay = Relay(self.redis, interval=RELAY_INTERVAL, cipher=redis_cipher)
-        self.generation = GenerationManager(self.client)
+        self.generation = GenerationManager(self.client, client_for=self.router.client_for)
         self.generation.continue_partial = settings.resume_answers == "continue"
         self.save_settings = SaveSettings(flush_seconds=settings.db_flush_seconds)
         # Run inside an answer's final save: the webhook outbox (message.completed / message.failed).
         self.final_save_hooks: list[FinalSaveHook] = [queue_message_event]
-        self.bus = Bus(self.redis)
         self.bus.on(STOP, self._on_stop)
         self.keys = KeyResolver(session_scope, self.bus)
         self.permissions = PermissionCache(session_scope, self.bus)  # groups: models and features per user
@@ -213,9 +216,10 @@ class Runtime:
         return WebhookDispatcher(self.settings, secret_key=self.secret_key)
 
     async def start(self) -> None:
-        """Start this worker's background parts: the worker bus, webhook delivery, the retention job, the
-        recovery of unfinished answers (its first scan resumes what a previous process left)."""
+        """Start this worker's background parts: the worker bus, the model connections, webhook delivery, the
+        retention job, the recovery of unfinished answers (its first scan resumes what a previous process left)."""
         await self.bus.ensure_listening()
+        await self.router.load()  # the model connections, before anything routes a model
         self.webhooks.start()
         self.retention.start()
         self.knowledge.start()
@@ -231,6 +235,7 @@ class Runtime:
         if "webhooks" in self.__dict__:
             await self.webhooks.stop()
         await self.relay.close()
+        await self.router.aclose()
         await self.usage.close()
         await self.bus.close()
         if self.redis is not None:

@@ -1,4 +1,5 @@
-"""Keep credentials out of the logs: session cookies, tab tokens and session hashes are masked.
+"""Keep credentials out of the logs: session cookies, tab tokens, session hashes and API keys typed into a form
+are masked.
 
 Reflex logs whole events in some errors (an unknown handler name, a failed event), and those carry the
 tab's client token and, before `state/socket.py` dropped them, the connection's headers. A filter on the
@@ -21,8 +22,8 @@ PATTERNS = [
         ),
         r"\1\2" + MASK + r"\2",
     ),
-    # 'token': '...' (router data), token=... (websocket URL)
-    (re.compile(r"""(['"](?:token|client_token)['"]\s*:\s*)(['"])[^'"]*\2"""), r"\1\2" + MASK + r"\2"),
+    # 'token': '...' (router data), 'api_key': '...' (the admin's model-connection form), token=... (websocket URL)
+    (re.compile(r"""(['"](?:token|client_token|api_key)['"]\s*:\s*)(['"])[^'"]*\2"""), r"\1\2" + MASK + r"\2"),
     (re.compile(r"([?&]token=)[^&\s'\"]+"), r"\1" + MASK),
     # tab keys (state/socket.py:tab_key) wherever they appear
     (re.compile(r"\bt[0-9a-f]{32}-(?:[0-9a-f]{16}|anon)\b"), MASK),

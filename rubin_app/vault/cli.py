@@ -15,6 +15,7 @@ import sys
 from sqlalchemy import func
 from sqlmodel import select
 
+from rubin_app.connections import sealing as connections
 from rubin_app.services.db import session_scope
 from rubin_app.vault.keyring import KeyringError, key_id, new_key_text, write_key_file
 from rubin_app.vault.models import UserKey
@@ -58,9 +59,11 @@ async def rotate(args: argparse.Namespace) -> None:
         vault = get_vault()
         print(f"new key {vault.keyring.current_id} added to {path} (the old ones stay to decrypt)", file=sys.stderr)
     report = await vault.rotate(lambda **kw: session_scope(**kw), batch=args.batch)
+    async with session_scope() as session:  # model connections' API keys (docs/connections.md)
+        resealed = await connections.reseal_keys(session=session)
     print(
         f"re-wrapped {report.rewrapped} data keys with {vault.keyring.current_id} in {report.seconds:.2f} s "
-        f"({report.already_current} already were); stored values unchanged"
+        f"({report.already_current} already were) and {resealed} connection API keys; stored values unchanged"
     )
 
 
@@ -72,6 +75,8 @@ async def retire(args: argparse.Namespace) -> None:
     if args.kek_id == vault.keyring.current_id:
         raise SystemExit(f"{args.kek_id} is the current key: rotate first")
     need = (await _counts()).get(args.kek_id, 0)
+    async with session_scope(read_only=True) as session:
+        need += await connections.sealed_by(session=session, kek_id=args.kek_id)
     if need:
         raise SystemExit(f"{need} data keys are still wrapped by {args.kek_id}: run `encryption rotate --rewrap-only`")
     keep = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]

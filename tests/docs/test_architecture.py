@@ -71,6 +71,9 @@ FORBIDDEN = {
                    "rubin_app.api"),
     "memory": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
                "rubin_app.api"),
+    # Model connections (docs/connections.md): the table, its service, the router. Never the UI or the HTTP layer.
+    "connections": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
+                    "rubin_app.api"),
     "i18n": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
              "rubin_app.api", "rubin_app.services", "rubin_app.models"),
 }  # fmt: skip
@@ -79,7 +82,8 @@ ALLOWED = {
     "pages": ("rubin_app.state", "rubin_app.components", "rubin_app.services", "rubin_app.models",
               "rubin_app.config", "rubin_app.i18n", "rubin_app.accounts", "rubin_app.usage", "rubin_app.webhooks"),
     "admin": ("rubin_app.state", "rubin_app.components", "rubin_app.services", "rubin_app.models",
-              "rubin_app.config", "rubin_app.i18n", "rubin_app.accounts", "rubin_app.usage", "rubin_app.webhooks"),
+              "rubin_app.config", "rubin_app.i18n", "rubin_app.accounts", "rubin_app.usage", "rubin_app.webhooks",
+              "rubin_app.connections"),
 }  # fmt: skip
 # The bundled engine's packages are installed on demand (scripts/run.sh), from their own pins.
 ENGINE_REQUIREMENTS = ROOT / "requirements-engine.txt"

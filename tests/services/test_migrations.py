@@ -26,7 +26,7 @@ TABLES = {
     "users", "conversations", "messages", "auth_sessions", "audit_events", "app_settings", "user_limits",
     "login_attempts", "api_keys", "usage_records", "webhook_endpoints", "webhook_deliveries", "user_keys",
     "alembic_version", "user_groups", "user_group_members", "totp_secrets", "recovery_codes", "pending_logins",
-    "passkeys", "knowledge_bases", "knowledge_files", "knowledge_chunks",
+    "passkeys", "knowledge_bases", "knowledge_files", "knowledge_chunks", "model_connections",
 }  # fmt: skip
 TABLES |= {"assistants", "user_personalisation", "memories"}  # assistants and memory (issue #15)
 

@@ -76,6 +76,12 @@ def test_redaction_masks_cookies_tokens_and_session_hashes() -> None:
     assert RedactSecrets().filter(record) and "abcdefghijklmnopqrstuvwxyz0123" not in record.getMessage()
 
 
+def test_redaction_masks_a_connection_key_in_a_logged_form_event() -> None:
+    line = "Event(name='add_connection', payload={'form': {'name': 'Cloud', 'api_key': 'sk-live-123 456'}})"
+    clean = redact(line)
+    assert "sk-live-123" not in clean and "'name': 'Cloud'" in clean and "'api_key': '[redacted]'" in clean
+
+
 def test_a_lone_surrogate_in_a_streamed_piece_is_shown_not_fatal() -> None:
     script = push_js("half an emoji \ud83d then more")
     script.encode("utf-8")  # what the websocket does with it: no UnicodeEncodeError

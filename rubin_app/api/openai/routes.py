@@ -14,6 +14,7 @@ from rubin_app.api.deps import require
 from rubin_app.api.errors import from_input_error, install_handlers
 from rubin_app.api.openai import assistants, completions
 from rubin_app.api.openai.request import parse_completion, read_json
+from rubin_app.connections.router import ModelEntry
 from rubin_app.core.errors import ApiError
 from rubin_app.services.chats import InputError
 from rubin_app.services.limits import LimitExceeded
@@ -36,6 +37,14 @@ async def _body(request: Request) -> dict[str, Any]:
     return read_json(raw, limit)
 
 
+def _model(entry: ModelEntry) -> dict[str, Any]:
+    """A model as OpenAI lists it, plus where it lives and what it can do (extra fields the SDKs keep)."""
+    return {
+        "id": entry.name, "object": "model", "created": 0, "owned_by": "rubin",
+        "connection": entry.connection, "capabilities": list(entry.capabilities),
+    }  # fmt: skip
+
+
 def build_openai_app() -> FastAPI:
     """The /v1 app (mounted by rubin_app.api.routes)."""
     app = FastAPI(title="Rubin AI — OpenAI-compatible API", docs_url=None, redoc_url=None, openapi_url=None)
@@ -45,10 +54,10 @@ def build_openai_app() -> FastAPI:
     async def list_models(key: Chat) -> JSONResponse:
         rt = get_runtime()
         permissions = await rt.permissions.get(key.user_id)
-        models = await rt.catalog.allowed(permissions)
-        if not models and rt.catalog.error is not None:
-            raise ApiError(rt.catalog.error.code, "the model list is unavailable")
-        data = [{"id": m, "object": "model", "created": 0, "owned_by": "rubin"} for m in models]
+        entries = await rt.router.allowed_entries(permissions)
+        if not entries and rt.router.error is not None:
+            raise ApiError(rt.router.error.code, "the model list is unavailable")
+        data = [_model(e) for e in entries]
         data += await assistants.model_entries(key.user_id, permissions)  # the user's assistants (asst:<slug>)
         return JSONResponse({"object": "list", "data": data})
 
@@ -61,10 +70,10 @@ def build_openai_app() -> FastAPI:
             )
         if not (await rt.permissions.get(key.user_id)).allows_model(model_id):
             raise from_input_error(InputError("model_not_allowed", model=model_id))
-        models = await rt.catalog.get()
-        if model_id not in models:
+        entry = next((e for e in await rt.router.entries() if e.name == model_id), None)
+        if entry is None:
             raise ApiError("unknown_model", f"The model '{model_id}' does not exist", param="model")
-        return JSONResponse({"id": model_id, "object": "model", "created": 0, "owned_by": "rubin"})
+        return JSONResponse(_model(entry))
 
     @app.post("/chat/completions")
     async def chat_completions(request: Request, key: Chat) -> Response:
@@ -106,7 +115,11 @@ def build_openai_app() -> FastAPI:
         allowed = {"model", "input", "encoding_format", "dimensions", "user"}
         tokens = 0
         try:
-            answer = await rt.client.embeddings({k: v for k, v in body.items() if k in allowed})
+            await rt.router.load()
+            client, upstream = rt.router.client_for(model)  # the connection that serves it, its name there
+            answer = await client.embeddings({k: v for k, v in body.items() if k in allowed} | {"model": upstream})
+            if upstream != model:
+                answer["model"] = model
             usage = answer.get("usage")
             tokens = int(usage.get("prompt_tokens") or 0) if isinstance(usage, dict) else 0
         finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from rubin_app.api.errors import install_handlers
-from rubin_app.api.v1 import assistants, conversations, keys, knowledge, webhooks
+from rubin_app.api.v1 import assistants, connections, conversations, keys, knowledge, webhooks
 
 DESCRIPTION = """Rubin's own API: what the chat UI does, for programs. Authenticate with an API key
 (`Authorization: Bearer rk-...`) made in the account page or with `python -m rubin_app keys create`.
@@ -25,4 +25,5 @@ def build_rest_app() -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(knowledge.router)
     app.include_router(assistants.router)
+    app.include_router(connections.router)
     return app

@@ -49,6 +49,7 @@ from rubin_app.state.chat.common import (
     temporary_pages,
 )
 from rubin_app.state.chat.knowledge import KnowledgeMixin
+from rubin_app.state.chat.picker import ModelGroup, ModelOption, groups_of
 from rubin_app.state.chat.sidebar import SidebarMixin
 from rubin_app.state.chat.temporary import TemporaryMixin
 from rubin_app.state.chat.temporary import forget as forget_temporary
@@ -77,6 +78,7 @@ class ChatState(SidebarMixin, AnswersMixin, WatchMixin, TemporaryMixin, Knowledg
     streaming_id: int = 0
     tab_path: str = rx.SessionStorage("", name="rubin_path")  # the tab's real address, kept by rubin.js
     models: list[str] = []
+    model_groups: list[ModelGroup] = []  # the picker: models by connection, unreachable ones marked
     model: str = ""
     models_error: str = ""
     starters: dict[str, list[str]] = {}  # each assistant's starter prompts, by its picker name
@@ -156,16 +158,21 @@ class ChatState(SidebarMixin, AnswersMixin, WatchMixin, TemporaryMixin, Knowledg
 
     async def _load_models(self, refresh: bool) -> None:
         rt = get_runtime()
-        catalog = rt.catalog
+        router = rt.router  # every connection's models (connections/router.py)
         user_id = await self._user_id()
         permissions = await rt.permissions.get(user_id)
-        self.models = await catalog.allowed(permissions, refresh=refresh)
+        entries = await router.allowed_entries(permissions, refresh=refresh)
         async with session_scope(read_only=True) as session:  # the user's assistants beside the models (asst:<slug>)
             self.starters = await assistants.model_names(
                 session=session, user_id=user_id, allows=permissions.allows_model
             )
-        self.models += list(self.starters)
-        self.models_error = self._error_text(catalog.error.code) if catalog.error else ""
+        self.models = [e.name for e in entries] + list(self.starters)
+        self.model_groups = groups_of(entries, router.health(), self._t)
+        if self.starters:
+            self.model_groups.append(
+                ModelGroup(self._t("assistants"), False, [ModelOption(name) for name in self.starters])
+            )
+        self.models_error = self._error_text(router.error.code) if router.error else ""
         if self.model not in self.models:
             default = get_runtime().settings.default_model
             self.model = default if default in self.models else (self.models[0] if self.models else "")
