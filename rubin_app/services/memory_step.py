@@ -19,7 +19,7 @@ async def remember(
     rt: Runtime, *, user_id: int, model: str, question: str, answer: str, conversation_id: str, message_id: int
 ) -> list[dict[str, object]]:
     """Propose, save and note the memories one exchange gives; the notes added (id, text)."""
-    client, upstream = rt.client_for(model)
+    client, upstream = rt.router.client_for(model)
     turns = [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
     added = await remember_from_chat(
         client=client, model=upstream, user_id=user_id, turns=turns, conversation_id=conversation_id,
