@@ -638,6 +638,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--api-key", default=None)
     ap.add_argument("--title-delay", type=float, default=0.0, help="seconds added to every title request")
     ap.add_argument("--models", default="standin-model,standin-small", help="comma-separated model ids")
+    ap.add_argument("--embedding-dim", type=int, default=EMBED_DIM, help="length of every embedding")
+    ap.add_argument("--echo-context", action="store_true", help="answer with the context passages' numbers")
     a = ap.parse_args(argv)
     cfg = StandInConfig(
         models=a.models.split(","),
@@ -648,6 +650,8 @@ def main(argv: list[str] | None = None) -> None:
         fail_first_n=a.fail_first_n,
         api_key=a.api_key,
         title_delay=a.title_delay,
+        embedding_dim=a.embedding_dim,
+        echo_context=a.echo_context,
     )
     StandIn(cfg, host=a.host, port=a.port).serve_forever()
 
