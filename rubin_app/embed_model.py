@@ -73,7 +73,7 @@ class MiniLM:
         self.tokenizer.enable_truncation(max_length=min(max_tokens, int(config["max_position_embeddings"])))
         self.heads = int(config["num_attention_heads"])
         self.eps = float(config["layer_norm_eps"])
-        self.w = {k: v.astype(np.float32) for k, v in weights.items() if v.dtype != np.int64}
+        self.w = {k: v.astype(np.float32, copy=False) for k, v in weights.items() if v.dtype != np.int64}
         self.layers = int(config["num_hidden_layers"])
         self.dimension = int(config["hidden_size"])
         self._lock = threading.Lock()  # numpy's BLAS already uses every core: one batch at a time
