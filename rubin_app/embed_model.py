@@ -39,19 +39,39 @@ def model_zip() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "model.zip"
 
 
-def _erf(x: Array) -> Array:
-    """erf with an absolute error below 1.5e-7 (Abramowitz and Stegun 7.1.26): numpy has none."""
-    sign = np.sign(x)
-    a = np.abs(x)
-    t = 1.0 / (1.0 + 0.3275911 * a)
-    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
-    out: Array = (sign * (1.0 - poly * np.exp(-a * a))).astype(np.float32)
-    return out
+_F = np.float32
+_BLOCK = 1 << 14  # elements per pass of the GELU: its temporaries stay in the CPU cache
 
 
 def _gelu(x: Array) -> Array:
-    """BERT's exact GELU: x * Φ(x)."""
-    return (0.5 * x * (1.0 + _erf(x / np.float32(np.sqrt(2.0))))).astype(np.float32)
+    """BERT's exact GELU, x * Φ(x) = x * (1 + erf(x / √2)) / 2, with erf to 1.5e-7 (Abramowitz and Stegun 7.1.26:
+    numpy has no erf), computed block by block in place (several times faster than whole-array temporaries)."""
+    flat = np.ascontiguousarray(x).reshape(-1)
+    out = np.empty_like(flat)
+    a, t, p = (np.empty(_BLOCK, np.float32) for _ in range(3))
+    for start in range(0, flat.size, _BLOCK):
+        v = flat[start : start + _BLOCK]
+        n = v.size
+        aa, tt, pp, o = a[:n], t[:n], p[:n], out[start : start + n]
+        np.abs(v, out=aa)
+        aa *= _F(1 / np.sqrt(2.0))
+        np.multiply(aa, _F(0.3275911), out=tt)
+        tt += _F(1.0)
+        np.reciprocal(tt, out=tt)
+        np.multiply(tt, _F(1.061405429), out=pp)
+        for coefficient in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
+            pp += _F(coefficient)
+            pp *= tt
+        np.square(aa, out=aa)
+        np.negative(aa, out=aa)
+        np.exp(aa, out=aa)
+        pp *= aa  # erfc(|x| / √2)
+        np.subtract(_F(1.0), pp, out=pp)
+        np.copysign(pp, v, out=pp)  # erf(x / √2)
+        pp += _F(1.0)
+        pp *= v
+        np.multiply(pp, _F(0.5), out=o)
+    return out.reshape(x.shape)
 
 
 def _layer_norm(x: Array, weight: Array, bias: Array, eps: float = 1e-12) -> Array:
@@ -131,10 +151,13 @@ class MiniLM:
         q = heads(self._dense(x, p + "attention.self.query"))
         k = heads(self._dense(x, p + "attention.self.key"))
         v = heads(self._dense(x, p + "attention.self.value"))
-        scores = q @ k.transpose(0, 1, 3, 2) / np.float32(np.sqrt(size)) + bias
-        scores = np.exp(scores - scores.max(-1, keepdims=True))
-        context = (scores / scores.sum(-1, keepdims=True)) @ v
-        context = context.transpose(0, 2, 1, 3).reshape(batch, width, hidden)
+        scores: Array = q @ k.transpose(0, 1, 3, 2)
+        scores *= _F(1 / np.sqrt(size))
+        scores += bias
+        scores -= scores.max(-1, keepdims=True)
+        np.exp(scores, out=scores)
+        scores /= scores.sum(-1, keepdims=True)
+        context: Array = (scores @ v).transpose(0, 2, 1, 3).reshape(batch, width, hidden)
         attended = self._dense(context, p + "attention.output.dense") + x
         w = self.w
         x = _layer_norm(attended, w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"],
