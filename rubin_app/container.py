@@ -16,11 +16,14 @@ numpy, no compile) on 127.0.0.1:EMBEDDING_PORT, as scripts/run.sh does.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rubin_app.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from rubin_app.embed_server import Process
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = ROOT / ".web" / "build" / "client"
@@ -46,8 +49,8 @@ def address_mismatch(built: str, *, frontend_port: int, api_url: str) -> str | N
     )
 
 
-def start_embedder(settings: Settings) -> subprocess.Popen[bytes] | None:
-    """The bundled embedding server, when no EMBEDDING_MODEL is configured (and embeddings are on); its log in
+def start_embedder(settings: Settings) -> Process | None:
+    """Start the bundled embedding server when no EMBEDDING_MODEL is configured (and embeddings are on); its log in
     DATA_DIR/embed.log."""
     if not settings.embeddings_enabled or settings.embedding_model:
         return None
@@ -71,7 +74,9 @@ def serve() -> None:
     problem = address_mismatch(built_event_url(), frontend_port=settings.frontend_port, api_url=settings.api_url)
     if problem:
         print(f"[rubin] warning: {problem}", file=sys.stderr)
-    start_embedder(settings)  # a child process: it ends with the container
+    embedder = start_embedder(settings)  # a child process: it ends with the container
+    if embedder is not None:
+        print(f"[rubin] embedding server ready (pid {embedder.pid})", file=sys.stderr, flush=True)
     from reflex import constants
     from reflex.config import get_config
     from reflex.environment import environment

@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from rubin_app.embed_model import MAX_TOKENS, MiniLM
 
+Process = subprocess.Popen[bytes]
 MODEL_ID = "rubin-embed"
 ALIASES = (MODEL_ID, "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
 MAX_INPUTS = 2048  # OpenAI's limit of inputs per request
@@ -102,7 +103,7 @@ def command(port: int, *, max_tokens: int = MAX_TOKENS) -> list[str]:
     return [sys.executable, "-m", "rubin_app.embed_server", "--port", str(port), "--max-tokens", str(max_tokens)]
 
 
-def start(port: int, log_file: Path | None = None, *, timeout: float = 120.0) -> subprocess.Popen[bytes]:
+def start(port: int, log_file: Path | None = None, *, timeout: float = 120.0) -> Process:
     """Start the server in the background and wait until it answers (the model is loaded before it listens)."""
     from rubin_app.engine import wait_ready
 
