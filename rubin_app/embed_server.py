@@ -3,9 +3,17 @@
 Used when EMBEDDING_MODEL is empty. `python -m rubin_app.embed_server` loads the model, then serves on
 127.0.0.1:EMBEDDING_PORT: POST /v1/embeddings (OpenAI-shaped, model "rubin-embed"), GET /v1/models, GET /health.
 scripts/run.sh, the container and the real-model test fixtures start it (`start()` below).
+
+numpy's BLAS runs on one thread here unless OPENBLAS_NUM_THREADS says otherwise: on a machine whose cores are busy
+(the chat engine, the app) its worker threads spin against each other, ~10x slower than one thread
+(docs/embeddings.md).
 """
 
 from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy is imported
 
 import argparse
 import asyncio
@@ -51,7 +59,7 @@ def _inputs(body: Any) -> list[str] | str:
     return texts
 
 
-def create_app(model: MiniLM, *, batch_size: int = 16) -> Starlette:
+def create_app(model: MiniLM, *, batch_size: int = 32) -> Starlette:
     """The ASGI app serving `model`."""
 
     async def embeddings(request: Request) -> Response:
@@ -130,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=None, help="default: EMBEDDING_PORT")
     parser.add_argument("--max-tokens", type=int, default=MAX_TOKENS, help="word pieces kept per text")
-    parser.add_argument("--batch", type=int, default=16, help="texts per forward pass")
+    parser.add_argument("--batch", type=int, default=32, help="most texts per forward pass")
     args = parser.parse_args(argv)
     port = args.port or get_settings().embedding_port
     model = MiniLM(max_tokens=args.max_tokens)
