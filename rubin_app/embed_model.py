@@ -95,9 +95,12 @@ class MiniLM:
         self.heads = int(config["num_attention_heads"])
         self.eps = float(config["layer_norm_eps"])
         self.w = {k: v.astype(np.float32, copy=False) for k, v in weights.items() if v.dtype != np.int64}
+        for name, value in self.w.items():  # dense layers' weights stored as (in, out): one plain GEMM each
+            if name.startswith("encoder.") and value.ndim == 2:
+                self.w[name] = np.ascontiguousarray(value.T)
         self.layers = int(config["num_hidden_layers"])
         self.dimension = int(config["hidden_size"])
-        self._lock = threading.Lock()  # numpy's BLAS already uses every core: one batch at a time
+        self._lock = threading.Lock()  # one forward pass at a time (a query waits at most one pass)
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Word pieces per text after truncation ([CLS] and [SEP] included)."""
@@ -144,7 +147,10 @@ class MiniLM:
         return out
 
     def _dense(self, x: Array, name: str) -> Array:
-        return (x @ self.w[name + ".weight"].T + self.w[name + ".bias"]).astype(np.float32)
+        """x @ W + b, as one matrix product over every token of the batch."""
+        out: Array = x.reshape(-1, x.shape[-1]) @ self.w[name + ".weight"]
+        out += self.w[name + ".bias"]
+        return out.reshape(*x.shape[:-1], out.shape[-1])
 
     def _layer(self, x: Array, bias: Array, p: str) -> Array:
         """One transformer layer (post-LayerNorm, as BERT)."""
