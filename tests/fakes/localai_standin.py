@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import logging
 import re
@@ -23,7 +22,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.fakes.standin_vectors import EMBED_DIM, context_reply, document_text, embedding_of, rerank_score
+
 FAULTS = ("none", "http500", "http503", "error_frame", "drop", "hang", "hang_before", "malformed", "fail_first_n")
+# Faults of POST /v1/embeddings (StandInConfig.embedding_fault): "down" closes the connection without a reply.
+EMBEDDING_FAULTS = ("none", "down", "http500", "http503", "malformed", "hang")
+__all__ = ["EMBED_DIM", "embedding_of"]  # re-exported: tests compute the stand-in's vectors themselves
 FILLER = [
     "lorem",
     "ipsum",
@@ -74,6 +78,10 @@ class StandInConfig:
     ready: bool = True
     models_fault: str = "none"  # "hang": GET /v1/models accepts and never answers (until the client goes away)
     title_delay: float = 0.0  # seconds added to every title request (a model slow to write titles)
+    embedding_dim: int = EMBED_DIM  # length of every embedding (a text with [[dim=N]] gets N)
+    embedding_fault: str = "none"  # one of EMBEDDING_FAULTS
+    embedding_max_chars: int = 0  # a longer input gets 400 "input is too long" (0: no limit)
+    echo_context: bool = False  # every answer is the context-echo answer (as if each question said [[echo_context]])
 
 
 @dataclass
@@ -150,13 +158,16 @@ def parse_markers(text: str) -> dict[str, str]:
 
 
 def build_pieces(
-    messages: list[dict[str, Any]], max_tokens: int | None = None, tokens: int = 20
+    messages: list[dict[str, Any]], max_tokens: int | None = None, tokens: int = 20, echo_context: bool = False
 ) -> tuple[list[str], str]:
     """Return the reply pieces (one SSE delta each) and the finish reason."""
     if messages and messages[-1].get("role") == "assistant":
         return _continuation(messages, max_tokens, tokens)
     text = last_user_text(messages)
     marks = parse_markers(text)
+    if ("echo_context" in marks or echo_context) and "reply" not in marks and "reply_json" not in marks:
+        # Which numbered passages ([n] at a line's start) the request carried, as citations: "See [1] and [2]."
+        marks["reply"] = context_reply([_text(m.get("content")) for m in messages])
     if "reply" in marks or "reply_json" in marks:
         # reply_json: the value is the body of a JSON string, so a test can make the model send characters a
         # user cannot (``[[reply_json=a\\u0000b\\ud800c]]`` streams a NUL and a lone surrogate).
@@ -199,12 +210,6 @@ def expected_reply(messages: list[dict[str, Any]], max_tokens: int | None = None
 def reply_to(question: str, tokens: int = 20) -> str:
     """The whole reply the stand-in gives to a one-message chat asking `question`."""
     return expected_reply([{"role": "user", "content": question}], tokens=tokens)
-
-
-def embedding_of(text: str) -> list[float]:
-    """The stand-in's embedding of a text: 8 numbers in [-1, 1) from its SHA-256."""
-    digest = hashlib.sha256(text.encode()).digest()
-    return [round(b / 128 - 1, 6) for b in digest[:8]]
 
 
 def tool_call_of(messages: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -270,6 +275,7 @@ class StandIn:
                 Route("/healthz", self._healthz, methods=["GET"]),
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
                 Route("/v1/embeddings", self._embeddings, methods=["POST"]),
+                Route("/v1/rerank", self._rerank, methods=["POST"]),
             ]
         )
         self._server: uvicorn.Server | None = None
@@ -281,6 +287,9 @@ class StandIn:
         self.requests = self.cancelled = self.completed = self.dropped = self.errors = 0
         self.model_requests = 0  # GET /v1/models
         self.embedding_requests = 0  # POST /v1/embeddings
+        self.embedding_inputs: list[list[str]] = []  # the texts of each embeddings request, in order
+        self.rerank_requests = 0  # POST /v1/rerank
+        self.last_rerank_json: dict[str, Any] | None = None
         self.failed_first = 0
         self.records: list[RequestRecord] = []
         self.last_request_json: dict[str, Any] | None = None
@@ -371,7 +380,7 @@ class StandIn:
         return JSONResponse({"object": "list", "data": data})
 
     async def _embeddings(self, request: Request) -> Response:
-        """POST /v1/embeddings: a deterministic 8-dimension vector per input (from its SHA-256)."""
+        """POST /v1/embeddings: a deterministic, meaningful vector per input (tests/fakes/standin_vectors.py)."""
         self.embedding_requests += 1
         if (denied := self._auth_error(request)) is not None:
             return denied
@@ -380,14 +389,68 @@ class StandIn:
         except ValueError:
             return _error(400, "invalid JSON body", "invalid_request_error")
         model, inputs = body.get("model"), body.get("input")
+        texts = [str(t) for t in ([inputs] if isinstance(inputs, str) else list(inputs or []))]
+        self.embedding_inputs.append(texts)
         if model not in self.config.models:
             return _error(404, f"model '{model}' not found", "invalid_request_error")
-        texts = [inputs] if isinstance(inputs, str) else list(inputs or [])
-        data = [{"object": "embedding", "index": i, "embedding": embedding_of(str(t))} for i, t in enumerate(texts)]
-        words = sum(len(str(t).split()) for t in texts)
+        fault = await self._embedding_fault(request, texts)
+        if fault is not None:
+            return fault
+        data = [{"object": "embedding", "index": i, "embedding": self._vector(t)} for i, t in enumerate(texts)]
+        words = sum(len(t.split()) for t in texts)
         return JSONResponse(
             {"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": words, "total_tokens": words}}
         )
+
+    def _vector(self, text: str) -> list[float]:
+        """One input's embedding: config.embedding_dim long, or N with a [[dim=N]] marker in the text."""
+        dim = int(parse_markers(text).get("dim") or self.config.embedding_dim)
+        return embedding_of(_MARKER.sub(" ", text), dim)
+
+    async def _embedding_fault(self, request: Request, texts: list[str]) -> Response | None:
+        """The configured embeddings fault's response, or None to answer normally."""
+        fault, limit = self.config.embedding_fault, self.config.embedding_max_chars
+        if fault == "down":
+
+            async def nothing() -> AsyncIterator[bytes]:
+                raise _Dropped()
+                yield b""  # pragma: no cover - makes this an async generator
+
+            return StreamingResponse(nothing(), media_type="application/json")
+        if fault == "http500":
+            return _error(500, "embedding backend crashed", "server_error")
+        if fault == "http503":
+            return JSONResponse(_BUSY, status_code=503, headers={"Retry-After": "0"})
+        if fault == "malformed":
+            return JSONResponse({"object": "list", "items": []})
+        if fault == "hang":
+            await self._wait(request, HANG_SECONDS)
+            return Response(status_code=499)
+        if limit and any(len(t) > limit for t in texts):
+            return _error(400, f"input is too long: at most {limit} characters", "invalid_request_error")
+        return None
+
+    async def _rerank(self, request: Request) -> Response:
+        """POST /v1/rerank (Jina / LocalAI shape): documents scored by the share of the query's words they have."""
+        self.rerank_requests += 1
+        if (denied := self._auth_error(request)) is not None:
+            return denied
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "invalid JSON body", "invalid_request_error")
+        self.last_rerank_json = body
+        query, documents = body.get("query"), body.get("documents")
+        if not isinstance(query, str) or not isinstance(documents, list):
+            return _error(400, "query (text) and documents (list) are required", "invalid_request_error")
+        if body.get("model") not in self.config.models:
+            return _error(404, f"model '{body.get('model')}' not found", "invalid_request_error")
+        texts = [document_text(d) for d in documents]
+        scored = sorted(((rerank_score(query, t), i) for i, t in enumerate(texts)), key=lambda p: (-p[0], p[1]))
+        top_n = body.get("top_n") or len(texts)
+        results = [{"index": i, "relevance_score": score, "document": {"text": texts[i]}} for score, i in scored]
+        words = len(query.split()) + sum(len(t.split()) for t in texts)
+        return JSONResponse({"model": body["model"], "results": results[:top_n], "usage": {"total_tokens": words}})
 
     async def _readyz(self, request: Request) -> Response:
         """GET /readyz."""
@@ -441,7 +504,8 @@ class StandIn:
         if rec.fault == "hang_before":
             await self._wait(request, HANG_SECONDS)
             return self._finish(rec, "cancelled", Response(status_code=499))
-        pieces, finish = build_pieces(messages, body.get("max_tokens", body.get("max_completion_tokens")), cfg.tokens)
+        max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
+        pieces, finish = build_pieces(messages, max_tokens, cfg.tokens, cfg.echo_context and not rec.title)
         p_tok = prompt_tokens(messages)
         usage = {"prompt_tokens": p_tok, "completion_tokens": len(pieces), "total_tokens": p_tok + len(pieces)}
         plan = _Plan(
@@ -574,6 +638,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--api-key", default=None)
     ap.add_argument("--title-delay", type=float, default=0.0, help="seconds added to every title request")
     ap.add_argument("--models", default="standin-model,standin-small", help="comma-separated model ids")
+    ap.add_argument("--embedding-dim", type=int, default=EMBED_DIM, help="length of every embedding")
+    ap.add_argument("--echo-context", action="store_true", help="answer with the context passages' numbers")
     a = ap.parse_args(argv)
     cfg = StandInConfig(
         models=a.models.split(","),
@@ -584,6 +650,8 @@ def main(argv: list[str] | None = None) -> None:
         fail_first_n=a.fail_first_n,
         api_key=a.api_key,
         title_delay=a.title_delay,
+        embedding_dim=a.embedding_dim,
+        echo_context=a.echo_context,
     )
     StandIn(cfg, host=a.host, port=a.port).serve_forever()
 

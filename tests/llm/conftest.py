@@ -1,4 +1,5 @@
-"""The real-model tests' fixtures: the bundled engine, and Debian Chromium (never a downloaded browser)."""
+"""The real-model tests' fixtures: the bundled engine, the bundled embedding server (`embed_server`, from
+tests/embeddings/conftest.py), and Debian Chromium (never a downloaded browser)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import pytest
 
 from bench.harness import CHROMIUM_ARGS, free_port
 from rubin_app.engine import start as start_engine
+from tests.embeddings.conftest import embed_server
+
+__all__ = ["embed_server"]  # a fixture: the real-model app runs with EMBEDDING_PORT at its port
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "llm"
 
