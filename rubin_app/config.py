@@ -175,6 +175,9 @@ class Settings(BaseSettings):
         default=400, ge=0, le=8000, description="Tokens of a user's long-term memories sent with a chat (0: none)."
     )
     memory_max_items: int = Field(default=200, ge=1, le=5000, description="Most memories one user may keep.")
+    knowledge_top_k: int = Field(
+        default=5, ge=1, le=20, description="Passages of the chosen knowledge given to the model with a question."
+    )
 
     # Storage
     database_url: str = Field(default="", description="SQLAlchemy URL; empty: SQLite in DATA_DIR.")

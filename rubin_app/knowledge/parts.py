@@ -82,15 +82,15 @@ class Parts:
     embedding_model: str = ""  # recorded on the base: vectors of two models never mix in one base
 
 
-def default_parts(settings: Settings) -> Parts:
-    """The real parts: extract/chunk (part B), the embedder of the settings (part A), the index of the settings'
-    database (part C)."""
+def default_parts(settings: Settings, client_for: Callable[[str], Any] | None = None) -> Parts:
+    """The real parts: extract/chunk (part B), the embedder of the settings (part A; EMBEDDING_MODEL served by the
+    connection `client_for` routes it to), the index of the settings' database (part C)."""
     from rubin_app.knowledge.chunking import chunk  # built on first use
     from rubin_app.knowledge.extract import ExtractError, extract
     from rubin_app.knowledge.index import knowledge_index
     from rubin_app.llm.embeddings import EmbeddingError, default_embedder
 
-    embedder = default_embedder(settings)
+    embedder = default_embedder(settings, client_for=client_for)
     return Parts(
         extract=extract, chunk=chunk, index=knowledge_index(), embedder=embedder,
         extract_error=ExtractError, embedding_error=EmbeddingError,

@@ -4,10 +4,10 @@
 from rubin_app.accounts.group_models import Group, GroupMember
 from rubin_app.accounts.models import ApiKey
 from rubin_app.accounts.twofactor_models import Passkey, PendingLogin, RecoveryCode, TotpSecret
-from rubin_app.knowledge.models import KnowledgeBase, KnowledgeChunk, KnowledgeFile
 from rubin_app.assistants.models import Assistant
-from rubin_app.memory.models import Memory, Personalisation
 from rubin_app.connections.models import Connection
+from rubin_app.knowledge.models import KnowledgeBase, KnowledgeChunk, KnowledgeFile
+from rubin_app.memory.models import Memory, Personalisation
 from rubin_app.models.auth import AppSetting, AuditEvent, AuthSession, UserLimit
 from rubin_app.models.chat import (
     Conversation,

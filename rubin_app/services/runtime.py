@@ -22,6 +22,7 @@ from rubin_app.generation.manager import GenerationManager
 from rubin_app.generation.sinks import AfterRun, AnswerWriter, CacheWriter, FinalSaveHook, SaveSettings, Sink
 from rubin_app.generation.webhook_sink import queue_message_event
 from rubin_app.knowledge.jobs import IngestionJob
+from rubin_app.knowledge.parts import default_parts
 from rubin_app.llm.client import LLMClient, LLMError
 from rubin_app.llm.types import Params
 from rubin_app.models.user import utcnow
@@ -101,7 +102,10 @@ class Runtime:
         self.principals = PrincipalCache()
         self.retention = RetentionJob(settings, self.redis, session_scope)  # old chats, audit, usage (one worker)
         self.recovery = Recovery(self)  # answers left unfinished by a worker that died or stopped
-        self.knowledge = IngestionJob(settings, session_scope)  # documents to knowledge bases (every worker)
+        # Documents to knowledge bases (every worker); its parts (the embedder, the search index) serve the chat too.
+        self.knowledge = IngestionJob(
+            settings, session_scope, parts=lambda: default_parts(settings, client_for=self.router.client_for)
+        )
         self._touches: set[asyncio.Task[Any]] = set()  # small off-path writes and messages
 
     @cached_property
@@ -240,6 +244,16 @@ class Runtime:
         await self.bus.close()
         if self.redis is not None:
             await self.redis.close()
+
+    @property
+    def embedder(self) -> Any:
+        """The embedder of knowledge and memory (None when embeddings are switched off)."""
+        return self.knowledge.parts.embedder
+
+    @property
+    def knowledge_index(self) -> Any:
+        """The knowledge search index of this database."""
+        return self.knowledge.parts.index
 
     def chat_params(self) -> Params:
         """The parameters of the chat UI's requests (from settings)."""

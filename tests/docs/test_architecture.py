@@ -51,8 +51,6 @@ FORBIDDEN = {
               "rubin_app.api"),
     "webhooks": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
                  "rubin_app.api"),
-    "knowledge": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
-                  "rubin_app.api"),
     # Prometheus figures: a sink and an ASGI layer. Never the UI or the HTTP routes.
     "observability": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
                       "rubin_app.api"),
