@@ -414,6 +414,18 @@ class Settings(BaseSettings):
     )
     backup_s3_secret_access_key: SecretStr | None = Field(default=None, description="S3 secret access key.")
 
+    # Knowledge retrieval (docs/retrieval.md)
+    knowledge_min_relevance: float = Field(
+        default=0.3,
+        ge=0,
+        le=1,
+        description="Relevance floor of retrieved passages (0..1: the better of the query's vector similarity and "
+        "the share of its words the passage holds); below it a passage is not used.",
+    )
+    knowledge_rerank_model: str = Field(
+        default="", description="Model that reranks retrieved passages via /v1/rerank; empty: no reranking."
+    )
+
     # Web
     frontend_port: int = Field(default=3000, ge=1, le=65535, description="Port the app serves.")
     api_url: str = Field(default="", description="Public URL of the backend when not on localhost.")
