@@ -34,7 +34,8 @@ BUSY_TIMEOUT_MS = 15_000
 VEC_TABLE = re.compile(r"^knowledge_vec_(\d+)$")
 FTS_DDL = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS knowledge_fts USING fts5("
-    "terms, kb_id UNINDEXED, file_id UNINDEXED, tokenize='unicode61 remove_diacritics 0')"
+    "terms, kb_id UNINDEXED, file_id UNINDEXED, tokenize='unicode61 remove_diacritics 0')",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS knowledge_fts_vocab USING fts5vocab(knowledge_fts, 'row')",
 )
 
 
@@ -117,16 +118,17 @@ def _ensure_vec(conn: Any, dim: int) -> None:
         )
 
 
-def _delete_vectors(conn: Any, column: str, value: int) -> None:
-    """Delete vectors by chunk id, file id or kb id from every dimension's tables."""
+def _delete_vectors(conn: Any, column: str, values: Sequence[int]) -> None:
+    """Delete the vectors of some chunks, files or bases from every dimension's tables."""
     for dim in _vec_dims(conn):
-        if dim % 8 == 0:
-            conn.execute(
-                f"DELETE FROM knowledge_vecbit_{dim} WHERE chunk_id IN "
-                f"(SELECT chunk_id FROM knowledge_vec_{dim} WHERE {column} = ?)",
-                (value,),
-            )
-        conn.execute(f"DELETE FROM knowledge_vec_{dim} WHERE {column} = ?", (value,))
+        table = f"knowledge_vec_{dim}"
+        for start in range(0, len(values), 500):
+            part = list(values[start : start + 500])
+            where = f"{column} IN ({_marks(part)})"
+            ids = [row[0] for row in conn.execute(f"SELECT chunk_id FROM {table} WHERE {where}", part)]
+            if dim % 8 == 0:  # by rowid, one at a time: vec0 would scan itself for `chunk_id IN (...)`
+                conn.executemany(f"DELETE FROM knowledge_vecbit_{dim} WHERE chunk_id = ?", [(i,) for i in ids])
+            conn.execute(f"DELETE FROM {table} WHERE {where}", part)
 
 
 def _check_dimensions(conn: Any, kb_ids: set[int], dim: int) -> None:
@@ -143,7 +145,8 @@ def _check_dimensions(conn: Any, kb_ids: set[int], dim: int) -> None:
 class SqliteIndex(KnowledgeIndex):
     """FTS5 + sqlite-vec on the app's SQLite file, through connections of its own."""
 
-    EXACT_LIMIT = 20_000  # up to this many vectors in the searched bases, search exactly
+    EXACT_LIMIT = 1_000  # up to this many vectors in the searched bases, search exactly
+    TEXT_BUDGET = 4_000  # most passages one full-text search scores (see _search_text)
     OVERSAMPLE = 8  # binary candidates per wanted result (at least MIN_CANDIDATES)
     MIN_CANDIDATES = 100
 
@@ -159,7 +162,7 @@ class SqliteIndex(KnowledgeIndex):
 
     async def _ensure(self) -> None:
         if not self._ready:
-            await self._writer.run(lambda conn: conn.execute(FTS_DDL))
+            await self._writer.run(lambda conn: [conn.execute(statement) for statement in FTS_DDL])
             self._ready = True
 
     async def _write(self, fn: Callable[..., None], *args: Any) -> None:
@@ -189,8 +192,7 @@ class SqliteIndex(KnowledgeIndex):
         conn.executemany("INSERT INTO knowledge_fts (rowid, terms, kb_id, file_id) VALUES (?, ?, ?, ?)", rows)
         if not vec_loadable():
             return
-        for chunk_id in ids:
-            _delete_vectors(conn, "chunk_id", chunk_id)
+        _delete_vectors(conn, "chunk_id", ids)
         if dim is None:
             return
         _check_dimensions(conn, {row[2] for row in rows}, dim)
@@ -214,20 +216,35 @@ class SqliteIndex(KnowledgeIndex):
     def _delete(self, conn: Any, column: str, value: int) -> None:
         conn.execute(f"DELETE FROM knowledge_fts WHERE {column} = ?", (value,))
         if vec_loadable():
-            _delete_vectors(conn, column, value)
+            _delete_vectors(conn, column, [value])
 
     async def search_text(self, kb_ids: Sequence[int], query: str, k: int) -> list[tuple[int, float]]:
         terms = query_terms(query)
         if not kb_ids or not terms or k <= 0:
             return []
         await self._ensure()
-        expression = " OR ".join(f'"{term}"' for term in terms)
+        return await self._reader.run(self._search_text, list(kb_ids), terms, k)
+
+    def _search_text(self, conn: Any, kb_ids: list[int], terms: list[str], k: int) -> list[tuple[int, float]]:
+        """bm25 over the passages holding any of the query's terms; the most frequent terms are left out when
+        together they would make more than TEXT_BUDGET passages to score (they weigh least in bm25 anyway)."""
+        sql = f"SELECT term, doc FROM knowledge_fts_vocab WHERE term IN ({_marks(terms)})"
+        frequency = dict(conn.execute(sql, terms).fetchall())
+        kept: list[str] = []
+        total = 0
+        for term in sorted((term for term in terms if term in frequency), key=lambda term: frequency[term]):
+            if kept and total + frequency[term] > self.TEXT_BUDGET:
+                break
+            kept.append(term)
+            total += frequency[term]
+        if not kept:
+            return []
+        expression = " OR ".join(f'"{term}"' for term in kept)
         sql = (
             "SELECT rowid, -bm25(knowledge_fts) FROM knowledge_fts WHERE knowledge_fts MATCH ? "
             f"AND kb_id IN ({_marks(kb_ids)}) ORDER BY rank LIMIT ?"
         )
-        rows = await self._reader.run(lambda conn: conn.execute(sql, [expression, *kb_ids, k]).fetchall())
-        return [(int(chunk_id), float(score)) for chunk_id, score in rows]
+        return [(int(chunk_id), float(score)) for chunk_id, score in conn.execute(sql, [expression, *kb_ids, k])]
 
     async def search_vector(self, kb_ids: Sequence[int], vector: Sequence[float], k: int) -> list[tuple[int, float]]:
         if not kb_ids or not vector or k <= 0:
