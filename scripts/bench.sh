@@ -9,6 +9,7 @@
 #   scripts/bench.sh metrics [args]  Prometheus metrics: cost per streamed event, answer, HTTP request; a scrape
 #   scripts/bench.sh backup [args]      backups: time and size vs a bare copy, restore, writers' latency during a backup
 #   scripts/bench.sh container [args]   the container image: size, cold start vs scripts/run.sh, idle memory (podman)
+#   scripts/bench.sh retrieval [args]   knowledge retrieval latency p50/p95 at 10k/100k chunks, SQLite and PostgreSQL+pgvector
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$RUBIN_ROOT"
@@ -32,6 +33,10 @@ fi
 if [ "${1:-}" = "encryption" ]; then
   shift
   exec python -m bench.encryption_bench "$@"
+fi
+if [ "${1:-}" = "retrieval" ]; then
+  shift
+  exec python -m bench.retrieval_latency "$@"
 fi
 if [ "${1:-}" = "backup" ]; then
   shift

@@ -62,5 +62,5 @@ def coverage(query: list[str], text: str) -> float:
     """Share of the query's stems that occur in a text (0..1): how much of the question a passage speaks to."""
     if not query:
         return 0.0
-    present = set(index_terms(text).split())
+    present = {stem(word) for word in set(words(text))}
     return sum(1 for term in query if term in present) / len(query)

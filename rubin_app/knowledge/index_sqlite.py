@@ -1,13 +1,14 @@
 """SQLite backend of the knowledge index: FTS5 over stemmed terms, sqlite-vec for vectors.
 
-Python's own sqlite3 may not load extensions, so this backend keeps two connections of its own (sqlean.py, an
-extension-capable SQLite build) to the app's database file: a writer and a reader, each in one thread. The
-app's aiosqlite sessions never touch these tables, so backups and migrations need no extension.
+Python's own sqlite3 may not load extensions, so this backend keeps connections of its own (sqlean.py, an
+extension-capable SQLite build) to the app's database file, each in one thread. The app's aiosqlite
+sessions never touch these tables, so backups and migrations need no extension.
 
 Tables (made at first use): knowledge_fts (FTS5; rowid = chunk id), and per vector dimension D
 knowledge_vec_D (plain table: float32 vectors, exact cosine) and knowledge_vecbit_D (sqlite-vec vec0, one bit
 per number, kb_id partition key). Small searches are exact; over EXACT_LIMIT vectors a binary-quantised scan
-picks candidates that the float vectors then re-rank.
+picks candidates that the float vectors then re-rank. A writer and two readers (full-text, vectors), so
+the two searches of one retrieval run at the same time.
 """
 
 from __future__ import annotations
@@ -153,7 +154,8 @@ class SqliteIndex(KnowledgeIndex):
     def __init__(self, url: str) -> None:
         path = url.split("///", 1)[-1].split("?", 1)[0]
         self._writer = _Connection(path, "index-writer")
-        self._reader = _Connection(path, "index-reader")
+        self._reader = _Connection(path, "index-text")  # two readers: retrieval runs both searches at once
+        self._vector_reader = _Connection(path, "index-vector")
         self._ready = False
 
     @property
@@ -252,7 +254,7 @@ class SqliteIndex(KnowledgeIndex):
         await self._ensure()
         if not vec_loadable():
             return []
-        return await self._reader.run(self._search_vector, list(kb_ids), _blob(vector), len(vector), k)
+        return await self._vector_reader.run(self._search_vector, list(kb_ids), _blob(vector), len(vector), k)
 
     def _search_vector(self, conn: Any, kb_ids: list[int], blob: bytes, dim: int, k: int) -> list[tuple[int, float]]:
         if dim not in _vec_dims(conn):
@@ -283,3 +285,4 @@ class SqliteIndex(KnowledgeIndex):
     async def close(self) -> None:
         await self._writer.close()
         await self._reader.close()
+        await self._vector_reader.close()

@@ -3,6 +3,7 @@ optional reranker, and a relevance floor so that an off-topic question gets no p
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from rubin_app.knowledge.models import FileStatus, KnowledgeBase, KnowledgeChunk
 log = logging.getLogger(__name__)
 RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al.)
 MIN_CANDIDATES = 30  # each search's depth: max(this, 4 k)
+RERANK_POOL = 3  # with a reranker, it reorders the best 3 k passages
 
 
 class QueryEmbedder(Protocol):
@@ -112,6 +114,19 @@ def _vector_bases(bases: list[_Base], vector: list[float], embedder: object) -> 
     return [b.id for b in bases if b.dim == len(vector) and (not model or not b.model or b.model == model)]
 
 
+async def _nothing() -> list[tuple[int, float]]:
+    return []
+
+
+async def _vector_hits(
+    index: KnowledgeIndex, bases: list[_Base], query: str, embedder: QueryEmbedder | None, depth: int
+) -> list[tuple[int, float]]:
+    vector = await _query_vector(embedder, query)
+    if vector is None or not (searchable := _vector_bases(bases, vector, embedder)):
+        return []
+    return await index.search_vector(searchable, vector, depth)
+
+
 def fuse(*rankings: Sequence[int]) -> dict[int, float]:
     """Reciprocal-rank fusion: sum of 1 / (RRF_K + rank) over the rankings a chunk appears in."""
     scores: dict[int, float] = {}
@@ -158,19 +173,21 @@ async def retrieve(
     if not readable or not query.strip() or k <= 0:
         return []
     depth = max(MIN_CANDIDATES, 4 * k)
-    text_hits = await index.search_text(readable, query, depth) if "text" in modes else []
-    vector = await _query_vector(embedder, query) if "vector" in modes else None
-    vector_hits: list[tuple[int, float]] = []
-    if vector is not None and (searchable := _vector_bases(bases, vector, embedder)):
-        vector_hits = await index.search_vector(searchable, vector, depth)
+    text_hits, vector_hits = await asyncio.gather(  # the full-text search runs while the query is embedded
+        index.search_text(readable, query, depth) if "text" in modes else _nothing(),
+        _vector_hits(index, bases, query, embedder, depth) if "vector" in modes else _nothing(),
+    )
     text_ranking = [chunk_id for chunk_id, _ in text_hits]
     vector_ranking = [chunk_id for chunk_id, _ in vector_hits]
     scores = fuse(text_ranking, vector_ranking)
     similarity = {chunk_id: 1.0 - distance for chunk_id, distance in vector_hits}
     rows = await _load(session, list(scores), readable)
     terms = query_terms(query)
-    passages = []
+    passages: list[Passage] = []
+    wanted = k * RERANK_POOL if reranker is not None else k
     for chunk_id in sorted(rows, key=lambda cid: -scores[cid]):
+        if len(passages) >= wanted:
+            break
         chunk, filename = rows[chunk_id]
         relevance = max(similarity.get(chunk_id, 0.0), coverage(terms, chunk.text))
         if relevance < floor:
