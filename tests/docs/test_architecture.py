@@ -60,6 +60,9 @@ FORBIDDEN = {
     # Backups and restore (docs/backup.md): operator work on the database and files. Never the UI or the HTTP layer.
     "backup": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
                "rubin_app.api"),
+    # Knowledge (docs/retrieval.md): bases, files, chunks, their search indexes. Never the UI or the HTTP layer.
+    "knowledge": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
+                  "rubin_app.api"),
     "i18n": ("reflex", "rubin_app.state", "rubin_app.components", "rubin_app.pages", "rubin_app.admin",
              "rubin_app.api", "rubin_app.services", "rubin_app.models"),
 }  # fmt: skip
