@@ -92,8 +92,7 @@ class PostgresIndex(KnowledgeIndex):
         if dim not in self._dims:
             await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
             for statement in _vec_ddl(dim):
-                await conn.execute(text(statement))
-            self._dims.add(dim)
+                await conn.execute(text(statement))  # remembered in _dims once the transaction commits
 
     async def _existing_dims(self, conn: AsyncConnection) -> list[int]:
         rows = await conn.execute(text(VEC_TABLES))
@@ -123,6 +122,8 @@ class PostgresIndex(KnowledgeIndex):
                 )
             if dim is not None and vectors is not None:
                 await self._add_vectors(conn, rows, dim, vectors)
+        if dim is not None and self._vectors:
+            self._dims.add(dim)
 
     async def _add_vectors(
         self, conn: AsyncConnection, rows: list[dict[str, Any]], dim: int, vectors: Sequence[Sequence[float]]
