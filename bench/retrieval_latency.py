@@ -19,8 +19,6 @@ import json
 import os
 import random
 import re
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.harness import free_port, percentile, print_table  # noqa: E402
+from tests.knowledge.pgvector_server import PgvectorServer  # noqa: E402
 
 DIM, KBS, TOPICS, CHUNK_CHARS = 384, 10, 200, 1000
 
@@ -172,41 +171,7 @@ async def _measure(url: str, n: int, count: int) -> tuple[dict[str, tuple[float,
     return results, fill_seconds
 
 
-class _PgServer:
-    """A throwaway PostgreSQL 16 with pgvector (pgserver's binaries), run as `postgres` when we are root."""
-
-    def __init__(self) -> None:
-        import importlib.util
-
-        spec = importlib.util.find_spec("pgserver")
-        if spec is None or not spec.submodule_search_locations:
-            raise SystemExit("pgserver is not installed (requirements-dev.txt)")
-        self.bin = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
-        self.base = Path(tempfile.mkdtemp(prefix="rubin-bench-pg-"))
-        self.prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        if self.prefix:
-            shutil.chown(self.base, "postgres", "postgres")
-        self.port = free_port()
-        self._run("initdb", "-D", str(self.base / "data"), "-A", "trust", "--no-sync", "-U", "postgres")
-        options = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off -c shared_buffers=512MB"
-        self._run("pg_ctl", "-D", str(self.base / "data"), "-l", str(self.base / "log"), "-o", options, "-w", "start")
-
-    def _run(self, tool: str, *args: str) -> None:
-        subprocess.run([*self.prefix, str(self.bin / tool), *args], check=True, capture_output=True, timeout=120)
-
-    def database(self, name: str) -> str:
-        import psycopg
-
-        with psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name}")
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
-
-    def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.base / "data"), "stop", "-m", "immediate")
-        shutil.rmtree(self.base, ignore_errors=True)
-
-
-def _database(backend: str, n: int, tmp: Path, pg: _PgServer | None, pg_url: str) -> str:
+def _database(backend: str, n: int, tmp: Path, pg: PgvectorServer | None, pg_url: str) -> str:
     from rubin_app.services.migrate import upgrade_head
 
     if backend == "sqlite":
@@ -229,7 +194,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.update(LOCALAI_URL="http://127.0.0.1:9", LOG_LEVEL="WARNING")
     sizes, backends = [int(s) for s in args.sizes.split(",")], args.backends.split(",")
-    pg = _PgServer() if "postgres" in backends and not args.postgres_url else None
+    pg = PgvectorServer(free_port()) if "postgres" in backends and not args.postgres_url else None
     rows: list[tuple[str, str, str, str, str]] = []
     try:
         with tempfile.TemporaryDirectory(prefix="rubin-bench-retrieval-") as tmp:

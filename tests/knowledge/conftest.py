@@ -1,14 +1,8 @@
 """Fixtures for the knowledge index tests: the same cases on SQLite (FTS5 + sqlite-vec) and on a real
-PostgreSQL 16 with pgvector (the server binaries of the PyPI package `pgserver`, run like tests/conftest.py's
-Debian PostgreSQL: initdb + pg_ctl as the `postgres` user when the tests run as root)."""
+PostgreSQL 16 with pgvector (tests/knowledge/pgvector_server.py: the PyPI package `pgserver`'s binaries)."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import shutil
-import subprocess
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -19,49 +13,21 @@ import pytest
 from rubin_app.knowledge.index import KnowledgeIndex, close_indexes, knowledge_index
 from rubin_app.services import db as db_module
 from rubin_app.services.migrate import upgrade_head
-from tests.conftest import _pg_connect, _run_pg, async_url, free_port
-
-
-def _pgserver_bindir() -> Path:
-    spec = importlib.util.find_spec("pgserver")  # located, not imported: importing it starts nothing we use
-    if spec is None or not spec.submodule_search_locations:
-        pytest.fail("the PyPI package pgserver is not installed (requirements-dev.txt)", pytrace=False)
-    bindir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
-    if not (bindir / "initdb").exists():
-        pytest.fail(f"pgserver's PostgreSQL binaries are missing under {bindir}", pytrace=False)
-    return bindir
+from tests.conftest import _pg_connect, async_url, free_port
+from tests.knowledge.pgvector_server import PgvectorServer
 
 
 @pytest.fixture(scope="session")
 def pgvector_server() -> Iterator[int]:
     """A throwaway PostgreSQL 16 cluster with the `vector` extension available; yields its port."""
-    bindir = _pgserver_bindir()
-    as_root = os.geteuid() == 0
-    base = Path(tempfile.mkdtemp(prefix="rubin-pgvector-"))
-    if as_root:
-        import pwd
-
-        user = pwd.getpwnam("postgres")  # the Debian postgresql package's user (scripts/test.sh installs it)
-        os.chown(base, user.pw_uid, user.pw_gid)
-    data, port = base / "data", free_port()
-    started = False
     try:
-        _run_pg(
-            [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "--no-sync", "-U", "postgres"], as_postgres=as_root
-        )
-        options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
-        _run_pg(
-            [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "server.log"), "-o", options, "-w", "start"],
-            as_postgres=as_root,
-        )
-        started = True
-        yield port
+        server = PgvectorServer(free_port())
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield server.port
     finally:
-        if started:
-            stop = [str(bindir / "pg_ctl"), "-D", str(data), "stop", "-m", "immediate"]
-            prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
-            subprocess.run([*prefix, *stop], capture_output=True, timeout=60, check=False)
-        shutil.rmtree(base, ignore_errors=True)
+        server.stop()
 
 
 @pytest.fixture
