@@ -260,7 +260,8 @@ class SqliteIndex(KnowledgeIndex):
         if dim not in _vec_dims(conn):
             return []
         table, marks = f"knowledge_vec_{dim}", _marks(kb_ids)
-        (count,) = conn.execute(f"SELECT count(*) FROM {table} WHERE kb_id IN ({marks})", kb_ids).fetchone()
+        few = f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE kb_id IN ({marks}) LIMIT ?)"  # stops early
+        (count,) = conn.execute(few, [*kb_ids, self.EXACT_LIMIT + 1]).fetchone()
         if count <= self.EXACT_LIMIT or dim % 8:
             where, params = f"kb_id IN ({marks})", kb_ids
         else:
