@@ -5,9 +5,10 @@ extension-capable SQLite build) to the app's database file, each in one thread. 
 sessions never touch these tables, so backups and migrations need no extension.
 
 Tables (made at first use): knowledge_fts (FTS5; rowid = chunk id), and per vector dimension D
-knowledge_vec_D (plain table: float32 vectors, exact cosine) and knowledge_vecbit_D (sqlite-vec vec0, one bit
-per number, kb_id partition key). Small searches are exact; over EXACT_LIMIT vectors a binary-quantised scan
-picks candidates that the float vectors then re-rank. A writer and two readers (full-text, vectors), so
+knowledge_vec_D (plain table: float32 vectors by chunk, file and base), knowledge_vecf_D (sqlite-vec vec0,
+the same vectors, kb_id partition key: exact cosine scans) and knowledge_vecbit_D (vec0, one bit per number).
+Up to EXACT_LIMIT vectors in the searched bases the search is exact; above, a binary-quantised scan picks
+candidates that the float vectors then re-rank. A writer and two readers (full-text, vectors), so
 the two searches of one retrieval run at the same time.
 """
 
@@ -112,6 +113,10 @@ def _ensure_vec(conn: Any, dim: int) -> None:
     )
     conn.execute(f"CREATE INDEX IF NOT EXISTS ix_knowledge_vec_{dim}_kb ON knowledge_vec_{dim} (kb_id)")
     conn.execute(f"CREATE INDEX IF NOT EXISTS ix_knowledge_vec_{dim}_file ON knowledge_vec_{dim} (file_id)")
+    conn.execute(
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS knowledge_vecf_{dim} USING vec0(chunk_id INTEGER PRIMARY KEY, "
+        f"kb_id INTEGER PARTITION KEY, embedding FLOAT[{dim}] distance_metric=cosine)"
+    )
     if dim % 8 == 0:
         conn.execute(
             f"CREATE VIRTUAL TABLE IF NOT EXISTS knowledge_vecbit_{dim} USING vec0("
@@ -127,7 +132,9 @@ def _delete_vectors(conn: Any, column: str, values: Sequence[int]) -> None:
             part = list(values[start : start + 500])
             where = f"{column} IN ({_marks(part)})"
             ids = [row[0] for row in conn.execute(f"SELECT chunk_id FROM {table} WHERE {where}", part)]
-            if dim % 8 == 0:  # by rowid, one at a time: vec0 would scan itself for `chunk_id IN (...)`
+            # by rowid, one at a time: vec0 would scan itself for `chunk_id IN (...)`
+            conn.executemany(f"DELETE FROM knowledge_vecf_{dim} WHERE chunk_id = ?", [(i,) for i in ids])
+            if dim % 8 == 0:
                 conn.executemany(f"DELETE FROM knowledge_vecbit_{dim} WHERE chunk_id = ?", [(i,) for i in ids])
             conn.execute(f"DELETE FROM {table} WHERE {where}", part)
 
@@ -146,7 +153,7 @@ def _check_dimensions(conn: Any, kb_ids: set[int], dim: int) -> None:
 class SqliteIndex(KnowledgeIndex):
     """FTS5 + sqlite-vec on the app's SQLite file, through connections of its own."""
 
-    EXACT_LIMIT = 1_000  # up to this many vectors in the searched bases, search exactly
+    EXACT_LIMIT = 20_000  # up to this many vectors in the searched bases, search exactly
     TEXT_BUDGET = 4_000  # most passages one full-text search scores (see _search_text)
     OVERSAMPLE = 8  # binary candidates per wanted result (at least MIN_CANDIDATES)
     MIN_CANDIDATES = 100
@@ -202,6 +209,10 @@ class SqliteIndex(KnowledgeIndex):
         data = [(row[0], row[2], row[3], _blob(vector)) for row, vector in zip(rows, vectors, strict=True)]
         conn.executemany(
             f"INSERT INTO knowledge_vec_{dim} (chunk_id, kb_id, file_id, embedding) VALUES (?,?,?,?)", data
+        )
+        conn.executemany(
+            f"INSERT INTO knowledge_vecf_{dim} (chunk_id, kb_id, embedding) VALUES (?, ?, ?)",
+            [(row[0], row[1], row[3]) for row in data],
         )
         if dim % 8 == 0:
             conn.executemany(
@@ -263,24 +274,35 @@ class SqliteIndex(KnowledgeIndex):
         few = f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE kb_id IN ({marks}) LIMIT ?)"  # stops early
         (count,) = conn.execute(few, [*kb_ids, self.EXACT_LIMIT + 1]).fetchone()
         if count <= self.EXACT_LIMIT or dim % 8:
-            where, params = f"kb_id IN ({marks})", kb_ids
-        else:
-            params = self._candidates(conn, kb_ids, blob, dim, k)
-            where = f"chunk_id IN ({_marks(params)})"
-        sql = f"SELECT chunk_id, vec_distance_cosine(embedding, ?) AS d FROM {table} WHERE {where} ORDER BY d LIMIT ?"
+            return self._exact(conn, kb_ids, blob, dim, k)
+        params = self._candidates(conn, kb_ids, blob, dim, k)
+        sql = (
+            f"SELECT chunk_id, vec_distance_cosine(embedding, ?) AS d FROM {table} "
+            f"WHERE chunk_id IN ({_marks(params)}) ORDER BY d LIMIT ?"
+        )
         rows = conn.execute(sql, [blob, *params, k]).fetchall()
         return [(int(chunk_id), float(distance)) for chunk_id, distance in rows]
+
+    def _exact(self, conn: Any, kb_ids: list[int], blob: bytes, dim: int, k: int) -> list[tuple[int, float]]:
+        """The k nearest by cosine over every float vector of the bases (a vec0 scan per base)."""
+        sql = f"SELECT chunk_id, distance FROM knowledge_vecf_{dim} WHERE embedding MATCH ? AND k = ? AND kb_id = ?"
+        found: list[tuple[float, int]] = []
+        for kb_id in kb_ids:  # sqlite-vec 0.1.9 reads only the first value of `kb_id IN (...)`: one query per base
+            found += [(distance, chunk_id) for chunk_id, distance in conn.execute(sql, (blob, k, kb_id))]
+        return [(int(chunk_id), float(distance)) for distance, chunk_id in sorted(found)[:k]]
 
     def _candidates(self, conn: Any, kb_ids: list[int], blob: bytes, dim: int, k: int) -> list[int]:
         """Nearest chunks by Hamming distance of the binary vectors, per base (a partition each)."""
         wanted = min(4096, max(self.MIN_CANDIDATES, k * self.OVERSAMPLE))
+        # sqlite-vec's cost grows with k: each base gives twice its even share of the candidates (at least 40)
+        per_base = min(wanted, max(40, 2 * wanted // len(kb_ids)))
         sql = (
             f"SELECT chunk_id, distance FROM knowledge_vecbit_{dim} "
             "WHERE embedding MATCH vec_quantize_binary(?) AND k = ? AND kb_id = ?"
         )
         found: list[tuple[float, int]] = []
-        for kb_id in kb_ids:  # sqlite-vec 0.1.9 reads only the first value of `kb_id IN (...)`: one query per base
-            found += [(distance, chunk_id) for chunk_id, distance in conn.execute(sql, (blob, wanted, kb_id))]
+        for kb_id in kb_ids:
+            found += [(distance, chunk_id) for chunk_id, distance in conn.execute(sql, (blob, per_base, kb_id))]
         return [chunk_id for _, chunk_id in sorted(found)[:wanted]]
 
     async def close(self) -> None:
