@@ -7,9 +7,9 @@ sessions never touch these tables, so backups and migrations need no extension.
 Tables (made at first use): knowledge_fts (FTS5; rowid = chunk id), and per vector dimension D
 knowledge_vec_D (plain table: float32 vectors by chunk, file and base), knowledge_vecf_D (sqlite-vec vec0,
 the same vectors, kb_id partition key: exact cosine scans) and knowledge_vecbit_D (vec0, one bit per number).
-Up to EXACT_LIMIT vectors in the searched bases the search is exact; above, a binary-quantised scan picks
-candidates that the float vectors then re-rank. A writer and two readers (full-text, vectors), so
-the two searches of one retrieval run at the same time.
+Up to KNOWLEDGE_EXACT_SEARCH_LIMIT vectors in the searched bases the search is exact; above, a
+binary-quantised scan picks candidates that the float vectors then re-rank. A writer and two readers
+(full-text, vectors), so the two searches of one retrieval run at the same time.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import sqlean
 import sqlite_vec
 
+from rubin_app.config import get_settings
 from rubin_app.knowledge.analyzer import index_terms, query_terms
 from rubin_app.knowledge.index import KnowledgeIndex, check_batch, check_kb_dimension
 from rubin_app.knowledge.models import KnowledgeChunk
@@ -153,13 +154,13 @@ def _check_dimensions(conn: Any, kb_ids: set[int], dim: int) -> None:
 class SqliteIndex(KnowledgeIndex):
     """FTS5 + sqlite-vec on the app's SQLite file, through connections of its own."""
 
-    EXACT_LIMIT = 20_000  # up to this many vectors in the searched bases, search exactly
     TEXT_BUDGET = 4_000  # most passages one full-text search scores (see _search_text)
     OVERSAMPLE = 8  # binary candidates per wanted result (at least MIN_CANDIDATES)
     MIN_CANDIDATES = 100
 
     def __init__(self, url: str) -> None:
         path = url.split("///", 1)[-1].split("?", 1)[0]
+        self.exact_limit = get_settings().knowledge_exact_search_limit  # vectors searched exactly, at most
         self._writer = _Connection(path, "index-writer")
         self._reader = _Connection(path, "index-text")  # two readers: retrieval runs both searches at once
         self._vector_reader = _Connection(path, "index-vector")
@@ -272,8 +273,8 @@ class SqliteIndex(KnowledgeIndex):
             return []
         table, marks = f"knowledge_vec_{dim}", _marks(kb_ids)
         few = f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE kb_id IN ({marks}) LIMIT ?)"  # stops early
-        (count,) = conn.execute(few, [*kb_ids, self.EXACT_LIMIT + 1]).fetchone()
-        if count <= self.EXACT_LIMIT or dim % 8:
+        (count,) = conn.execute(few, [*kb_ids, self.exact_limit + 1]).fetchone()
+        if count <= self.exact_limit or dim % 8:
             return self._exact(conn, kb_ids, blob, dim, k)
         params = self._candidates(conn, kb_ids, blob, dim, k)
         sql = (

@@ -124,10 +124,10 @@ async def test_vectors_of_the_wrong_size_are_refused_and_nothing_is_lost(scope: 
 async def test_binary_candidates_then_exact_rerank_on_sqlite(
     scope: Scope, index: KnowledgeIndex, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Over EXACT_LIMIT vectors, SQLite scans one-bit vectors (sqlite-vec) then re-ranks exactly; PostgreSQL's
-    HNSW path is the one every other case takes."""
+    """Over KNOWLEDGE_EXACT_SEARCH_LIMIT vectors, SQLite scans one-bit vectors (sqlite-vec) then re-ranks
+    exactly; PostgreSQL's HNSW path is the one every other case takes."""
     if isinstance(index, SqliteIndex):
-        monkeypatch.setattr(SqliteIndex, "EXACT_LIMIT", 0)
+        monkeypatch.setattr(index, "exact_limit", 0)
     embedder = HashEmbedder()
     ids = await _setup(scope, index, embedder)
     async with scope() as session:
