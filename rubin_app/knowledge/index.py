@@ -92,6 +92,22 @@ def check_kb_dimension(kb_id: int, stored: int | None, dimension: int) -> None:
         )
 
 
+TEXT_BUDGET = 4_000  # most passages one full-text search scores (see prune_terms)
+
+
+def prune_terms(terms: Sequence[str], frequency: dict[str, int], budget: int = TEXT_BUDGET) -> list[str]:
+    """The query terms to search: rarest first, leaving out the most frequent ones once together they would
+    make more than `budget` passages to score (they weigh least in bm25 / ts_rank anyway); unknown terms go."""
+    kept: list[str] = []
+    total = 0
+    for term in sorted((term for term in terms if frequency.get(term)), key=lambda term: frequency[term]):
+        if kept and total + frequency[term] > budget:
+            break
+        kept.append(term)
+        total += frequency[term]
+    return kept
+
+
 _indexes: dict[str, KnowledgeIndex] = {}
 
 

@@ -18,7 +18,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rubin_app.knowledge.analyzer import index_terms, query_terms
-from rubin_app.knowledge.index import KnowledgeIndex, check_batch, check_kb_dimension
+from rubin_app.knowledge.index import (
+    TEXT_BUDGET,
+    KnowledgeIndex,
+    check_batch,
+    check_kb_dimension,
+    prune_terms,
+)
 from rubin_app.knowledge.models import KnowledgeChunk
 from rubin_app.services.db import get_engine
 
@@ -34,6 +40,20 @@ FTS_DDL = (
     "CREATE INDEX IF NOT EXISTS ix_knowledge_fts_terms ON knowledge_fts USING gin (terms)",
     "CREATE INDEX IF NOT EXISTS ix_knowledge_fts_kb ON knowledge_fts (kb_id)",
     "CREATE INDEX IF NOT EXISTS ix_knowledge_fts_file ON knowledge_fts (file_id)",
+    # Passages per term, for prune_terms (kept by add/delete; rows removed by a cascade are not subtracted)
+    "CREATE TABLE IF NOT EXISTS knowledge_fts_terms (term text PRIMARY KEY, docs integer NOT NULL)",
+)
+TERM_COUNTS = (
+    "SELECT w AS term, count(*) AS n FROM knowledge_fts, unnest(tsvector_to_array(terms)) AS w WHERE {where} "
+    "GROUP BY w ORDER BY w"  # one lock order for every writer
+)
+ADD_TERMS = (
+    "INSERT INTO knowledge_fts_terms (term, docs) SELECT term, n FROM (" + TERM_COUNTS + ") AS d "
+    "ON CONFLICT (term) DO UPDATE SET docs = knowledge_fts_terms.docs + EXCLUDED.docs"
+)
+SUBTRACT_TERMS = (
+    "UPDATE knowledge_fts_terms AS t SET docs = greatest(0, t.docs - d.n) FROM (" + TERM_COUNTS + ") AS d "
+    "WHERE t.term = d.term"
 )
 
 
@@ -54,6 +74,8 @@ def _literal(vector: Sequence[float]) -> str:
 
 class PostgresIndex(KnowledgeIndex):
     """Full-text (tsvector) and pgvector search on the app's PostgreSQL database."""
+
+    TEXT_BUDGET = TEXT_BUDGET  # most passages one full-text search scores (index.prune_terms)
 
     def __init__(self, url: str) -> None:
         self._url = url
@@ -106,7 +128,9 @@ class PostgresIndex(KnowledgeIndex):
         ids = [chunk.id for chunk in chunks]
         rows = [{"id": c.id, "kb": c.kb_id, "file": c.file_id, "terms": index_terms(c.text)} for c in chunks]
         async with get_engine(self._url).begin() as conn:
-            await conn.execute(text("DELETE FROM knowledge_fts WHERE chunk_id = ANY(:ids)"), {"ids": ids})
+            by_ids = {"ids": ids}
+            await conn.execute(text(SUBTRACT_TERMS.format(where="chunk_id = ANY(:ids)")), by_ids)
+            await conn.execute(text("DELETE FROM knowledge_fts WHERE chunk_id = ANY(:ids)"), by_ids)
             await conn.execute(
                 text(
                     "INSERT INTO knowledge_fts (chunk_id, kb_id, file_id, terms) "
@@ -114,6 +138,7 @@ class PostgresIndex(KnowledgeIndex):
                 ),
                 rows,
             )
+            await conn.execute(text(ADD_TERMS.format(where="chunk_id = ANY(:ids)")), by_ids)
             if not self._vectors:
                 return
             for existing in await self._existing_dims(conn):
@@ -156,6 +181,7 @@ class PostgresIndex(KnowledgeIndex):
     async def _delete(self, column: str, value: int) -> None:
         await self._ensure()
         async with get_engine(self._url).begin() as conn:
+            await conn.execute(text(SUBTRACT_TERMS.format(where=f"{column} = :value")), {"value": value})
             await conn.execute(text(f"DELETE FROM knowledge_fts WHERE {column} = :value"), {"value": value})
             if self._vectors:
                 for dim in await self._existing_dims(conn):
@@ -168,14 +194,25 @@ class PostgresIndex(KnowledgeIndex):
         if not kb_ids or not terms or k <= 0:
             return []
         await self._ensure()
+        async with get_engine(self._url).connect() as conn:
+            known = await conn.execute(
+                text("SELECT term, docs FROM knowledge_fts_terms WHERE term = ANY(:terms)"), {"terms": terms}
+            )
+            kept = prune_terms(terms, {term: int(docs) for term, docs in known}, self.TEXT_BUDGET)
+            if not kept:
+                return []
+            return await self._ranked(conn, kb_ids, kept, k)
+
+    async def _ranked(
+        self, conn: AsyncConnection, kb_ids: Sequence[int], terms: list[str], k: int
+    ) -> list[tuple[int, float]]:
         sql = text(
             "SELECT chunk_id, ts_rank(terms, q) AS score FROM knowledge_fts, to_tsquery('simple', :q) AS q "
             "WHERE kb_id = ANY(:ids) AND terms @@ q ORDER BY score DESC, chunk_id LIMIT :k"
         )
         query_text = " | ".join(terms)  # the analyzer's terms are letters and digits only
-        async with get_engine(self._url).connect() as conn:
-            rows = await conn.execute(sql, {"q": query_text, "ids": list(kb_ids), "k": k})
-            return [(int(chunk_id), float(score)) for chunk_id, score in rows]
+        rows = await conn.execute(sql, {"q": query_text, "ids": list(kb_ids), "k": k})
+        return [(int(chunk_id), float(score)) for chunk_id, score in rows]
 
     async def search_vector(self, kb_ids: Sequence[int], vector: Sequence[float], k: int) -> list[tuple[int, float]]:
         if not kb_ids or not vector or k <= 0:

@@ -28,7 +28,7 @@ import sqlite_vec
 
 from rubin_app.config import get_settings
 from rubin_app.knowledge.analyzer import index_terms, query_terms
-from rubin_app.knowledge.index import KnowledgeIndex, check_batch, check_kb_dimension
+from rubin_app.knowledge.index import TEXT_BUDGET, KnowledgeIndex, check_batch, check_kb_dimension, prune_terms
 from rubin_app.knowledge.models import KnowledgeChunk
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ def _check_dimensions(conn: Any, kb_ids: set[int], dim: int) -> None:
 class SqliteIndex(KnowledgeIndex):
     """FTS5 + sqlite-vec on the app's SQLite file, through connections of its own."""
 
-    TEXT_BUDGET = 4_000  # most passages one full-text search scores (see _search_text)
+    TEXT_BUDGET = TEXT_BUDGET  # most passages one full-text search scores (index.prune_terms)
     OVERSAMPLE = 8  # binary candidates per wanted result (at least MIN_CANDIDATES)
     MIN_CANDIDATES = 100
 
@@ -240,17 +240,9 @@ class SqliteIndex(KnowledgeIndex):
         return await self._reader.run(self._search_text, list(kb_ids), terms, k)
 
     def _search_text(self, conn: Any, kb_ids: list[int], terms: list[str], k: int) -> list[tuple[int, float]]:
-        """bm25 over the passages holding any of the query's terms; the most frequent terms are left out when
-        together they would make more than TEXT_BUDGET passages to score (they weigh least in bm25 anyway)."""
+        """bm25 over the passages holding any of the query's (pruned) terms."""
         sql = f"SELECT term, doc FROM knowledge_fts_vocab WHERE term IN ({_marks(terms)})"
-        frequency = dict(conn.execute(sql, terms).fetchall())
-        kept: list[str] = []
-        total = 0
-        for term in sorted((term for term in terms if term in frequency), key=lambda term: frequency[term]):
-            if kept and total + frequency[term] > self.TEXT_BUDGET:
-                break
-            kept.append(term)
-            total += frequency[term]
+        kept = prune_terms(terms, dict(conn.execute(sql, terms).fetchall()), self.TEXT_BUDGET)
         if not kept:
             return []
         expression = " OR ".join(f'"{term}"' for term in kept)

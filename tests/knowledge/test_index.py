@@ -55,6 +55,23 @@ async def test_text_search_finds_by_stem_in_both_languages(scope: Scope, index: 
     assert await index.search_text([ids["kb"]], "?!", 5) == []
 
 
+async def test_frequent_terms_are_left_out_past_the_budget(
+    scope: Scope, index: KnowledgeIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = await _setup(scope, index)
+    async with scope() as session:
+        kb = await session.get(KnowledgeBase, ids["kb"])
+        assert kb is not None
+        _, more = await add_file(session, index, kb, ["A backup file.", "Backup again."], filename="b.txt")
+    found = {c for c, _ in await index.search_text([ids["kb"]], "pages backup", 10)}
+    assert found == {ids["chunks"][0], ids["chunks"][1], more[0].id, more[1].id}
+    monkeypatch.setattr(index, "TEXT_BUDGET", 2)  # "page" is in 1 passage, "backup" in 3: only "page" is asked
+    assert [c for c, _ in await index.search_text([ids["kb"]], "pages backup", 10)] == [ids["chunks"][0]]
+    await index.delete_file(ids["file"])  # the counts follow deletions: "backup" is in 2 passages now
+    monkeypatch.setattr(index, "TEXT_BUDGET", 3)
+    assert {c for c, _ in await index.search_text([ids["kb"]], "pages backup", 10)} == {more[0].id, more[1].id}
+
+
 async def test_vector_search_nearest_first(scope: Scope, index: KnowledgeIndex) -> None:
     embedder = HashEmbedder()
     ids = await _setup(scope, index, embedder)
