@@ -451,6 +451,23 @@ class Settings(BaseSettings):
         description="Largest document a user may upload to a knowledge base, in MB (the UI and the REST API refuse "
         "bigger ones, per file).",
     )
+    # Knowledge retrieval (docs/retrieval.md)
+    knowledge_min_relevance: float = Field(
+        default=0.3,
+        ge=0,
+        le=1,
+        description="Relevance floor of retrieved passages (0..1: the better of the query's vector similarity and "
+        "the share of its words the passage holds); below it a passage is not used.",
+    )
+    knowledge_exact_search_limit: int = Field(
+        default=20_000,
+        ge=0,
+        description="SQLite: up to this many vectors in the searched knowledge bases, vector search is exact; "
+        "above it, one-bit vectors pick candidates that are then ranked exactly (faster, may miss some).",
+    )
+    knowledge_rerank_model: str = Field(
+        default="", description="Model that reranks retrieved passages via /v1/rerank; empty: no reranking."
+    )
 
     # Web
     frontend_port: int = Field(default=3000, ge=1, le=65535, description="Port the app serves.")

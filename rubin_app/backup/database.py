@@ -85,7 +85,10 @@ def inspect_sqlite(path: Path) -> Snapshot:
     conn = sqlite3.connect(path, timeout=30)
     try:
         cur = conn.cursor()
-        names = [r[0] for r in cur.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()]
+        # Virtual tables are left out (their rows live in shadow tables, which are counted): the knowledge
+        # index's vec0 tables need an extension this sqlite3 cannot load (rubin_app/knowledge/index_sqlite.py).
+        rows = cur.execute("SELECT name FROM sqlite_master WHERE type='table' AND sql NOT LIKE 'CREATE VIRTUAL%'")
+        names = [r[0] for r in rows.fetchall()]
         snap = _inspect(cur, [n for n in names if not n.startswith("sqlite_")])
     finally:
         conn.close()

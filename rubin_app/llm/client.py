@@ -341,3 +341,16 @@ class LLMClient:
             attempt += 1
             log.info("LocalAI %s, retry %d/%d in %.1fs", error.code, attempt, self.retries, delay)
             await asyncio.sleep(delay)
+
+    async def rerank(self, model: str, query: str, documents: list[str]) -> list[tuple[int, float]]:
+        """POST /v1/rerank (LocalAI/Jina shape): (document index, relevance score), best first."""
+        body = {"model": model, "query": query, "documents": documents, "top_n": len(documents)}
+        response = await self._request("POST", "/v1/rerank", body, model=model)
+        try:
+            results = response.json()["results"]
+            scored = [(int(r["index"]), float(r["relevance_score"])) for r in results]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise LLMError("malformed", "the reply is not a rerank result list") from exc
+        if any(not 0 <= index < len(documents) for index, _ in scored):
+            raise LLMError("malformed", "the rerank reply names a document that was not sent")
+        return sorted(scored, key=lambda item: -item[1])

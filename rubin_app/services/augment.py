@@ -100,12 +100,18 @@ async def _sources(
     rt: Runtime, session: Any, user_id: int, question: str, kb_ids: list[int] | str, embedder: Any
 ) -> list[Source]:
     """The numbered passages for `question` from the chosen bases (none on failure: the answer goes on)."""
-    from rubin_app.knowledge.retrieval import retrieve
+    from rubin_app.knowledge.retrieval import Reranker, retrieve
 
+    settings = rt.settings
+    reranker = None
+    if settings.knowledge_rerank_model:  # a connection's /v1/rerank orders the fused passages
+        client, upstream = rt.router.client_for(settings.knowledge_rerank_model)
+        reranker = Reranker(client, upstream)
     try:
         passages = await retrieve(
             session=session, index=rt.knowledge_index, user_id=user_id, query=question,
-            kb_ids=None if kb_ids == ALL else list(kb_ids), embedder=embedder, k=rt.settings.knowledge_top_k,
+            kb_ids=None if kb_ids == ALL else list(kb_ids), embedder=embedder, k=settings.knowledge_top_k,
+            reranker=reranker, min_score=settings.knowledge_min_relevance,
         )  # fmt: skip
     except Exception:
         log.exception("retrieval failed; answering without sources")
