@@ -84,13 +84,25 @@ def passage_dialog() -> rx.Component:
     )
 
 
-def _base_item(base) -> rx.Component:  # type: ignore[no-untyped-def]
-    return rx.menu.checkbox_item(
-        rx.cond(base.shared, rx.text(base.name, " · ", T["shared"]), rx.text(base.name)),
-        checked=base.chosen,
-        on_select=ChatState.toggle_base(base.id),
-        data_testid="kb-option",
+def _check_item(label: rx.Component, checked, on_select, test_id: str) -> rx.Component:  # type: ignore[no-untyped-def]
+    """A menu item that is ticked or not (Radix's checkbox item semantics: role and aria-checked)."""
+    return rx.menu.item(
+        rx.hstack(
+            rx.box(rx.cond(checked, rx.icon("check", size=14)), width="14px", height="14px"),
+            label,
+            align="center",
+            spacing="2",
+        ),
+        on_select=on_select,
+        role="menuitemcheckbox",
+        aria_checked=rx.cond(checked, "true", "false"),
+        data_testid=test_id,
     )
+
+
+def _base_item(base) -> rx.Component:  # type: ignore[no-untyped-def]
+    name = rx.cond(base.shared, rx.text(base.name, " · ", T["shared"]), rx.text(base.name))
+    return _check_item(name, base.chosen, ChatState.toggle_base(base.id), "kb-option")
 
 
 def knowledge_picker() -> rx.Component:
@@ -112,12 +124,7 @@ def knowledge_picker() -> rx.Component:
             )
         ),
         rx.menu.content(
-            rx.menu.checkbox_item(
-                T["knowledge_all"],
-                checked=ChatState.knowledge_all,
-                on_select=ChatState.toggle_all_knowledge,
-                data_testid="kb-all",
-            ),
+            _check_item(rx.text(T["knowledge_all"]), ChatState.knowledge_all, ChatState.toggle_all_knowledge, "kb-all"),
             rx.menu.separator(),
             rx.cond(
                 ChatState.bases.length() > 0,

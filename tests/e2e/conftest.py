@@ -118,6 +118,9 @@ def app_environment(standin_url: str, db_path: Path, port: int, issuer: str) -> 
         BUN_INSTALL_CACHE_DIR=str(ROOT / ".tools" / "bun-cache"),
         PYTHONUNBUFFERED="1",
         LOCALAI_URL=standin_url,
+        # Knowledge and memory embed with the stand-in's vectors (the bundled embedding server is the real-model
+        # suite's, tests/llm).
+        EMBEDDING_MODEL="standin-model",
         DATABASE_URL=f"sqlite:///{db_path}",
         DB_FLUSH_SECONDS="0.5",
         LLM_READ_TIMEOUT="3",
