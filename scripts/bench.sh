@@ -12,6 +12,7 @@
 #   scripts/bench.sh ingest [args]      knowledge ingestion: extraction + chunking pages/s per format vs plain text
 #   scripts/bench.sh memory [args]      personalisation: the cost of instructions + relevant memories on the send path
 #   scripts/bench.sh embedding [args]   the bundled embedding model: chunks/s by batch size, via its server, query latency
+#   scripts/bench.sh knowledge-ttft     time to first token with a 10k-chunk knowledge base attached vs none
 #   scripts/bench.sh retrieval [args]   knowledge retrieval latency p50/p95 at 10k/100k chunks, SQLite and PostgreSQL+pgvector
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -48,6 +49,10 @@ fi
 if [ "${1:-}" = "embedding" ]; then
   shift
   exec python -m bench.embedding_bench "$@"
+fi
+if [ "${1:-}" = "knowledge-ttft" ]; then
+  shift
+  exec python -m bench.knowledge_ttft "$@"
 fi
 if [ "${1:-}" = "retrieval" ]; then
   shift

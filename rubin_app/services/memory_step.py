@@ -11,6 +11,7 @@ from rubin_app.knowledge import citations
 from rubin_app.memory.extract import remember_from_chat
 from rubin_app.memory.service import delete_memories
 from rubin_app.models import Message
+from rubin_app.services.context import Turn
 from rubin_app.services.db import session_scope
 from rubin_app.services.runtime import Runtime
 
@@ -20,7 +21,7 @@ async def remember(
 ) -> list[dict[str, object]]:
     """Propose, save and note the memories one exchange gives; the notes added (id, text)."""
     client, upstream = rt.router.client_for(model)
-    turns = [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+    turns = [Turn(role="user", content=question), Turn(role="assistant", content=answer)]
     added = await remember_from_chat(
         client=client, model=upstream, user_id=user_id, turns=turns, conversation_id=conversation_id,
         max_items=rt.settings.memory_max_items,

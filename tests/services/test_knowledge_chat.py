@@ -109,7 +109,9 @@ async def test_another_users_base_is_never_searched(rt: Runtime, standin: StandI
 async def test_all_my_knowledge_searches_every_base_of_the_user(rt: Runtime, standin: StandIn) -> None:
     user_id = await new_user()
     await _ingested_base(rt, user_id, "Gems")
-    await _ingested_base(rt, user_id, "Metals", "# Gold\n\nGold does not rust; it is alloyed with copper for hardness.\n")
+    await _ingested_base(
+        rt, user_id, "Metals", "# Gold\n\nGold does not rust; it is alloyed with copper for hardness.\n"
+    )
     await _ask(rt, user_id, "Why does gold not rust? [[echo_context]]", "all")
     assert "alloyed with copper" in standin.last_request_json["messages"][0]["content"]
 
