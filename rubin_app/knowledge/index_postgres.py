@@ -222,8 +222,10 @@ class PostgresIndex(KnowledgeIndex):
             return []
         dim = len(vector)
         async with get_engine(self._url).begin() as conn:
-            if dim not in await self._existing_dims(conn):
-                return []
+            if dim not in self._dims:  # vector tables are never dropped: one catalog look per dimension
+                if dim not in await self._existing_dims(conn):
+                    return []
+                self._dims.add(dim)
             await conn.execute(text(f"SET LOCAL hnsw.ef_search = {max(EF_SEARCH, k)}"))
             sql = text(
                 f"SELECT chunk_id, embedding <=> CAST(:v AS vector) AS d FROM knowledge_vec_{dim} "
