@@ -9,6 +9,7 @@
 #   scripts/bench.sh metrics [args]  Prometheus metrics: cost per streamed event, answer, HTTP request; a scrape
 #   scripts/bench.sh backup [args]      backups: time and size vs a bare copy, restore, writers' latency during a backup
 #   scripts/bench.sh container [args]   the container image: size, cold start vs scripts/run.sh, idle memory (podman)
+#   scripts/bench.sh retrieval-quality [args]  recall@5/MRR on the Debian documentation set (RU+EN), pages/s
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$RUBIN_ROOT"
@@ -36,6 +37,13 @@ fi
 if [ "${1:-}" = "backup" ]; then
   shift
   exec python -m bench.backup_bench "$@"
+fi
+if [ "${1:-}" = "retrieval-quality" ]; then
+  shift
+  for tool in apt-get dpkg man col; do
+    command -v "$tool" >/dev/null || { echo "$tool is needed: apt-get install man-db bsdextrautils" >&2; exit 1; }
+  done
+  exec python -m bench.retrieval_quality "$@"
 fi
 if [ "${1:-}" = "container" ]; then
   shift
