@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from pathlib import Path
 
@@ -27,7 +28,7 @@ def test_the_set_has_200_questions_half_russian_half_english_over_many_documents
 def test_questions_are_paraphrased_not_copies_of_their_passage() -> None:
     for q in load_questions():
         assert normalise(q.question) not in normalise(q.passage), q.id
-        assert overlap(q.question, q.passage) < 0.6, q.id
+        assert overlap(q.passage, q.question) < 0.5, q.id  # the question does not quote its answer
 
 
 @pytest.mark.parametrize(
@@ -85,7 +86,8 @@ def test_the_same_words_scattered_are_not_a_hit() -> None:
 
 def test_russian_passages_match_across_line_breaks() -> None:
     passage = "Сортирует записи в алфавитном порядке, если не указан ни --sort"
-    assert is_hit(passage, "ОПИСАНИЕ Выводит информацию.\n       Сортирует записи в алфавитном\n       порядке, если не указан ни --sort, ни")
+    man = "ОПИСАНИЕ Выводит информацию.\n  Сортирует записи в алфавитном\n  порядке, если не указан ни --sort, ни"
+    assert is_hit(passage, man)
     assert not is_hit(passage, "Сортирует файлы по размеру")
 
 
@@ -125,7 +127,7 @@ def test_fixed_chunks_overlap_and_cover_the_text() -> None:
     chunks = fixed_chunks(text, size=200, overlap=40)
     assert all(len(c) <= 200 for c in chunks)
     assert chunks[0].startswith("word0") and chunks[-1].endswith("word599")
-    assert all(a.split()[-1] in b for a, b in zip(chunks, chunks[1:], strict=False))  # neighbours overlap
+    assert all(a.split()[-1] in b for a, b in itertools.pairwise(chunks))  # neighbours overlap
 
 
 def test_bm25_ranks_the_matching_text_first() -> None:
