@@ -9,14 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import inspect
 import math
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ class Timings:
     embed_s: float = 0.0
     index_s: float = 0.0
     per_kind: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)  # document -> "code: message"
 
     @property
     def total_s(self) -> float:
@@ -83,27 +83,6 @@ async def embedding_server(timeout: float = 180.0) -> AsyncIterator[str]:
             proc.kill()
 
 
-def open_index(sync_url: str, engine: Any) -> Any:
-    """The SQLite KnowledgeIndex for this database (the factory's name is looked up: part C owns it)."""
-    from rubin_app.knowledge import index as index_module
-
-    for name in ("open_index", "make_index", "index_for", "get_index", "knowledge_index", "create_index"):
-        factory: Callable[..., Any] | None = getattr(index_module, name, None)
-        if factory is None:
-            continue
-        params = inspect.signature(factory).parameters
-        if "engine" in params:
-            return factory(engine=engine)
-        if "url" in params or "database_url" in params:
-            return factory(**{("url" if "url" in params else "database_url"): sync_url})
-        return factory(engine)
-    for name in ("SQLiteKnowledgeIndex", "SqliteKnowledgeIndex", "SQLiteIndex"):
-        cls = getattr(index_module, name, None)
-        if cls is not None:
-            return cls(engine) if "engine" in inspect.signature(cls).parameters else cls(sync_url)
-    raise RuntimeError("rubin_app.knowledge.index has no SQLite index factory this benchmark knows")
-
-
 class RubinPipeline:
     """The documents ingested into one knowledge base; `text`, `vector` and `hybrid` retrieve from it."""
 
@@ -112,6 +91,7 @@ class RubinPipeline:
         self.embedder = embedder
         self.timings = Timings()
         self.sync_url = f"sqlite:///{workdir / 'quality.db'}"
+        self.async_url = f"sqlite+aiosqlite:///{workdir / 'quality.db'}"
         self.engine: Any = None
         self.index: Any = None
         self.maker: Any = None
@@ -120,16 +100,17 @@ class RubinPipeline:
 
     async def setup(self) -> None:
         """A fresh database at the newest schema, one user and one knowledge base."""
-        from rubin_app.knowledge.models import KnowledgeBase
         from sqlalchemy.ext.asyncio import async_sessionmaker
         from sqlmodel.ext.asyncio.session import AsyncSession
 
+        from rubin_app.knowledge.index import knowledge_index
+        from rubin_app.knowledge.models import KnowledgeBase
         from rubin_app.models import User
         from rubin_app.services.db import make_engine
         from rubin_app.services.migrate import upgrade_head
 
         await asyncio.to_thread(upgrade_head, self.sync_url)
-        self.engine = make_engine("sqlite+aiosqlite://" + self.sync_url.removeprefix("sqlite://"))
+        self.engine = make_engine(self.async_url)
         self.maker = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
         async with self.maker() as session:
             user = User(external_id="quality-bench", display_name="Quality bench")
@@ -139,21 +120,25 @@ class RubinPipeline:
             session.add(kb)
             await session.commit()
             self.user_id, self.kb_id = int(user.id), int(kb.id)  # type: ignore[arg-type]
-        self.index = open_index(self.sync_url, self.engine)
+        self.index = knowledge_index(self.async_url)
 
     async def ingest(self, cache: Path, docs: list[Path], *, batch: int = 256) -> Timings:
         """Extract, chunk, embed and index every document; returns the timings."""
         from rubin_app.knowledge.chunking import chunk
-        from rubin_app.knowledge.extract import extract
+        from rubin_app.knowledge.extract import ExtractError, extract
 
         pending: list[tuple[Path, bytes, Any, list[Any]]] = []
         t = self.timings
         for path in docs:
             data = path.read_bytes()
             start = time.perf_counter()
-            extracted = await asyncio.to_thread(
-                extract, data, path.name, max_bytes=MAX_BYTES, max_expanded_bytes=4 * MAX_BYTES
-            )
+            try:
+                extracted = await asyncio.to_thread(
+                    extract, data, path.name, max_bytes=MAX_BYTES, max_expanded_bytes=4 * MAX_BYTES
+                )
+            except ExtractError as exc:  # the file fails, as in the ingestion job; its questions become misses
+                t.failed[str(path.relative_to(cache))] = f"{exc.code}: {exc.message}"
+                continue
             chunks = chunk(extracted)
             t.extract_s += time.perf_counter() - start
             chars = sum(len(s.text) for s in extracted.sections)
@@ -162,7 +147,20 @@ class RubinPipeline:
             pending.append((path, data, extracted, chunks))
         for start_at in range(0, len(pending), 8):
             await self._store(cache, pending[start_at : start_at + 8], batch)
+        if self.embedder is not None:
+            await self._record_dimension()
         return t
+
+    async def _record_dimension(self) -> None:
+        """Store the embedder's dimension on the base, as the ingestion job does (retrieve() compares it)."""
+        from rubin_app.knowledge.models import KnowledgeBase
+
+        async with self.maker() as session:
+            kb = await session.get(KnowledgeBase, self.kb_id)
+            assert kb is not None
+            kb.embedding_dim = self.embedder.dimension
+            session.add(kb)
+            await session.commit()
 
     async def _store(self, cache: Path, group: list[tuple[Path, bytes, Any, list[Any]]], batch: int) -> None:
         """Write file and chunk rows for a few documents, embed their chunks and add them to the index."""
@@ -184,7 +182,7 @@ class RubinPipeline:
         for at in range(0, len(rows), batch):
             part = rows[at : at + batch]
             start = time.perf_counter()
-            vectors = await self.embedder.embed([r.text for r in part], kind="document")
+            vectors = await self.embedder.embed([r.text for r in part]) if self.embedder is not None else None
             self.timings.embed_s += time.perf_counter() - start
             start = time.perf_counter()
             await self.index.add(part, vectors)
@@ -200,46 +198,21 @@ class RubinPipeline:
             heading=c.heading, page=c.page, start=c.start, end=c.end, tokens=c.tokens,
         )  # fmt: skip
 
-    async def _texts(self, ids: list[int]) -> list[str]:
-        from rubin_app.knowledge.models import KnowledgeChunk
-        from sqlmodel import col, select
-
-        async with self.maker() as session:
-            found = (await session.exec(select(KnowledgeChunk).where(col(KnowledgeChunk.id).in_(ids)))).all()
-        by_id = {c.id: c.text for c in found}
-        return [by_id[i] for i in ids if i in by_id]
-
-    async def text(self, query: str, k: int) -> list[str]:
-        """Full-text only (FTS5 over the stemmed terms)."""
-        hits = await self.index.search_text([self.kb_id], query, k)
-        return await self._texts([int(cid) for cid, _ in hits])
-
-    async def vector(self, query: str, k: int) -> list[str]:
-        """Vectors only (sqlite-vec, the bundled embedder)."""
-        [vec] = await self.embedder.embed([query], kind="query")
-        hits = await self.index.search_vector([self.kb_id], vec, k)
-        return await self._texts([int(cid) for cid, _ in hits])
-
-    async def hybrid(self, query: str, k: int, *, floor: bool = True) -> list[str]:
-        """retrieve(): text + vectors fused by reciprocal rank, with (or without) the relevance floor."""
+    async def search(self, query: str, k: int, *, modes: tuple[str, ...], floor: bool = True) -> list[str]:
+        """retrieve() as the chat calls it, restricted to `modes` ("text", "vector"; both = hybrid, fused by
+        reciprocal rank), with the relevance floor (KNOWLEDGE_MIN_RELEVANCE) or without it."""
         from rubin_app.knowledge.retrieval import retrieve
 
-        extra: dict[str, Any] = {}
-        if not floor and "min_score" in inspect.signature(retrieve).parameters:
-            extra["min_score"] = float("-inf")
         async with self.maker() as session:
             passages = await retrieve(
                 session=session, index=self.index, user_id=self.user_id, query=query, kb_ids=[self.kb_id],
-                embedder=self.embedder, k=k, **extra,
+                embedder=self.embedder, k=k, modes=modes, min_score=None if floor else float("-inf"),
             )  # fmt: skip
         return [p.text for p in passages]
 
     async def aclose(self) -> None:
         """Close the index and the engine."""
-        close = getattr(self.index, "aclose", None) or getattr(self.index, "close", None)
-        if close is not None:
-            result = close()
-            if inspect.isawaitable(result):
-                await result
+        if self.index is not None:
+            await self.index.close()
         if self.engine is not None:
             await self.engine.dispose()
