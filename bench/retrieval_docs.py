@@ -60,7 +60,8 @@ def _download(source: Source, into: Path) -> Path:
     )
     debs = sorted(into.glob(f"{source.package}_*.deb"))
     if result.returncode != 0 or not debs:
-        raise FetchError(f"apt-get download {spec} failed: {result.stderr.strip()[-400:]}")
+        hint = " (run apt-get update first)" if "Unable to locate" in result.stderr else ""
+        raise FetchError(f"apt-get download {spec} failed{hint}: {result.stderr.strip()[-400:]}")
     return debs[0]
 
 
