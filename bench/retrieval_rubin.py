@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -52,39 +53,44 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+async def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Any, timeout: float) -> None:
+    """Poll /health until the server answers; its stderr in the error when it exits or times out."""
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient() as client:
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(f"{url}/health", timeout=2)).status_code == 200:
+                    return
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                raise RuntimeError(f"the embedding server did not start: {log.read().decode(errors='replace')[-800:]}")
+            await asyncio.sleep(0.5)
+
+
 @contextlib.asynccontextmanager
 async def embedding_server(timeout: float = 180.0) -> AsyncIterator[str]:
     """Start the bundled embedding server (python -m rubin_app.embed_server) on a free port; yield its URL."""
     port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rubin_app.embed_server", "--port", str(port)],
-        env={**os.environ, "EMBEDDING_PORT": str(port)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        async with httpx.AsyncClient() as client:
-            while True:
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"{url}/health", timeout=2)).status_code == 200:
-                        break
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    err = proc.stderr.read().decode(errors="replace")[-800:] if proc.stderr else ""
-                    raise RuntimeError(f"the embedding server did not start: {err}")
-                await asyncio.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=10)
-        if proc.poll() is None:
-            proc.kill()
+    with tempfile.TemporaryFile() as log:  # not a pipe: a full pipe would stall the server
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rubin_app.embed_server", "--port", str(port)],
+            env={**os.environ, "EMBEDDING_PORT": str(port)},
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        try:
+            await _wait_ready(f"http://127.0.0.1:{port}", proc, log, timeout)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+            if proc.poll() is None:
+                proc.kill()
 
 
 class RubinPipeline:
-    """The documents ingested into one knowledge base; `text`, `vector` and `hybrid` retrieve from it."""
+    """The documents ingested into one knowledge base; `search` retrieves from it in a given mode."""
 
     def __init__(self, workdir: Path, embedder: Any) -> None:
         self.workdir = workdir
