@@ -3,7 +3,7 @@
 Modes: Rubin's full-text only, vectors only and hybrid (bench/retrieval_rubin.py), against baselines measured in
 the same run on the same documents: BM25 over fixed 1,000-character chunks, and Open WebUI's default (vectors only,
 the same embedder, fixed 1,000-character chunks, top 3). Also ingestion throughput (pages/s).
-`scripts/bench.sh retrieval-quality [--baseline-only] [--json FILE]`
+`scripts/bench.sh retrieval-quality [--baseline-only | --text-only] [--no-owui] [--packages A,B] [--json FILE]`
 """
 
 from __future__ import annotations
