@@ -121,9 +121,8 @@ def print_table(rows: list[dict[str, Any]], k: int, baseline: str) -> None:
     print(f"| mode | recall@{k} all | recall@{k} ru | recall@{k} en | MRR all | MRR ru | MRR en | vs BM25 | p50 ms |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        cells = [f"{r[g]['recall']:.3f}" for g in ("all", "ru", "en")] + [
-            f"{r[g]['mrr']:.3f}" for g in ("all", "ru", "en")
-        ]
+        groups = [r.get(g) for g in ("all", "ru", "en")]  # a language without questions shows "-"
+        cells = [f"{g['recall']:.3f}" if g else "-" for g in groups] + [f"{g['mrr']:.3f}" if g else "-" for g in groups]
         print(f"| {r['mode']} | {' | '.join(cells)} | x{r['all']['recall'] / base:.2f} | {r['p50_ms']:.1f} |")
 
 
@@ -162,6 +161,8 @@ def main() -> None:
     ingest: dict[str, Any] = {}
     if not args.baseline_only:
         ingest = asyncio.run(run_rubin(args, docs, questions, rows, fixed))
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "ingestion": ingest}, indent=2, ensure_ascii=False))
     print_table(rows, args.k, BASELINE)
     if ingest:
         print(
@@ -175,8 +176,6 @@ def main() -> None:
         if hybrid is not None:
             met = hybrid["all"]["recall"] >= TARGET_RECALL
             print(f"target hybrid recall@{args.k} >= {TARGET_RECALL}: {'met' if met else 'NOT met'}")
-    if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "ingestion": ingest}, indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":

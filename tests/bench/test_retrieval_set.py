@@ -148,3 +148,17 @@ def test_every_passage_occurs_in_its_fetched_document() -> None:
         lang = "ru" if doc.relative_to(cache).parts[0] in ("manpages-ru", "debian-faq-ru") else "en"
         pages[lang] += len(document_text(doc)) / CHARS_PER_PAGE
     assert sum(pages.values()) >= 300 and min(pages.values()) >= 100, pages
+
+
+def test_the_table_shows_a_language_without_questions_as_a_dash(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.retrieval_quality import print_table
+
+    english = {"questions": 2, "recall": 0.5, "mrr": 0.25}
+    rows = [
+        {"mode": "base", "p50_ms": 1.0, "all": english, "en": english},
+        {"mode": "better", "p50_ms": 2.0, "all": {**english, "recall": 1.0}, "en": {**english, "recall": 1.0}},
+    ]
+    print_table(rows, 5, "base")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2] == "| base | 0.500 | - | 0.500 | 0.250 | - | 0.250 | x1.00 | 1.0 |"
+    assert lines[3].startswith("| better | 1.000 | - | 1.000 |") and "| x2.00 |" in lines[3]
