@@ -14,6 +14,7 @@
 #   scripts/bench.sh embedding [args]   the bundled embedding model: chunks/s by batch size, via its server, query latency
 #   scripts/bench.sh knowledge-ttft     time to first token with a 10k-chunk knowledge base attached vs none
 #   scripts/bench.sh retrieval [args]   knowledge retrieval latency p50/p95 at 10k/100k chunks, SQLite and PostgreSQL+pgvector
+#   scripts/bench.sh retrieval-quality [args]  recall@5/MRR on the Debian documentation set (RU+EN), pages/s
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$RUBIN_ROOT"
@@ -61,6 +62,13 @@ fi
 if [ "${1:-}" = "backup" ]; then
   shift
   exec python -m bench.backup_bench "$@"
+fi
+if [ "${1:-}" = "retrieval-quality" ]; then
+  shift
+  for tool in apt-get dpkg man col; do
+    command -v "$tool" >/dev/null || { echo "$tool is needed: apt-get install man-db bsdextrautils" >&2; exit 1; }
+  done
+  exec python -m bench.retrieval_quality "$@"
 fi
 if [ "${1:-}" = "container" ]; then
   shift

@@ -23,6 +23,10 @@ command -v kubectl >/dev/null || missing+=(kubernetes-client)
 command -v podman >/dev/null || missing+=(podman)
 command -v runc >/dev/null || missing+=(runc)
 command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+# The retrieval quality set (tests/bench, slow): Debian's documentation packages fetched with apt-get download,
+# man pages rendered to text with man (man-db) and col (bsdextrautils).
+command -v man >/dev/null || missing+=(man-db)
+command -v col >/dev/null || missing+=(bsdextrautils)
 if [ ${#missing[@]} -gt 0 ]; then
   step "installing Debian packages: ${missing[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

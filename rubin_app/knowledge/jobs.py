@@ -70,8 +70,9 @@ class IngestionJob:
     def __init__(
         self, settings: Settings, scope: Scope = session_scope, parts: Parts | Callable[[], Parts] | None = None, *,
         poll_seconds: float = POLL_SECONDS, stale_seconds: float = STALE_SECONDS, batch_size: int = BATCH_SIZE,
+        client_for: Callable[[str], Any] | None = None,
     ) -> None:  # fmt: skip
-        self.settings, self.scope = settings, scope
+        self.settings, self.scope, self.client_for = settings, scope, client_for
         self._parts: Parts | None = parts if isinstance(parts, Parts) else None
         self._factory: Callable[[], Parts] | None = None if isinstance(parts, Parts) else parts
         self.poll_seconds, self.stale_seconds, self.batch_size = poll_seconds, stale_seconds, batch_size
@@ -83,7 +84,7 @@ class IngestionJob:
     def parts(self) -> Parts:
         """Extraction, chunking, embedder and index (built on first use)."""
         if self._parts is None:
-            self._parts = self._factory() if self._factory else default_parts(self.settings)
+            self._parts = self._factory() if self._factory else default_parts(self.settings, client_for=self.client_for)
         return self._parts
 
     def wake(self) -> None:

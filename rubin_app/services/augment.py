@@ -85,10 +85,13 @@ async def prepare(
             base_params=rt.chat_params(), default_budget=rt.settings.context_token_budget, embedder=embedder,
             temporary=temporary, memory_budget=rt.settings.memory_token_budget,
         )  # fmt: skip
-        kb_ids: list[int] | str = knowledge
-        if setup.knowledge_ids and kb_ids != ALL:
-            kb_ids = sorted({*kb_ids, *setup.knowledge_ids}) if isinstance(kb_ids, list) else setup.knowledge_ids
-        sources = await _sources(rt, session, user_id, question, kb_ids, embedder) if kb_ids else []
+    kb_ids: list[int] | str = knowledge
+    if setup.knowledge_ids and kb_ids != ALL:
+        kb_ids = sorted({*kb_ids, *setup.knowledge_ids}) if isinstance(kb_ids, list) else setup.knowledge_ids
+    sources: list[Source] = []
+    if kb_ids:  # a read-only session: on SQLite the index's own connections never wait for this one's lock
+        async with session_scope(read_only=True) as session:
+            sources = await _sources(rt, session, user_id, question, kb_ids, embedder)
     system = "\n\n".join(p for p in (setup.system_prompt, system_block(sources, searched=bool(kb_ids))) if p)
     return Prepared(
         model=setup.model, system=system, params=setup.params, budget=setup.budget, sources=sources,

@@ -21,8 +21,8 @@ from rubin_app.core import tls
 from rubin_app.generation.manager import GenerationManager
 from rubin_app.generation.sinks import AfterRun, AnswerWriter, CacheWriter, FinalSaveHook, SaveSettings, Sink
 from rubin_app.generation.webhook_sink import queue_message_event
+from rubin_app.knowledge.index import close_indexes
 from rubin_app.knowledge.jobs import IngestionJob
-from rubin_app.knowledge.parts import default_parts
 from rubin_app.llm.client import LLMClient, LLMError
 from rubin_app.llm.types import Params
 from rubin_app.models.user import utcnow
@@ -103,9 +103,7 @@ class Runtime:
         self.retention = RetentionJob(settings, self.redis, session_scope)  # old chats, audit, usage (one worker)
         self.recovery = Recovery(self)  # answers left unfinished by a worker that died or stopped
         # Documents to knowledge bases (every worker); its parts (the embedder, the search index) serve the chat too.
-        self.knowledge = IngestionJob(
-            settings, session_scope, parts=lambda: default_parts(settings, client_for=self.router.client_for)
-        )
+        self.knowledge = IngestionJob(settings, session_scope, client_for=self.router.client_for)
         self._touches: set[asyncio.Task[Any]] = set()  # small off-path writes and messages
 
     @cached_property
@@ -236,6 +234,7 @@ class Runtime:
         await self.recovery.hand_over()
         await self.retention.stop()
         await self.knowledge.stop()
+        await close_indexes()  # the knowledge index's own connections (SQLite threads, PostgreSQL pool)
         if "webhooks" in self.__dict__:
             await self.webhooks.stop()
         await self.relay.close()

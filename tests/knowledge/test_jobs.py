@@ -15,6 +15,7 @@ from rubin_app.knowledge import service, uploads
 from rubin_app.knowledge.models import FileStatus, KnowledgeChunk, KnowledgeFile
 from rubin_app.services.chats import InputError
 from tests.conftest import free_port
+from tests.fakes.localai_standin import EMBED_DIM
 from tests.knowledge import _world
 from tests.knowledge._parts import GATE, Embedder, paragraphs
 from tests.knowledge._world import World
@@ -53,9 +54,9 @@ async def test_a_file_goes_from_queued_to_ready_with_growing_progress(world: Wor
     assert [c.text for c in chunks][:2] == ["Paragraph 0 about ruby number 0.", "Paragraph 1 about ruby number 1."]
     assert {c.kb_id for c in chunks} == {kb} and {c.owner_id for c in chunks} == {owner}
     assert world.index.files() == {file_id: 40}
-    assert {len(v[2] or []) for v in world.index.entries.values()} == {8}  # the stand-in's dimension
+    assert {len(v[2] or []) for v in world.index.entries.values()} == {EMBED_DIM}  # the stand-in's dimension
     base = await world.kb(kb)
-    assert base is not None and (base.embedding_dim, base.embedding_model) == (8, "standin-model")
+    assert base is not None and (base.embedding_dim, base.embedding_model) == (EMBED_DIM, "standin-model")
     assert world.stored() == []  # done: the upload is removed
 
 
@@ -242,10 +243,10 @@ async def test_vectors_of_another_dimension_fail_the_file_not_the_base(world: Wo
     await world.job(embedder=wider).run_once()
     row = await world.file(other)
     assert row is not None and (row.status, row.error) == ("failed", "embedding_wrong_dimension")
-    assert "16-dimensional" in row.error_detail and "holds 8" in row.error_detail
+    assert f"{EMBED_DIM + 8}-dimensional" in row.error_detail and f"holds {EMBED_DIM}" in row.error_detail
     assert world.index.files() == {indexed: 2}
     base = await world.kb(kb)
-    assert base is not None and base.embedding_dim == 8
+    assert base is not None and base.embedding_dim == EMBED_DIM
 
 
 async def test_a_file_the_workers_keep_dying_on_fails_and_lost_bytes_are_reported(world: World) -> None:

@@ -14,7 +14,7 @@ import rubin_app.knowledge.jobs as jobs_module
 from tests.api import conftest as api_conftest
 from tests.api.conftest import LiveApp
 from tests.api.helpers import new_key, new_user
-from tests.fakes.localai_standin import StandIn
+from tests.fakes.localai_standin import EMBED_DIM, StandIn
 from tests.knowledge._parts import Embedder, MemoryIndex, make_parts, paragraphs
 
 start_app = api_conftest.start_app  # the fixtures of the API tests
@@ -49,7 +49,7 @@ class Api:
 def index(monkeypatch: pytest.MonkeyPatch, standin: StandIn) -> Iterator[MemoryIndex]:
     """The served app's ingestion job runs on the stand-in parts; the test sees its index."""
     memory = MemoryIndex()
-    monkeypatch.setattr(jobs_module, "default_parts", lambda settings: make_parts(Embedder(standin.url), memory))
+    monkeypatch.setattr(jobs_module, "default_parts", lambda settings, **_: make_parts(Embedder(standin.url), memory))
     yield memory
 
 
@@ -80,7 +80,7 @@ def test_two_files_uploaded_at_once_are_ingested_and_can_be_deleted(
     assert (valve["status"], valve["chunk_count"]) == ("ready", 3)
     listed = ann.get(f"/bases/{kb['id']}/files").json()
     assert [f["filename"] for f in listed] == ["valve.txt", "pump.md"]
-    assert ann.get(f"/bases/{kb['id']}").json()["embedding_dim"] == 8
+    assert ann.get(f"/bases/{kb['id']}").json()["embedding_dim"] == EMBED_DIM
 
     assert ann.delete(f"/files/{pump['id']}").status_code == 204
     assert ann.get(f"/files/{pump['id']}").status_code == 404
