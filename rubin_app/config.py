@@ -197,6 +197,11 @@ class Settings(BaseSettings):
     embedding_port: int = Field(
         default=8082, ge=1, le=65535, description="Loopback port of the bundled embedding server."
     )
+    embedding_languages: str = Field(
+        default="",
+        description="Languages EMBEDDING_MODEL embeds well, comma-separated (e.g. 'en'); questions in another "
+        "language are searched by full-text only. Empty: any. The bundled model is English-only.",
+    )
     embedding_batch: int = Field(default=32, ge=1, le=2048, description="Texts per embeddings request.")
     embeddings_enabled: bool = Field(
         default=True, description="Embeddings on; off: knowledge search is full-text only, no embedding server."

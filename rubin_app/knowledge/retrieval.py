@@ -149,6 +149,19 @@ async def _load(
     return {chunk.id: (chunk, filename) for chunk, filename in (await session.exec(stmt)).all() if chunk.id}
 
 
+def query_language(query: str) -> str:
+    """'ru' when most of the query's letters are Cyrillic, else 'en' (the two languages the analyzer stems)."""
+    cyrillic = sum(1 for ch in query if "\u0400" <= ch <= "\u04ff")
+    latin = sum(1 for ch in query if ch.isascii() and ch.isalpha())
+    return "ru" if cyrillic > latin else "en"
+
+
+def understands(embedder: object, query: str) -> bool:
+    """Whether the embedder's model embeds the query's language well (it declares `languages`, or any)."""
+    languages = getattr(embedder, "languages", None)
+    return not languages or query_language(query) in languages
+
+
 async def retrieve(
     *,
     session: AsyncSession,
@@ -173,6 +186,8 @@ async def retrieve(
     if not readable or not query.strip() or k <= 0:
         return []
     depth = max(MIN_CANDIDATES, 4 * k)
+    if not understands(embedder, query):  # an English-only model ranks a Russian question at random: words only
+        modes = tuple(m for m in modes if m != "vector")
     text_hits, vector_hits = await asyncio.gather(  # the full-text search runs while the query is embedded
         index.search_text(readable, query, depth) if "text" in modes else _nothing(),
         _vector_hits(index, bases, query, embedder, depth) if "vector" in modes else _nothing(),

@@ -89,9 +89,11 @@ class Embedder:
         batch_size: int = 32,
         dimension: int | None = None,
         owns_client: bool = False,
+        languages: frozenset[str] | None = None,
     ) -> None:
         self.client = client
         self.model = model
+        self.languages = languages  # the scripts' languages the model embeds well (None: any)
         self.batch_size = max(1, batch_size)
         self._dimension = dimension
         self._owns_client = owns_client
@@ -159,14 +161,17 @@ def default_embedder(
     if not settings.embeddings_enabled:
         return None
     batch = settings.embedding_batch
+    languages = frozenset(c.strip() for c in settings.embedding_languages.split(",") if c.strip()) or None
     if settings.embedding_model and client_for is not None:
         client, upstream = client_for(settings.embedding_model)
-        return Embedder(client, upstream, batch_size=batch)
+        return Embedder(client, upstream, batch_size=batch, languages=languages)
     if settings.embedding_model:
         key = settings.localai_api_key.get_secret_value() if settings.localai_api_key else None
         client = _client(settings, settings.llm_base_url, api_key=key, verify=localai_verify(settings))
-        return Embedder(client, settings.embedding_model, batch_size=batch, owns_client=True)
-    return Embedder(_client(settings, bundled_url(settings)), BUNDLED_MODEL, batch_size=batch, owns_client=True)
+        return Embedder(client, settings.embedding_model, batch_size=batch, owns_client=True, languages=languages)
+    # The bundled all-MiniLM-L6-v2 is an English model: it is not asked to rank questions in other languages.
+    bundled = _client(settings, bundled_url(settings))
+    return Embedder(bundled, BUNDLED_MODEL, batch_size=batch, owns_client=True, languages=frozenset({"en"}))
 
 
 def _client(settings: Settings, url: str, *, api_key: str | None = None, verify: Any = True) -> LLMClient:

@@ -130,6 +130,11 @@ def test_default_embedder_follows_the_settings(make_settings: Callable[..., Sett
     on_localai = default_embedder(make_settings(localai_url="http://localai:8080", embedding_model="bge-m3"))
     assert on_localai is not None
     assert (on_localai.client.base_url, on_localai.model) == ("http://localai:8080", "bge-m3")
+    assert bundled.languages == frozenset({"en"}) and on_localai.languages is None  # MiniLM is English-only
+    told = default_embedder(
+        make_settings(localai_url="http://localai:8080", embedding_model="e5", embedding_languages="en, de")
+    )
+    assert told is not None and told.languages == frozenset({"en", "de"})
     seen: list[str] = []
     shared = LLMClient("http://other:1")
 

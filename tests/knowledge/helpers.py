@@ -39,8 +39,11 @@ def hashed_embedding(text: str, dim: int = 256) -> list[float]:
 class HashEmbedder:
     """Stands where rubin_app.llm.embeddings.Embedder will: `embed(texts, kind=...)`, optionally failing."""
 
-    def __init__(self, dim: int = 256, *, model: str = "hash-test", fail: bool = False) -> None:
+    def __init__(
+        self, dim: int = 256, *, model: str = "hash-test", fail: bool = False, languages: frozenset[str] | None = None
+    ) -> None:
         self.dim = dim
+        self.languages = languages
         self.model = model
         self.fail = fail
         self.calls = 0

@@ -144,6 +144,19 @@ async def test_embedder_failure_falls_back_to_full_text(
     assert all(p.vector_rank is None for p in other_model)  # vectors of another model are not compared
 
 
+async def test_an_english_only_embedder_is_not_asked_to_rank_a_russian_question(
+    scope: Scope, index: KnowledgeIndex, world: dict[str, Any]
+) -> None:
+    """The bundled model is English-only: a Russian question is found by its words alone (vectors would only add
+    noise), an English one by both searches."""
+    english = HashEmbedder(languages=frozenset({"en"}))
+    russian = await _ask(scope, index, world["a"], "где хранятся резервные копии", embedder=english)
+    assert english.calls == 0 and russian[0].chunk_id == world["chunks_a"][4]
+    assert all(p.vector_rank is None for p in russian)
+    found = await _ask(scope, index, world["a"], "how to configure a proxy", embedder=english)
+    assert english.calls == 1 and found[0].chunk_id == world["chunks_a"][7] and found[0].vector_rank is not None
+
+
 async def test_only_ready_files_are_retrieved(scope: Scope, index: KnowledgeIndex, world: dict[str, Any]) -> None:
     async with scope() as session:
         from rubin_app.knowledge.models import KnowledgeBase
