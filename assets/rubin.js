@@ -142,12 +142,13 @@
   }
 
   // "#" typed at the start of the message box or after a space opens the knowledge picker (the "#" button)
-  // instead of typing the sign; anywhere else it is just a character.
+  // instead of typing the sign, when there are bases to pick; at the start of a later line (a Markdown heading,
+  // a comment) or inside a word it is just a character.
   function openKnowledgePicker(box) {
     const before = box.value.slice(0, box.selectionStart || 0);
-    if (before !== "" && !/\s$/.test(before)) return false;
+    if (before !== "" && !/[ \t]$/.test(before)) return false;
     const picker = document.getElementById("knowledge-picker");
-    if (!picker) return false;
+    if (!picker || picker.getAttribute("data-bases") === "0") return false;
     picker.dispatchEvent(new PointerEvent("pointerdown", { bubbles: true, button: 0, pointerType: "mouse" }));
     return true;
   }

@@ -29,10 +29,10 @@ def composer() -> rx.Component:
                 margin_bottom="0.5rem",
             ),
         ),
-        knowledge_chips(),
+        rx.cond(~ChatState.temporary, knowledge_chips()),  # a temporary chat searches no knowledge
         rx.form(
             rx.hstack(
-                knowledge_picker(),
+                rx.cond(~ChatState.temporary, knowledge_picker()),
                 rx.text_area(
                     id="composer",
                     name="text",

@@ -152,8 +152,9 @@ def message(msg: MsgView, in_tail: bool = False) -> rx.Component:
 
 
 def history_message(msg: MsgView) -> rx.Component:
-    """A finished message of the history: text and Copy only. It reads no state, so a page of them can be
-    memoised (pages/chat.py `history_page`) and is never drawn again while an answer streams."""
+    """A finished message of the history: text, Copy, its sources and memory notes. It reads no state var (only
+    event handlers), so a page of them can be memoised (pages/chat.py `history_page`) and is never drawn again while
+    an answer streams."""
     return rx.box(
         rx.cond(
             msg.role == "user",

@@ -17,7 +17,7 @@ def _source(source: SourceView) -> rx.Component:
     return rx.button(
         rx.text.strong(f"[{source.n}]"),
         rx.text(source.label, trim="both", overflow="hidden", text_overflow="ellipsis", white_space="nowrap"),
-        on_click=ChatState.open_passage(source.chunk_id, source.label, source.text),
+        on_click=ChatState.open_passage(source.chunk_id, source.file_id, source.label, source.text),
         variant=rx.cond(source.cited, "soft", "outline"),
         color_scheme="gray",
         size="1",
@@ -42,12 +42,16 @@ def sources(msg: MsgView) -> rx.Component:
     )
 
 
-def _memory(memory: MemoryView) -> rx.Component:
+def _memory(memory: MemoryView, message_id) -> rx.Component:  # type: ignore[no-untyped-def]
     return rx.hstack(
         rx.icon("brain", size=14, color=styles.muted),
         rx.text(T["memory_updated"], ": ", memory.text, size="1", color=styles.muted),
         rx.button(
-            T["undo"], on_click=ChatState.undo_memory(memory.id), variant="ghost", size="1", data_testid="memory-undo"
+            T["undo"],
+            on_click=ChatState.undo_memory(message_id, memory.id),
+            variant="ghost",
+            size="1",
+            data_testid="memory-undo",
         ),
         align="center",
         spacing="1",
@@ -57,7 +61,9 @@ def _memory(memory: MemoryView) -> rx.Component:
 
 def memory_notes(msg: MsgView) -> rx.Component:
     """'Memory updated: …' under the answer that added it, with Undo."""
-    return rx.cond(msg.memories.length() > 0, rx.box(rx.foreach(msg.memories, _memory), margin_top="0.25rem"))
+    return rx.cond(
+        msg.memories.length() > 0, rx.box(rx.foreach(msg.memories, lambda m: _memory(m, msg.id)), margin_top="0.25rem")
+    )
 
 
 def passage_dialog() -> rx.Component:
@@ -121,6 +127,7 @@ def knowledge_picker() -> rx.Component:
                 min_height=styles.TOUCH,
                 id="knowledge-picker",
                 data_testid="knowledge-picker",
+                data_bases=ChatState.bases.length().to_string(),
             )
         ),
         rx.menu.content(

@@ -1,7 +1,7 @@
 """Numbered sources of an answer: the system text that hands them to the model, and their stored form.
 
 An answer's sources are saved on its message (`Message.annotations`, sealed like the text) before the model is
-asked, so a tab, a reload and the API show the same numbered list the model was given.
+asked, so a tab, a reload or another device shows the same numbered list the model was given.
 """
 
 from __future__ import annotations

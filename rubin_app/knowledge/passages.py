@@ -49,14 +49,15 @@ async def readable_bases(*, session: AsyncSession, user_id: int) -> list[BaseOpt
     return [BaseOption(id=i or 0, name=n, shared=s) for i, n, s in rows.all()]
 
 
-async def get_passage(*, session: AsyncSession, user_id: int, chunk_id: int) -> PassageView | None:
-    """A chunk the user may read, with the end of the chunk before it and the start of the one after."""
+async def get_passage(*, session: AsyncSession, user_id: int, chunk_id: int, file_id: int) -> PassageView | None:
+    """A chunk the user may read, with the end of the chunk before it and the start of the one after; None when it
+    is gone or is no longer the cited file's (a re-used id)."""
     row = (
         await session.exec(
             select(KnowledgeChunk, KnowledgeFile.filename)
             .join(KnowledgeFile, col(KnowledgeFile.id) == KnowledgeChunk.file_id)
             .join(KnowledgeBase, col(KnowledgeBase.id) == KnowledgeChunk.kb_id)
-            .where(col(KnowledgeChunk.id) == chunk_id, _readable(user_id))
+            .where(col(KnowledgeChunk.id) == chunk_id, col(KnowledgeChunk.file_id) == file_id, _readable(user_id))
         )
     ).first()
     if row is None:

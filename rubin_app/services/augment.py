@@ -40,7 +40,7 @@ class _QueryMemo:
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
-        self._memo: dict[tuple[tuple[str, ...], str], list[list[float]]] = {}
+        self._memo: dict[tuple[tuple[str, ...], str], list[list[float]] | Exception] = {}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -48,8 +48,14 @@ class _QueryMemo:
     async def embed(self, texts: list[str], *, kind: str = "document") -> list[list[float]]:
         key = (tuple(texts), kind)
         if key not in self._memo:
-            self._memo[key] = await self.inner.embed(texts, kind=kind)
-        return self._memo[key]
+            try:
+                self._memo[key] = await self.inner.embed(texts, kind=kind)
+            except Exception as exc:  # a failure is remembered too: retrieval does not wait for a dead server again
+                self._memo[key] = exc
+        got = self._memo[key]
+        if isinstance(got, Exception):
+            raise got
+        return got
 
 
 def parse_knowledge(value: str | list[int] | None) -> list[int] | str:
@@ -79,14 +85,14 @@ async def prepare(
     from rubin_app.assistants.chat import chat_setup
 
     embedder = _QueryMemo(rt.embedder) if rt.embedder is not None else None
-    async with session_scope() as session:  # writable: memories' missing embeddings are saved
+    async with session_scope(read_only=True) as session:  # never a write lock on the send path
         setup = await chat_setup(
             session=session, user_id=user_id, model=model, query=question, default_system=rt.settings.system_prompt,
             base_params=rt.chat_params(), default_budget=rt.settings.context_token_budget, embedder=embedder,
             temporary=temporary, memory_budget=rt.settings.memory_token_budget,
         )  # fmt: skip
-    kb_ids: list[int] | str = knowledge
-    if setup.knowledge_ids and kb_ids != ALL:
+    kb_ids: list[int] | str = [] if temporary else knowledge  # a temporary chat searches no knowledge
+    if setup.knowledge_ids and kb_ids != ALL and not temporary:
         kb_ids = sorted({*kb_ids, *setup.knowledge_ids}) if isinstance(kb_ids, list) else setup.knowledge_ids
     sources: list[Source] = []
     if kb_ids:  # a read-only session: on SQLite the index's own connections never wait for this one's lock

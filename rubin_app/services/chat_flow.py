@@ -10,6 +10,7 @@ from typing import Any, Literal, overload
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rubin_app.assistants.models import PREFIX as ASSISTANT_PREFIX
 from rubin_app.generation.manager import EarlyStart
 from rubin_app.generation.run import Run
 from rubin_app.generation.sinks import Sink
@@ -160,18 +161,22 @@ async def send_message(
     "all"), saved as the chat's choice; None keeps the chat's.
     """
     text = chats.check_message_text(text, rt.settings.max_message_chars)
-    choice = knowledge if knowledge is not None else await _stored_knowledge(user_id, conversation_id)
-    prepared = await prepare(rt, user_id=user_id, model=model, question=text, knowledge=choice)
-    picked = model or prepared.model  # what the chat shows: an assistant's name, or the model
+    if model and not model.startswith(ASSISTANT_PREFIX):
+        await check_model(rt, model, user_id=user_id)  # a refused model costs no retrieval (an assistant's: below)
     slot = await rt.admission.admit(user_id, ip)
     early: EarlyStart | None = None
     try:
+        choice = knowledge if knowledge is not None else await _stored_knowledge(user_id, conversation_id)
+        prepared = await prepare(rt, user_id=user_id, model=model, question=text, knowledge=choice)
+        picked = model or prepared.model  # what the chat shows: an assistant's name, or the model
         history: Sequence[chats.Turn] = []
         if conversation_id:
             # On the path to the first token: one query that takes no write lock, of just the columns a
             # context needs, and that also says whether the conversation is the user's.
             async with session_scope(read_only=True) as session:
-                history = await _recent_history(rt, session, user_id, conversation_id, turns_only=True)
+                history = await _recent_history(
+                    rt, session, user_id, conversation_id, turns_only=True, budget=prepared.budget
+                )
         pending_question = Message(role=MessageRole.user, content=text, user_id=user_id, conversation_id="")
         request = request_for(rt, prepared, [*history, pending_question])
         key, replay = await rt.cache_policy.lookup(request, user_id)
@@ -218,7 +223,7 @@ async def send_message(
     early.committed()
     rt.relay.publish(run)
     rt.chat_changed(user_id=user_id, conversation_id=conversation.id)
-    memory = _in_background(_memories_after(rt, run, text)) if prepared.memory else None
+    memory = _in_background(_memories_after(rt, run, text)) if prepared.memory and source == "ui" else None
     if memory is not None:
         run.after_tasks.append(memory)
     title = None
@@ -289,19 +294,38 @@ async def _last_exchange(rt: Runtime, user_id: int, conversation_id: str) -> tup
 
 @overload
 async def _recent_history(
-    rt: Runtime, session: AsyncSession, user_id: int, conversation_id: str, *, turns_only: Literal[False] = False
+    rt: Runtime,
+    session: AsyncSession,
+    user_id: int,
+    conversation_id: str,
+    *,
+    turns_only: Literal[False] = False,
+    budget: int | None = None,
 ) -> list[Message]: ...
 @overload
 async def _recent_history(
-    rt: Runtime, session: AsyncSession, user_id: int, conversation_id: str, *, turns_only: Literal[True]
+    rt: Runtime,
+    session: AsyncSession,
+    user_id: int,
+    conversation_id: str,
+    *,
+    turns_only: Literal[True],
+    budget: int | None = None,
 ) -> list[chats.Turn]: ...
 async def _recent_history(
-    rt: Runtime, session: AsyncSession, user_id: int, conversation_id: str, *, turns_only: bool = False
+    rt: Runtime,
+    session: AsyncSession,
+    user_id: int,
+    conversation_id: str,
+    *,
+    turns_only: bool = False,
+    budget: int | None = None,
 ) -> list[Any]:
     """The newest messages, enough to fill the context budget: read a page at a time, from the end,
     until what was read outweighs the budget (a long chat costs a page or two, not all its rows).
-    `turns_only` reads just id, role, content and status (no whole rows: faster, on the send path)."""
-    budget = rt.settings.context_token_budget
+    `turns_only` reads just id, role, content and status (no whole rows: faster, on the send path); `budget`: an
+    assistant's, else the instance's."""
+    budget = budget or rt.settings.context_token_budget
     reader = chats.list_turns if turns_only else chats.list_messages
     rows: list[Any] = []
     before: int | None = None
@@ -373,12 +397,14 @@ async def _answer_again(
     for message in history:
         if message.id is not None and message.id > question.id and message.status == MessageStatus.streaming:
             await rt.stop_answer(user_id=user_id, message_id=message.id)
-    prepared = await prepare(
-        rt, user_id=user_id, model=model, question=question.content,
-        knowledge=augment.parse_knowledge(conversation.knowledge),
-    )  # fmt: skip
+    if model and not model.startswith(ASSISTANT_PREFIX):
+        await check_model(rt, model, user_id=user_id)
     slot = await rt.admission.admit(user_id, ip)
     try:
+        prepared = await prepare(
+            rt, user_id=user_id, model=model, question=question.content,
+            knowledge=augment.parse_knowledge(conversation.knowledge),
+        )  # fmt: skip
         answer = await _replace_answer(
             user_id, conversation, question, prepared.model, edited=edited, sources=prepared.sources, picked=model
         )

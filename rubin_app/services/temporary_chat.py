@@ -30,7 +30,7 @@ async def send(
     rt: Runtime, *, user_id: int, history: Sequence[tuple[str, str]], text: str, model: str, ip: str = ""
 ) -> Run:
     """Check the text, the model and the user's limits, then start the answer (saved nowhere; no memory, no
-    knowledge: the user's instructions and an assistant's prompt still apply)."""
+    knowledge, not even an assistant's: the user's instructions and an assistant's prompt still apply)."""
     text = chats.check_message_text(text, rt.settings.max_message_chars)
     prepared = await chat_flow.prepare(rt, user_id=user_id, model=model, question=text, knowledge=[], temporary=True)
     slot = await rt.admission.admit(user_id, ip)

@@ -60,7 +60,10 @@ from rubin_app.vault.state_seal import open_state, seal_state
 log = logging.getLogger(__name__)
 
 
-CONTENT_VARS = ("title", "messages", "recent", "tail", "pending", "edit_text", "chats", "chat_filter", "rename_text")
+CONTENT_VARS = (
+    "title", "messages", "recent", "tail", "pending", "edit_text", "chats", "chat_filter", "rename_text",
+    "bases", "passage_title", "passage_before", "passage_text", "passage_after",
+)  # fmt: skip
 
 
 class ChatState(SidebarMixin, AnswersMixin, WatchMixin, TemporaryMixin, KnowledgeMixin, AuthState):

@@ -286,10 +286,12 @@ class AnswersMixin(rx.State, mixin=True):
         yield rx.call_script(push_js("", "", reset=True))  # the saved answer shows now; ready for the next one
         if self.conversation_id and not self.streaming_id:
             yield self.__class__.watch(self.conversation_id)  # answers started elsewhere show here too (watch.py)
+        after = []  # the memories the answer added and the model's title arrive later, each on its own
         if started is not None and started.memory is not None:
-            await self._show_memories(message_id, started.memory)
+            after.append(self._show_memories(message_id, started.memory))
         if started is not None and started.title is not None:
-            await self._show_title(started.conversation.id, started.title)
+            after.append(self._show_title(started.conversation.id, started.title))
+        await asyncio.gather(*after)
 
     async def _show_memories(self, message_id: int, task: asyncio.Task[list[dict[str, object]]]) -> None:
         """The memories the answer added (saved after it): note them under it, with Undo."""

@@ -48,6 +48,7 @@ class SourceView:
 
     n: int = 0
     chunk_id: int = 0
+    file_id: int = 0
     label: str = ""  # file, page, section
     text: str = ""  # the passage (shortened)
     cited: bool = False  # the answer's text cites it
@@ -103,7 +104,12 @@ def annotation_views(annotations: str, text: str) -> dict[str, list]:
     return {
         "sources": [
             SourceView(
-                n=s.n, chunk_id=s.chunk_id, label=s.label(), text=s.text[: citations.PASSAGE_CHARS], cited=s.n in cited
+                n=s.n,
+                chunk_id=s.chunk_id,
+                file_id=s.file_id,
+                label=s.label(),
+                text=s.text[: citations.PASSAGE_CHARS],
+                cited=s.n in cited,
             )
             for s in sources
         ],

@@ -71,11 +71,11 @@ class KnowledgeMixin(rx.State, mixin=True):
         self.bases = [dataclasses.replace(b, chosen=False) for b in self.bases]
 
     @rx.event
-    async def open_passage(self, chunk_id: int, title: str, text: str):
+    async def open_passage(self, chunk_id: int, file_id: int, title: str, text: str):
         """Show a cited passage highlighted between its neighbours (the stored text if the file is gone)."""
         user_id = (await self._require()).user_id  # type: ignore[attr-defined]
         async with session_scope(read_only=True) as session:
-            view = await get_passage(session=session, user_id=user_id, chunk_id=chunk_id)
+            view = await get_passage(session=session, user_id=user_id, chunk_id=chunk_id, file_id=file_id)
         self.passage_title = title
         if view is None:
             self.passage_before, self.passage_text, self.passage_after = "", text, ""
@@ -89,15 +89,20 @@ class KnowledgeMixin(rx.State, mixin=True):
         self.passage_open = value
 
     @rx.event
-    async def undo_memory(self, memory_id: int):
-        """Forget a memory the last answer added (the note goes from the answer too)."""
+    async def undo_memory(self, message_id: int, memory_id: int):
+        """Forget a memory an answer added; its note goes from the answer (wherever the answer is shown)."""
         from rubin_app.services import memory_step
 
         user_id = (await self._require()).user_id  # type: ignore[attr-defined]
-        for view in [*self.tail, *self.recent]:  # type: ignore[attr-defined]
-            if any(m.id == memory_id for m in view.memories):
-                await memory_step.undo(user_id=user_id, message_id=view.id, memory_id=memory_id)
-                view.memories = [m for m in view.memories if m.id != memory_id]
-                self.tail, self.recent = list(self.tail), list(self.recent)  # type: ignore[attr-defined]
-                return rx.toast(self._t("memory_undone"), duration=2000)  # type: ignore[attr-defined]
-        return None
+        if not await memory_step.undo(user_id=user_id, message_id=message_id, memory_id=memory_id):
+            return rx.toast.warning(self._t("err_memory_not_found"))  # type: ignore[attr-defined]
+        for name in ("messages", "recent", "tail"):  # (an older page is drawn from the browser's copy: a reload)
+            views = getattr(self, name)
+            if any(v.id == message_id for v in views):
+                setattr(self, name, [_without(v, memory_id) if v.id == message_id else v for v in views])
+        return rx.toast(self._t("memory_undone"), duration=2000)  # type: ignore[attr-defined]
+
+
+def _without(view, memory_id: int):  # type: ignore[no-untyped-def]
+    """A message view without one memory note."""
+    return dataclasses.replace(view, memories=[m for m in view.memories if m.id != memory_id])
