@@ -175,6 +175,11 @@ class Settings(BaseSettings):
         default=400, ge=0, le=8000, description="Tokens of a user's long-term memories sent with a chat (0: none)."
     )
     memory_max_items: int = Field(default=200, ge=1, le=5000, description="Most memories one user may keep.")
+    memory_auto: Literal["personal", "always", "off"] = Field(
+        default="personal",
+        description="When the chat's model is asked for new memories after an answer: 'personal' (the message "
+        "speaks of the user: I, my, я, мой...), 'always' (every answer: one more model call each), 'off'.",
+    )
     knowledge_top_k: int = Field(
         default=5, ge=1, le=20, description="Passages of the chosen knowledge given to the model with a question."
     )

@@ -5,6 +5,7 @@ costs one read."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rubin_app.knowledge import citations
@@ -15,11 +16,24 @@ from rubin_app.services.context import Turn
 from rubin_app.services.db import session_scope
 from rubin_app.services.runtime import Runtime
 
+# A message that speaks of its writer (the facts worth remembering); other messages cost no extra model call.
+_ABOUT_SELF = re.compile(
+    r"\b(i|i'm|i've|i'd|i'll|my|me|mine|myself|я|мне|меня|мной|мой|моя|моё|мое|мои|моего|моей|моих|моим|себе)\b",
+    re.IGNORECASE,
+)
+
+
+def worth_asking(mode: str, question: str) -> bool:
+    """Whether an exchange goes to the model for memories (MEMORY_AUTO)."""
+    return mode == "always" or (mode == "personal" and _ABOUT_SELF.search(question) is not None)
+
 
 async def remember(
     rt: Runtime, *, user_id: int, model: str, question: str, answer: str, conversation_id: str, message_id: int
 ) -> list[dict[str, object]]:
     """Propose, save and note the memories one exchange gives; the notes added (id, text)."""
+    if not worth_asking(rt.settings.memory_auto, question):
+        return []
     client, upstream = rt.router.client_for(model)
     turns = [Turn(role="user", content=question), Turn(role="assistant", content=answer)]
     added = await remember_from_chat(
