@@ -168,7 +168,7 @@ def test_an_assistant_answers_in_the_chat_with_the_users_memory(
     open_app(page)
     page.get_by_test_id("model-select").click()
     page.get_by_role("option", name="asst:pirate").click()
-    question = f"How is my parrot {unique('q')}?"
+    question = f"How is the parrot {unique('q')}?"  # (not about the writer: no memory proposal follows)
     answer = ask(page, question)
     expect(body(answer)).to_have_text(expected(question))
     sent = standin.last_answer_json

@@ -37,6 +37,7 @@ def test_an_answer_from_a_base_shows_its_sources_and_opens_the_passage(
     page.goto("/")
     composer = page.get_by_test_id("composer")
     composer.click()
+    expect(page.get_by_test_id("knowledge-picker")).to_have_attribute("data-bases", "1")  # the page has loaded
     composer.press("#")  # "#" at the start of the box opens the picker instead of typing it
     option = page.get_by_test_id("kb-option").filter(has_text=name)
     expect(option).to_be_visible()
