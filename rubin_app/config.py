@@ -178,7 +178,8 @@ class Settings(BaseSettings):
     memory_auto: Literal["personal", "always", "off"] = Field(
         default="personal",
         description="When the chat's model is asked for new memories after an answer: 'personal' (the message "
-        "speaks of the user: I, my, я, мой...), 'always' (every answer: one more model call each), 'off'.",
+        "states something about the user: my, I live, у меня...), 'always' (every answer: one more model call "
+        "each), 'off'.",
     )
     knowledge_top_k: int = Field(
         default=5, ge=1, le=20, description="Passages of the chosen knowledge given to the model with a question."

@@ -17,16 +17,13 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    """Two columns with empty defaults: existing rows need no rewrite."""
-    with op.batch_alter_table("conversations") as batch:
-        batch.add_column(sa.Column("knowledge", sa.String(2000), nullable=False, server_default=sa.text("''")))
-    with op.batch_alter_table("messages") as batch:
-        batch.add_column(sa.Column("annotations", sa.Text(), nullable=False, server_default=sa.text("''")))
+    """Two columns with empty defaults: existing rows need no rewrite. Plain ADD COLUMN (not batch mode): a batch
+    would copy `messages` into a new table without AUTOINCREMENT, and deleted answers' ids would come back."""
+    op.add_column("conversations", sa.Column("knowledge", sa.String(2000), nullable=False, server_default=sa.text("''")))
+    op.add_column("messages", sa.Column("annotations", sa.Text(), nullable=False, server_default=sa.text("''")))
 
 
 def downgrade() -> None:
     """Drop the columns."""
-    with op.batch_alter_table("messages") as batch:
-        batch.drop_column("annotations")
-    with op.batch_alter_table("conversations") as batch:
-        batch.drop_column("knowledge")
+    op.drop_column("messages", "annotations")
+    op.drop_column("conversations", "knowledge")

@@ -5,7 +5,6 @@ overlap. Every query filters by the acting user. Nothing here commits: the calle
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import logging
@@ -191,35 +190,25 @@ async def _vector_scores(
     missing = [i for i, v in enumerate(stored) if v is None or len(v) != len(q)]
     if missing:
         vectors = await embedder.embed([rows[i][1] for i in missing], kind="document")
-        made: list[tuple[int, str]] = []
+        made = []
         for i, vector in zip(missing, vectors, strict=True):
             packed = pack_vector(vector)
             stored[i] = unpack_vector(packed)
             made.append((rows[i][0], packed))
-        _save_later(user_id, made)  # off the send path: the caller's session may be a reader
+        await _keep_vectors(session, user_id, made)
     return [math.fsum(map(operator.mul, q, v)) if v is not None and len(v) == len(q) else 0.0 for v in stored]
 
 
-_saving: set[asyncio.Task[None]] = set()
-
-
-def _save_later(user_id: int, vectors: list[tuple[int, str]]) -> None:
-    """Save memories' new embeddings in a short transaction of their own (a lost save is made again next time)."""
-
-    async def save() -> None:
-        from rubin_app.services.db import session_scope
-
-        try:
-            async with session_scope() as session:
-                for memory_id, packed in vectors:
-                    where = (col(Memory.id) == memory_id, col(Memory.user_id) == user_id)
-                    await session.exec(update(Memory).where(*where).values(embedding=packed))
-        except Exception:
-            log.warning("could not save memory embeddings", exc_info=True)
-
-    task = asyncio.get_running_loop().create_task(save())
-    _saving.add(task)
-    task.add_done_callback(_saving.discard)
+async def _keep_vectors(session: AsyncSession, user_id: int, made: list[tuple[int, str]]) -> None:
+    """Save memories' new embeddings in a savepoint: the chat's send path reads through a reader session, whose
+    write may find the database busy — then they are simply made again next time, and the answer goes on."""
+    try:
+        async with session.begin_nested():
+            for memory_id, packed in made:
+                where = (col(Memory.id) == memory_id, col(Memory.user_id) == user_id)
+                await session.exec(update(Memory).where(*where).values(embedding=packed))
+    except Exception as exc:
+        log.info("memory embeddings not saved this time (%s)", type(exc).__name__)
 
 
 async def relevant_memories(

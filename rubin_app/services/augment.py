@@ -85,7 +85,8 @@ async def prepare(
     from rubin_app.assistants.chat import chat_setup
 
     embedder = _QueryMemo(rt.embedder) if rt.embedder is not None else None
-    async with session_scope(read_only=True) as session:  # never a write lock on the send path
+    # A reader: no write lock on the send path (only a memory's first embedding is written, committed at once).
+    async with session_scope(read_only=True) as session:
         setup = await chat_setup(
             session=session, user_id=user_id, model=model, query=question, default_system=rt.settings.system_prompt,
             base_params=rt.chat_params(), default_budget=rt.settings.context_token_budget, embedder=embedder,

@@ -16,9 +16,12 @@ from rubin_app.services.context import Turn
 from rubin_app.services.db import session_scope
 from rubin_app.services.runtime import Runtime
 
-# A message that speaks of its writer (the facts worth remembering); other messages cost no extra model call.
+# A message that states something about its writer (the facts worth remembering: "my", "I live", "у меня"...); a
+# question like "How do I...?" is not one. Other messages cost no extra model call.
 _ABOUT_SELF = re.compile(
-    r"\b(i|i'm|i've|i'd|i'll|my|me|mine|myself|я|мне|меня|мной|мой|моя|моё|мое|мои|моего|моей|моих|моим|себе)\b",
+    r"\b(my|mine|myself|i'm|i am|i've|i have|i live|i work|i like|i love|i prefer|i hate|i use|call me|"
+    r"мой|моя|моё|мое|мои|моего|моей|моих|моим|меня зовут|я живу|я работаю|я люблю|я предпочитаю|мне нравится|"
+    r"у меня)\b",
     re.IGNORECASE,
 )
 

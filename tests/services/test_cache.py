@@ -74,8 +74,8 @@ async def test_another_user_is_never_answered_from_someone_elses_question(
 ) -> None:
     """By default the cache is per user: B asking what A asked goes to the model (no "someone asked this")."""
     rt = await make_redis_runtime(llm_temperature=0)
-    await ask(rt, "Is my diagnosis serious?", user_id=await new_user())
-    other = await ask(rt, "Is my diagnosis serious?", user_id=await new_user())
+    await ask(rt, "Is this diagnosis serious?", user_id=await new_user())
+    other = await ask(rt, "Is this diagnosis serious?", user_id=await new_user())
     assert standin.requests == 2 and other.run.replay is None
     assert await rt.cache.stats() == {"hits": 0, "misses": 2}
 

@@ -66,6 +66,20 @@ def test_upgrade_head_creates_the_tables(empty_url: str) -> None:
         assert columns[table.name] == {c.name for c in table.columns}
 
 
+def test_messages_keep_autoincrement_on_sqlite(empty_database: Callable[[str], str]) -> None:
+    """A deleted answer's id is never given again (a stale Stop must not hit a newer answer): no migration may copy
+    `messages` into a table without AUTOINCREMENT (alembic's batch mode does)."""
+    url = empty_database("sqlite")
+    upgrade_head(url)
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            sql = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'messages'").scalar_one()
+    finally:
+        engine.dispose()
+    assert "AUTOINCREMENT" in sql
+
+
 def test_upgrade_head_twice_is_a_no_op(empty_url: str) -> None:
     upgrade_head(empty_url)
     first = _state(empty_url)
