@@ -206,6 +206,7 @@ def test_every_imported_package_is_pinned() -> None:
     """`redis` (say) is imported directly: it must not arrive only through Reflex's dependencies."""
     app_pins = _pins(ROOT / "requirements.txt")
     engine_pins = _pins(ENGINE_REQUIREMENTS) if ENGINE_REQUIREMENTS.exists() else {}
+    embed_pins = _pins(ROOT / "requirements-embed.txt")  # the bundled embedder's, installed with --no-deps
     distributions = importlib.metadata.packages_distributions()
     missing = []
     for module, files in sorted(_third_party_imports().items()):
@@ -213,10 +214,15 @@ def test_every_imported_package_is_pinned() -> None:
         if not dists:  # not installed here (e.g. the bundled engine before its first start): pinned under its name
             dists = {_normalize(module)}
         engine_only = set(files) <= {"rubin_app/engine.py", "rubin_app/engine_server.py"}
-        pinned = set(app_pins) | (set(engine_pins) if engine_only else set())
+        embed_only = set(files) <= {"rubin_app/embed_model.py", "rubin_app/embed_server.py"}
+        pinned = (
+            set(app_pins) | (set(engine_pins) if engine_only else set()) | (set(embed_pins) if embed_only else set())
+        )
         if not dists & pinned:
             missing.append(f"{module} (distribution {', '.join(sorted(dists))}; imported in {', '.join(files[:3])})")
-    assert not missing, "imported but not pinned in requirements.txt:\n" + "\n".join(missing)
+    assert not missing, "imported but not pinned in requirements.txt (or requirements-embed.txt):\n" + "\n".join(
+        missing
+    )
 
 
 def test_the_import_name_map_is_used() -> None:
