@@ -139,12 +139,8 @@ class ConnectionsState(AdminState):
                 session=session,
                 settings=settings,
                 actor_id=actor_id,
-                name=str(form.get("name", "")),
-                base_url=str(form.get("base_url", "")),
-                api_key=str(form.get("api_key", "")),
-                prefix=str(form.get("prefix", "")),
-                models=_split(str(form.get("models", ""))),
                 ip=self._client_ip(),
+                **_form_fields(form),
             )
 
         await self._change(action)
@@ -160,13 +156,9 @@ class ConnectionsState(AdminState):
                 settings=settings,
                 actor_id=actor_id,
                 connection_id=int(form.get("id", 0)),
-                name=str(form.get("name", "")),
-                base_url=str(form.get("base_url", "")),
-                api_key=str(form.get("api_key", "")),
                 clear_key=bool(form.get("clear_key")),
-                prefix=str(form.get("prefix", "")),
-                models=_split(str(form.get("models", ""))),
                 ip=self._client_ip(),
+                **_form_fields(form),
             )
 
         await self._change(action)
@@ -233,3 +225,14 @@ class ConnectionsState(AdminState):
             )
 
         await self._change(action)
+
+
+def _form_fields(form: dict) -> dict[str, object]:
+    """The fields the add and edit forms share, as the service takes them."""
+    return {
+        "name": str(form.get("name", "")),
+        "base_url": str(form.get("base_url", "")),
+        "api_key": str(form.get("api_key", "")),
+        "prefix": str(form.get("prefix", "")),
+        "models": _split(str(form.get("models", ""))),
+    }

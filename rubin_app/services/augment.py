@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rubin_app.knowledge.citations import Source, numbered, system_block
-from rubin_app.llm.types import Params
+from rubin_app.llm.types import ChatRequest, Params
+from rubin_app.services.context import Turn, build_context
 from rubin_app.services.db import session_scope
 from rubin_app.services.runtime import Runtime
 
@@ -33,6 +34,10 @@ class Prepared:
     budget: int  # tokens of history (an assistant's budget, or the instance's)
     sources: list[Source] = field(default_factory=list)
     memory: bool = True  # propose memories after the answer
+
+    def request(self, turns: list[Turn]) -> ChatRequest:
+        """The request: this system prompt, the newest `turns` that fit the budget, these parameters."""
+        return ChatRequest.of_turns(self.model, build_context(self.system, turns, self.budget), self.params)
 
 
 class _QueryMemo:

@@ -20,7 +20,7 @@ from rubin_app.llm.types import ChatRequest
 from rubin_app.models import Conversation, Message, MessageRole, MessageStatus
 from rubin_app.services import augment, chats, memory_step, titles
 from rubin_app.services.chats import InputError
-from rubin_app.services.context import Turn, build_context, estimate_tokens
+from rubin_app.services.context import Turn, estimate_tokens
 from rubin_app.services.db import session_scope
 from rubin_app.services.runtime import Runtime
 
@@ -83,8 +83,7 @@ def request_for(rt: Runtime, prepared: augment.Prepared, history: Sequence[Messa
         for m in history
         if m.role in (MessageRole.user, MessageRole.assistant) and m.status != MessageStatus.streaming
     ]
-    context = build_context(prepared.system, turns, prepared.budget)
-    return ChatRequest.of_turns(prepared.model, context, prepared.params)
+    return prepared.request(turns)
 
 
 async def prepare(

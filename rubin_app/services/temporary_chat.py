@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from rubin_app.generation.run import Run
 from rubin_app.llm.types import ChatRequest
 from rubin_app.services import augment, chat_flow, chats
-from rubin_app.services.context import Turn, build_context
+from rubin_app.services.context import Turn
 from rubin_app.services.runtime import Runtime
 
 ROLES = ("user", "assistant")
@@ -21,9 +21,7 @@ ROLES = ("user", "assistant")
 def request_for(rt: Runtime, prepared: augment.Prepared, history: Sequence[tuple[str, str]], text: str) -> ChatRequest:
     """The request: the earlier turns the tab holds (role, text) and the new question, within the budget."""
     turns = [Turn(role=role, content=content) for role, content in history if role in ROLES and content.strip()]
-    turns.append(Turn(role="user", content=text))
-    context = build_context(prepared.system, turns, prepared.budget)
-    return ChatRequest.of_turns(prepared.model, context, prepared.params)
+    return prepared.request([*turns, Turn(role="user", content=text)])
 
 
 async def send(

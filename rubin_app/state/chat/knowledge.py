@@ -46,10 +46,8 @@ class KnowledgeMixin(rx.State, mixin=True):
         """The bases the user can attach, with the chat's stored choice ticked."""
         async with session_scope(read_only=True) as session:
             options = await readable_bases(session=session, user_id=user_id)
-        choice = augment.parse_knowledge(stored)
-        self.knowledge_all = choice == augment.ALL
-        chosen = set(choice) if isinstance(choice, list) else set()
-        self.bases = [BaseView(id=o.id, name=o.name, shared=o.shared, chosen=o.id in chosen) for o in options]
+        self.bases = [BaseView(id=o.id, name=o.name, shared=o.shared) for o in options]
+        self._show_choice(stored)
 
     def _show_choice(self, stored: str) -> None:
         """Tick the bases a chat was answered from (another chat opened)."""
