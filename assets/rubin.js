@@ -39,11 +39,6 @@
     window.addEventListener("popstate", save);
     save();
   })();
-  const SET_TEXT = "_client_state_setRubinstream";
-  const TEXT = "_client_state_rubinstream";
-  const SET_THINK = "_client_state_setRubinthink";
-  const THINK = "_client_state_rubinthink";
-
   function nearBottom(el) {
     return el.scrollHeight - el.scrollTop - el.clientHeight < 160;
   }
@@ -64,17 +59,9 @@
   );
 
   window.rubin = {
-    // Append (or, with reset, replace) the streamed answer and its reasoning.
+    // Append (or, with reset, replace) the streamed answer and its reasoning (assets/stream.js keeps it).
     stream: function (refs, text, think, reset) {
-      if (reset) {
-        refs[TEXT] = "";
-        refs[THINK] = "";
-      }
-      if (refs[SET_TEXT] && (text || reset)) refs[SET_TEXT]((refs[TEXT] || "") + text);
-      else if (text) refs[TEXT] = (refs[TEXT] || "") + text;
-      if (refs[SET_THINK] && (think || reset)) refs[SET_THINK]((refs[THINK] || "") + think);
-      else if (think) refs[THINK] = (refs[THINK] || "") + think;
-      window.requestAnimationFrame(function () { scrollToBottom(reset); });
+      window.rubinStream.push(refs, text, think, reset);
     },
     scrollToBottom: scrollToBottom,
   };

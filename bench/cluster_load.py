@@ -45,6 +45,7 @@ class Exchange:
     errors: list[str] = field(default_factory=list)
     cut_complete: list[int] = field(default_factory=list)  # lengths of answers saved "complete" but short
     followed_live: bool | None = None  # after a reconnect: whether the rest arrived as it was written
+    key: str = field(default_factory=lambda: uuid.uuid4().hex)  # its send key (the page's, assets/stream.js)
     troubles: list[float] = field(default_factory=list)  # when the user met an error, a reconnect or a Retry
 
     @property
@@ -75,8 +76,9 @@ class ChatUser:
         """Open the tab (again) on its conversation, retrying while nothing answers."""
         path = f"/c/{self.conversation}" if self.conversation else "/"
         deadline = time.monotonic() + timeout
+        carried = self.tab.unacked if self.tab is not None else None  # the page keeps it across the reconnect
         while True:
-            tab = Tab(self.url, self.cookie, token=self.token)
+            tab = Tab(self.url, self.cookie, token=self.token, unacked=dict(carried) if carried else None)
             try:
                 await asyncio.wait_for(tab.open(path), 10)
                 await _until(lambda t=tab: hydrated(t) or _dead(t), 10)
@@ -117,7 +119,7 @@ class ChatUser:
             tab = self.tab if self.tab is not None and not _dead(self.tab) else await self.connect()
             try:
                 if action == "send":
-                    await tab.send(ex.question)
+                    await tab.send(ex.question, key=ex.key)
                 else:
                     tab.pieces.clear()
                     tab._sent_at = len(tab.deltas)
@@ -177,15 +179,25 @@ class ChatUser:
         self._collect(ex, tab, start)
 
     async def _reattached(self, tab: Tab, question: str, timeout: float = 5.0) -> bool:
-        """Whether the reopened page follows the answer live (it is still being written)."""
+        """Whether the reopened page follows the answer live (it is still being written).
+
+        What the page shows is the last `streaming_id` it was sent: the hydration first sends the one the tab's
+        state had before the reconnect (maybe a pending -2, or an answer that has ended since), then the page's
+        load says what it found. A page that opened on the finished answer did not re-attach. A page whose question
+        the last socket took away sends it again (`Tab.resent`) and follows that answer."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            live = [i for i, d in enumerate(tab.deltas) if d.get(CHAT, {}).get("streaming_id_rx_state_")]
-            if live:
-                tab._sent_at = live[-1] + 1  # its end is the next streaming_id 0
+            if tab.resent:
+                return True  # the reopened page sent the question again (its first send was lost): it follows that
+            ids = [(i, d[CHAT]["streaming_id_rx_state_"]) for i, d in enumerate(tab.deltas)
+                   if "streaming_id_rx_state_" in d.get(CHAT, {})]  # fmt: skip
+            if ids and ids[-1][1] > 0:
+                tab._sent_at = ids[-1][0] + 1  # its end is the next streaming_id 0
                 return True
-            if (await self._saved(question))[1] != "streaming":
-                return False
+            if (await self._saved(question))[1] not in ("streaming", ""):
+                return False  # ended meanwhile: the page shows it in the history
+            # Not saved yet: the stopping worker may be saving it (it hands it over next); the page's watcher then
+            # shows it being continued (watch.py). Never saved: after `timeout`, reported as lost by the caller.
             await asyncio.sleep(0.1)
         return False
 
@@ -282,6 +294,8 @@ def _shown_answer(tab: Tab) -> str:
         tail = delta.get(CHAT, {}).get("tail_rx_state_")
         if tail:
             answers = [m for m in tail if m.get("role") == "assistant"]
+            if answers and answers[-1].get("kept"):  # the tab streamed it: the server left the text to the tab
+                return tab.kept.get(int(answers[-1].get("id", 0)), "")
             return str(answers[-1].get("content", "")) if answers else ""
     return ""
 

@@ -22,12 +22,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import free_port, isolated_copy, print_table, settings_env, stop_app  # noqa: E402
+from bench.harness import free_port, isolated_copy, print_table, settings_env, stop_app, tree_rss_mb  # noqa: E402
 from tests.deploy import podman  # noqa: E402
 from tests.fakes.localai_standin import StandIn, StandInConfig  # noqa: E402
 
@@ -55,22 +54,6 @@ def _first_200(base: str, alive: Callable[[], bool], t0: float, limit: float = 3
     return health, page
 
 
-def _tree_rss_mb(pid: int) -> float:
-    """Resident memory of a process and its descendants, in MB."""
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0.0
-    total = 0
-    for proc in procs:
-        try:
-            total += proc.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
-    return total / 1e6
-
-
 def _container_start(image: str, port: int, standin: StandIn, fresh: bool) -> tuple[float, float, float]:
     """(health s, page s, idle RSS MB) of one container start, on a fresh volume or the existing one."""
     podman.remove(NAME, VOLUME if fresh else None)
@@ -80,7 +63,7 @@ def _container_start(image: str, port: int, standin: StandIn, fresh: bool) -> tu
     health, page = _first_200(f"http://127.0.0.1:{port}", lambda: True, t0)
     time.sleep(5)  # idle: startup work (migrations, first requests) done
     pid = int(podman.podman("inspect", "--format", "{{.State.Pid}}", NAME).strip())
-    return health, page, _tree_rss_mb(pid)
+    return health, page, tree_rss_mb(pid)
 
 
 def _host_start(copy: Path, env: dict[str, str], command: list[str], log: Path) -> tuple[float, float, float]:
@@ -93,7 +76,7 @@ def _host_start(copy: Path, env: dict[str, str], command: list[str], log: Path) 
         try:
             health, page = _first_200(f"http://127.0.0.1:{env['FRONTEND_PORT']}", lambda: proc.poll() is None, t0)
             time.sleep(5)
-            return health, page, _tree_rss_mb(proc.pid)
+            return health, page, tree_rss_mb(proc.pid)
         finally:
             stop_app(proc)
 

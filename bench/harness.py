@@ -11,8 +11,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import psutil
@@ -22,14 +24,16 @@ sys.path.insert(0, str(ROOT))
 
 from tests.fakes.localai_standin import StandIn, StandInConfig  # noqa: E402  (ROOT on the path first)
 
+T = TypeVar("T")
+
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 
-# JS regex: a websocket frame that pushes streamed text (any non-empty piece; the first piece of an answer
-# also resets the client-side text, so the reset flag says nothing). The frame is JSON: quotes are escaped.
-STREAM_PIECE_RE = r"/rubin\.stream\(refs,\\\"(?!\\\")/"
+# JS regex: a websocket frame that pushes streamed text: the `rs` event of rubin_app/state/stream_channel.py
+# with an answer-text operation ("t<offset>|<text>", maybe after a reset "x").
+STREAM_PIECE_RE = r'/^42\/_event,\["rs",(?:"x",)?"t\d+\|/'
 
 # Wraps the page's WebSocket to timestamp and count frames (browser clock, no Playwright latency).
 WS_PROBE = """
@@ -65,12 +69,16 @@ def sign_in(base: str, email: str = BENCH_EMAIL, password: str = BENCH_PASSWORD,
     """A fresh session token for the account, creating it first when it does not exist yet."""
     form = {"name": name, "email": email, "password": password, "password2": password}
     with httpx.Client(base_url=base, follow_redirects=False, timeout=30) as client:
-        response = client.post("/auth/local/signup", data=form)
+        signup = response = client.post("/auth/local/signup", data=form)
         if "rubin_session" not in response.cookies:
             response = client.post("/auth/local/login", data={"email": email, "password": password})
         token = response.cookies.get("rubin_session")
     if not token:
-        raise RuntimeError(f"could not sign in as {email}: redirected to {response.headers.get('location')}")
+        raise RuntimeError(
+            f"could not sign in as {email}: sign-up answered {signup.status_code} "
+            f"{signup.headers.get('location') or signup.text[:200]!r}, "
+            f"sign-in answered {response.status_code} {response.headers.get('location')!r}"
+        )
     return token
 
 
@@ -159,6 +167,37 @@ def start_app(
     raise TimeoutError(f"app did not start in {timeout} s; see {log_path}")
 
 
+def serve_until_page(
+    args: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    log: Path,
+    timeout: float,
+    *,
+    append: bool = False,
+    verify: ssl.SSLContext | None = None,
+) -> tuple[subprocess.Popen[bytes], httpx.Response]:
+    """Start `python <args>` in its own process group (output to `log`) until `/` answers 200 (over HTTPS, checked
+    with `verify`, when given); the process and that answer. Fails with the log when it exits or times out."""
+    with log.open("ab" if append else "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, *args], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    scheme = "https" if verify else "http"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()
+        try:
+            answer = httpx.get(f"{scheme}://127.0.0.1:{env['FRONTEND_PORT']}/", timeout=2, verify=verify or True)
+            if answer.status_code == 200:
+                return proc, answer
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    stop_app(proc)
+    raise TimeoutError(log.read_text())
+
+
 @dataclass
 class Bench:
     """A stand-in and the production app on a fresh SQLite database, for one benchmark run."""
@@ -200,20 +239,30 @@ def stop_app(proc: subprocess.Popen) -> None:
             pass
 
 
-def backend_rss_mb(proc: subprocess.Popen) -> float:
-    """Resident memory of the app's process tree in MB (prod: no JS runtime runs)."""
+def tree_measure(pid: int, measure: Callable[[psutil.Process], T]) -> list[T]:
+    """`measure` of a process and of each of its descendants (those that end or refuse meanwhile are left out)."""
     try:
-        root = psutil.Process(proc.pid)
+        root = psutil.Process(pid)
         procs = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0.0
-    total = 0
-    for p in procs:
+        return []
+    found = []
+    for proc in procs:
         try:
-            total += p.memory_info().rss
-        except psutil.NoSuchProcess:
+            found.append(measure(proc))
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
-    return total / 1e6
+    return found
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and its descendants, in MB."""
+    return sum(tree_measure(pid, lambda p: p.memory_info().rss)) / 1e6
+
+
+def backend_rss_mb(proc: subprocess.Popen) -> float:
+    """Resident memory of the app's process tree in MB (prod: no JS runtime runs)."""
+    return tree_rss_mb(proc.pid)
 
 
 def percentile(values: list[float], q: float) -> float:

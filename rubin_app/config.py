@@ -164,7 +164,7 @@ class Settings(BaseSettings):
         default=3_000, ge=64, description="Token budget of the history sent to the model."
     )
     title_mode: str = Field(default="llm", description="'llm': model writes titles; 'first_message': no model call.")
-    stream_coalesce_ms: int = Field(default=40, ge=0, le=1000, description="Websocket delta interval in ms.")
+    stream_coalesce_ms: int = Field(default=50, ge=0, le=1000, description="Websocket delta interval in ms.")
     db_flush_seconds: float = Field(default=2.0, gt=0, description="How often a streaming answer is saved.")
     resume_answers: Literal["continue", "retry"] = Field(
         default="continue",
@@ -202,6 +202,12 @@ class Settings(BaseSettings):
     )
     embedding_port: int = Field(
         default=8082, ge=1, le=65535, description="Loopback port of the bundled embedding server."
+    )
+    embedding_idle_seconds: float = Field(
+        default=300,
+        ge=0,
+        description="Seconds the bundled embedding server keeps its model in memory after the last request (it "
+        "loads it again at the next one, about a second); 0: keep it once loaded.",
     )
     embedding_languages: str = Field(
         default="",

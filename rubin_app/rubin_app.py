@@ -11,7 +11,8 @@ import reflex as rx
 
 from rubin_app.admin.page import admin_page
 from rubin_app.admin.state import AdminState
-from rubin_app.api.routes import build_api
+from rubin_app.api.routes import ApiLayers, build_api
+from rubin_app.api.static_assets import StaticCacheHeaders
 from rubin_app.backup.job import BackupJob
 from rubin_app.components import styles
 from rubin_app.components.pwa import pwa_head
@@ -26,12 +27,14 @@ from rubin_app.pages.two_factor import TwoFactorSetupState, two_factor_page
 from rubin_app.services.db import session_scope
 from rubin_app.services.migrate import upgrade_head
 from rubin_app.services.runtime import get_runtime
+from rubin_app.state import stream_channel
 from rubin_app.state.assistants import AssistantsState
 from rubin_app.state.auth import on_backend_error
 from rubin_app.state.chat import ChatState
 from rubin_app.state.hardening import install as install_hardening
 from rubin_app.state.knowledge import KnowledgeState
 from rubin_app.state.log_redaction import install as install_log_redaction
+from rubin_app.state.page_load import FreshPageLoad
 from rubin_app.state.personal import PersonalState
 from rubin_app.state.resilient import install as install_resilient_state
 from rubin_app.state.tab_store import TabStateRedis
@@ -61,8 +64,16 @@ async def runtime_lifespan():
     try:
         yield
     finally:
+        await stream_channel.close_tabs()  # what the tabs send from now on goes to another worker
         await backups.stop()
         await rt.close()
+
+
+def _api_layers() -> ApiLayers:
+    """Rubin's routes and layers (api/routes.py), then the frontend files' cache headers outermost."""
+    layers = build_api()
+    layers.append(StaticCacheHeaders)
+    return layers
 
 
 app = rx.App(
@@ -74,14 +85,16 @@ app = rx.App(
             content="width=device-width, initial-scale=1, viewport-fit=cover, interactive-widget=resizes-content",
         ),
         rx.el.meta(name="color-scheme", content="light dark"),
+        rx.el.script(src="/stream.js"),  # before the app opens its websocket: it reads the streamed text off it
         rx.el.script(src="/rubin.js"),
         *pwa_head(),  # installable app: manifest, icons, theme colours, service worker (components/pwa.py)
         rx.el.script(src="/history.js", defer=True),
     ],
-    api_transformer=build_api(),
+    api_transformer=_api_layers(),
     backend_exception_handler=on_backend_error,
 )
 app.register_lifespan_task(runtime_lifespan)
+app.add_middleware(FreshPageLoad(), index=0)  # a page load does not send the last visit's chat first (page_load.py)
 if get_settings().redis_url:  # Reflex keeps tab state in Redis: ride out Redis outages (state/resilient.py)
     install_resilient_state(app, connect_timeout=get_settings().redis_timeout, manager_cls=TabStateRedis)
 # Tab states bound to the sign-in session, no cookies at rest, same-origin websocket, limits (state/socket.py)

@@ -80,17 +80,22 @@ def stop_redirect(proc: subprocess.Popen[bytes] | None) -> None:
         proc.kill()
 
 
-def _tls_server(base: type[Any], settings: Settings) -> type[Any]:
-    """A subclass of granian's Server serving HTTPS with the configured certificate (and the redirect port)."""
+def tls_options(settings: Settings) -> dict[str, Any]:
+    """granian's server arguments for the configured certificate, key and lowest TLS version."""
     from granian.constants import SSLProtocols
 
     password = settings.tls_key_password.get_secret_value() if settings.tls_key_password else None
-    tls = {
+    return {
         "ssl_cert": settings.tls_cert_file,
         "ssl_key": settings.tls_key_file,
         "ssl_key_password": password,
         "ssl_protocol_min": SSLProtocols.tls13 if settings.tls_min_version == "1.3" else SSLProtocols.tls12,
     }
+
+
+def _tls_server(base: type[Any], settings: Settings) -> type[Any]:
+    """A subclass of granian's Server serving HTTPS with the configured certificate (and the redirect port)."""
+    tls = tls_options(settings)
 
     class TLSServer(base):  # type: ignore[misc]
         rubin_tls = True

@@ -14,7 +14,11 @@
 #   scripts/bench.sh embedding [args]   the bundled embedding model: chunks/s by batch size, via its server, query latency
 #   scripts/bench.sh knowledge-ttft     time to first token with a 10k-chunk knowledge base attached vs none
 #   scripts/bench.sh retrieval [args]   knowledge retrieval latency p50/p95 at 10k/100k chunks, SQLite and PostgreSQL+pgvector
+#   scripts/bench.sh crowd [args]       20 headless clients sending at once: first piece, all done vs one answer alone
+#   scripts/bench.sh startup [args]     start to first 200, first-load bytes, idle PSS: run.sh now vs before #16 (Chromium)
 #   scripts/bench.sh retrieval-quality [args]  recall@5/MRR on the Debian documentation set (RU+EN), pages/s
+#   scripts/bench.sh peers [args]       side by side with Open WebUI: wire bytes, TTFT, first load, long chat, 20 clients,
+#                                       start, idle memory, with ratios (installs Open WebUI in its own venv; Chromium)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$RUBIN_ROOT"
@@ -84,6 +88,19 @@ if [ "${1:-}" = "gateway" ]; then
   exec python -m bench.gateway_bench "$@"
 fi
 command -v chromium >/dev/null || { echo "Debian chromium is needed: run scripts/test.sh once, or apt-get install chromium" >&2; exit 1; }
+if [ "${1:-}" = "crowd" ]; then
+  shift
+  exec python -m bench.crowd_bench "$@"
+fi
+if [ "${1:-}" = "startup" ]; then
+  shift
+  exec python -m bench.startup_bench "$@"
+fi
+if [ "${1:-}" = "peers" ]; then
+  shift
+  case " $* " in *" --no-owui "*) ;; *) "$RUBIN_ROOT/bench/setup_owui.sh" ;; esac
+  exec python -m bench.peer_bench "$@"
+fi
 if [ "${1:-}" = "longchat" ]; then
   shift
   exec python -m bench.longchat_bench "$@"

@@ -3,12 +3,22 @@
 # With LOCALAI_URL unset (environment or .env), the bundled llama.cpp engine with Gemma 3 270M
 # is installed (first time only; it compiles llama.cpp, several minutes) and started on loopback.
 # With EMBEDDING_MODEL unset, the bundled embedding server (all-MiniLM-L6-v2, numpy) is started on loopback too.
+# The frontend is built only when the app's sources or the settings baked into it changed (rubin_app/build_stamp.py);
+# otherwise the app starts from the build it has. With arguments, `reflex run --env prod ARGS` as before.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$RUBIN_ROOT"
 step() { printf '\033[1;34m[rubin]\033[0m %s\n' "$*"; }
 
 "$RUBIN_ROOT/scripts/bootstrap.sh" requirements.txt
+
+if [ "$#" -eq 0 ] && [ -n "${LOCALAI_URL:-}" ]; then
+  # LocalAI named in the environment: no engine to start, and `serve` checks every setting itself (one interpreter
+  # start less than below). The app is then the only process this script leaves (exec).
+  step "using LocalAI at $LOCALAI_URL; serving the app (production build)"
+  umask 077
+  exec python -m rubin_app.container serve --build
+fi
 
 # Validates every setting (a clear message and exit on a bad one) and prints what we need here.
 read -r LOCALAI ENGINE_PORT PORT SCHEME EMBED_PORT < <(python -c "
@@ -45,6 +55,19 @@ else
   step "using LocalAI at $LOCALAI"
 fi
 
+# Files the app creates (SQLite database, tab states in .states/, the generated secret key, logs) are
+# readable by this user only.
+umask 077
+if [ "$#" -eq 0 ]; then
+  # --build: the frontend is built only when the sources or the baked settings changed. With TLS_CERT_FILE the app
+  # serves HTTPS itself. `serve` also starts the bundled embedding server (its model is loaded at first use).
+  step "serving the app on $SCHEME://localhost:$PORT (production build)"
+  ENGINE_FLAG=()
+  [ "$LOCALAI" = "-" ] && ENGINE_FLAG=(--bundled-engine)
+  python -m rubin_app.container serve --build "${ENGINE_FLAG[@]}"
+  exit $?
+fi
+
 if [ "$EMBED_PORT" != "-" ]; then
   mkdir -p data
   step "starting the bundled embedding server on 127.0.0.1:$EMBED_PORT (log: data/embed.log)"
@@ -57,9 +80,6 @@ PY
   step "embedding server ready"
 fi
 
-# Files the app creates (SQLite database, tab states in .states/, the generated secret key, logs) are
-# readable by this user only.
-umask 077
 # With TLS_CERT_FILE the app serves HTTPS itself (Reflex's own banner still says http://).
-step "building and serving the app on $SCHEME://localhost:$PORT (production build)"
+step "building and serving the app on $SCHEME://localhost:$PORT (production build, built at this start)"
 reflex run --env prod "$@"

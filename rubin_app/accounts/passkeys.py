@@ -9,20 +9,12 @@ the registration's in the tab's state, the sign-in's in the pending step's row.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import webauthn
 from sqlalchemy import delete, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from webauthn.helpers import bytes_to_base64url
-from webauthn.helpers.exceptions import WebAuthnException
-from webauthn.helpers.structs import (
-    AuthenticatorSelectionCriteria,
-    PublicKeyCredentialDescriptor,
-    ResidentKeyRequirement,
-    UserVerificationRequirement,
-)
 
 from rubin_app.accounts import twofactor
 from rubin_app.accounts.twofactor_models import Passkey, PendingLogin
@@ -31,6 +23,9 @@ from rubin_app.core.clock import utcnow
 from rubin_app.models import User
 from rubin_app.services import audit
 from rubin_app.services.chats import InputError
+
+if TYPE_CHECKING:  # webauthn (with cryptography's X.509 and pyasn1, ~14 MB) is imported when a passkey is used
+    from webauthn.helpers.structs import PublicKeyCredentialDescriptor
 
 MAX_PASSKEYS = 10
 RP_NAME = "Rubin AI"
@@ -42,6 +37,9 @@ def rp_id_of(origin: str) -> str:
 
 
 def _descriptors(keys: list[Passkey]) -> list[PublicKeyCredentialDescriptor]:
+    import webauthn
+    from webauthn.helpers.structs import PublicKeyCredentialDescriptor
+
     return [PublicKeyCredentialDescriptor(id=webauthn.base64url_to_bytes(k.credential_id)) for k in keys]
 
 
@@ -59,6 +57,14 @@ async def registration_options(*, session: AsyncSession, user_id: int, origin: s
     keys = await list_passkeys(session=session, user_id=user_id)
     if len(keys) >= MAX_PASSKEYS:
         raise InputError("too_many_passkeys")
+    import webauthn
+    from webauthn.helpers import bytes_to_base64url
+    from webauthn.helpers.structs import (
+        AuthenticatorSelectionCriteria,
+        ResidentKeyRequirement,
+        UserVerificationRequirement,
+    )
+
     options = webauthn.generate_registration_options(
         rp_id=rp_id_of(origin), rp_name=RP_NAME, user_name=user.email or str(user_id), user_id=str(user_id).encode(),
         user_display_name=user.display_name, exclude_credentials=_descriptors(keys),
@@ -75,6 +81,10 @@ async def add_passkey(
     """Verify a new credential against its challenge and keep it."""
     if not challenge or not await twofactor.is_enabled(session=session, user_id=user_id):
         raise InputError("passkey_failed")
+    import webauthn
+    from webauthn.helpers import bytes_to_base64url
+    from webauthn.helpers.exceptions import WebAuthnException
+
     try:
         verified = webauthn.verify_registration_response(
             credential=credential, expected_challenge=webauthn.base64url_to_bytes(challenge),
@@ -109,6 +119,10 @@ async def login_options(*, session: AsyncSession, token: str, origin: str) -> st
     keys = await list_passkeys(session=session, user_id=user.id)
     if not keys:
         raise InputError("no_passkey")
+    import webauthn
+    from webauthn.helpers import bytes_to_base64url
+    from webauthn.helpers.structs import UserVerificationRequirement
+
     options = webauthn.generate_authentication_options(
         rp_id=rp_id_of(origin), allow_credentials=_descriptors(keys),
         user_verification=UserVerificationRequirement.PREFERRED,
@@ -143,6 +157,9 @@ async def _verify_assertion(
     ).first()
     if key is None or not pending.challenge:
         raise InputError("passkey_failed")
+    import webauthn
+    from webauthn.helpers.exceptions import WebAuthnException
+
     try:
         verified = webauthn.verify_authentication_response(
             credential=credential, expected_challenge=webauthn.base64url_to_bytes(pending.challenge),

@@ -13,7 +13,6 @@ import secrets
 from datetime import datetime
 
 import pyotp
-import segno
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -68,6 +67,8 @@ def provisioning_uri(secret: str, *, account: str, issuer: str) -> str:
 
 def qr_data_url(uri: str) -> str:
     """The QR code of `uri` as an inline SVG data URL (made here: no network, no image library)."""
+    import segno  # the QR code of two-factor setup only
+
     return str(segno.make(uri, error="m").svg_data_uri(scale=5, border=2, dark="#111", light="#fff"))
 
 

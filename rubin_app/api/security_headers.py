@@ -8,6 +8,12 @@ from this origin plus the inline scripts of the built pages, allowed one by one 
 the build on disk); `'unsafe-eval'` because Reflex runs every `rx.call_script` through `eval`; inline styles
 because Radix and emotion write style attributes and <style> tags. Nothing is loaded from other origins.
 
+The two long headers that only documents and workers obey (Content-Security-Policy, Permissions-Policy) are left
+off the build's hashed scripts and stylesheets under /assets/ and the page's own scripts at the root (/rubin.js,
+/history.js...; scripts and CSS are neither documents nor workers; the service worker is /sw.js): on a first load
+they were ~1.7 kB of headers per file, about a sixth of the bytes (docs/performance.md). Pages, /sw.js, every route
+and every error keep them all.
+
 Over HTTPS (the connection's own with TLS_CERT_FILE, or a trusted proxy's X-Forwarded-Proto) responses also get
 HSTS, and every cookie they set gets `Secure`, whichever layer set it.
 """
@@ -42,6 +48,8 @@ FIXED_HEADERS = {
     "cross-origin-opener-policy": "same-origin",
 }
 SCAN_SECONDS = 5.0  # how often the build's pages are re-checked for new inline scripts
+DOCUMENT_ONLY = (b"content-security-policy", b"permissions-policy")
+SUBRESOURCE_TYPES = (b"text/javascript", b"application/javascript", b"text/css")
 INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.DOTALL | re.IGNORECASE)
 
 
@@ -117,6 +125,17 @@ def cookies_secure(scope: Scope) -> bool:
     return configured if configured is not None else request_scheme(scope) == "https"
 
 
+def subresource(path: str, status: int, content_type: bytes) -> bool:
+    """A built script or stylesheet, or one of the page's scripts at the root (never a page or the worker, /sw.js):
+    the document-only headers are left off it."""
+    at_root = path.count("/") == 1 and path.endswith((".js", ".css")) and path != "/sw.js"
+    return (
+        (path.startswith("/assets/") or at_root)
+        and status == 200
+        and content_type.lower().startswith(SUBRESOURCE_TYPES)
+    )
+
+
 def with_secure(cookie: bytes) -> bytes:
     """A Set-Cookie value with the Secure attribute (unchanged when it has it)."""
     return cookie if SECURE_ATTRIBUTE.search(cookie) else cookie + b"; Secure"
@@ -176,7 +195,9 @@ class SecurityHeaders:
                         fixed = relative_location(value.decode("latin-1"), host)
                         if fixed is not None:
                             raw[i] = (name, fixed.encode("latin-1"))
-                raw += [(k.encode(), v.encode()) for k, v in extra.items() if k.encode() not in present]
+                content_type = next((v for n, v in raw if n.lower() == b"content-type"), b"")
+                skip = DOCUMENT_ONLY if subresource(scope["path"], message["status"], content_type) else ()
+                raw += [(k.encode(), v.encode()) for k, v in extra.items() if k.encode() not in {*present, *skip}]
                 message = {**message, "headers": raw}
             await send(message)
 

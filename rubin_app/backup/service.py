@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alembic.script import ScriptDirectory
-
 from rubin_app.backup import archive, crypto, database
 from rubin_app.backup.destinations import Destination, Entry, backup_name, default_target, open_destination
 from rubin_app.config import Settings
@@ -59,6 +57,8 @@ def _secret_key(settings: Settings) -> str | None:
 
 def schema_head() -> str:
     """The newest alembic revision this code knows."""
+    from alembic.script import ScriptDirectory  # imported when a backup is made or read, not at start
+
     return str(ScriptDirectory.from_config(alembic_config()).get_current_head())
 
 

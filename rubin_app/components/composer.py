@@ -32,7 +32,11 @@ def composer() -> rx.Component:
         rx.cond(~ChatState.temporary, knowledge_chips()),  # a temporary chat searches no knowledge
         rx.form(
             rx.hstack(
-                rx.cond(~ChatState.temporary, knowledge_picker()),
+                rx.cond(
+                    ChatState.temporary,
+                    rx.el.input(type="hidden", name="temporary", value="1"),  # its send has no key (stream.js)
+                    knowledge_picker(),
+                ),
                 rx.text_area(
                     id="composer",
                     name="text",
@@ -74,7 +78,7 @@ def composer() -> rx.Component:
                 width="100%",
             ),
             on_submit=ChatState.send,
-            reset_on_submit=False,
+            reset_on_submit=True,  # emptied at once; a refused text is put back (ChatState.send)
             width="100%",
         ),
         width="100%",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import reflex as rx
+from reflex.vars.base import VarData
 
 from rubin_app.components import styles
-from rubin_app.components.markdown import finished_markdown, markdown
+from rubin_app.components.markdown import lazy_markdown
 from rubin_app.components.sources import memory_notes, sources
 from rubin_app.state.auth import AuthState
-from rubin_app.state.chat import ChatState, MsgView, stream_text, stream_think
+from rubin_app.state.chat import ChatState, MsgView, kept_text, stream_text, stream_think
 
 T = AuthState.tr
 
@@ -64,24 +65,31 @@ def _reasoning(text) -> rx.Component:
     )
 
 
-def _assistant_body(msg: MsgView) -> rx.Component:
-    live = msg.id == ChatState.streaming_id
-    return rx.cond(
-        live,
-        rx.box(
-            _reasoning(stream_think.value),
-            markdown(stream_text.value),
-            rx.hstack(rx.spinner(size="1"), rx.text(T["generating"], size="1", color=styles.muted), align="center"),
-            data_testid="streaming-answer",
-        ),
-        _finished_body(msg),
-    )
+def _answer_text(msg: MsgView) -> rx.Var:
+    """An answer's text: its own, or (an answer this tab streamed) the copy the browser kept (assets/stream.js)."""
+    kept_map, key = kept_text.value, msg.id
+    kept = rx.Var(
+        _js_expr=f"({kept_map!s}?.[{key!s}] ?? '')",
+        _var_data=VarData.merge(kept_map._get_all_var_data(), key._get_all_var_data()),
+    ).to(str)
+    return rx.cond(msg.kept, kept, msg.content).to(str)
 
 
-def _finished_body(msg: MsgView) -> rx.Component:
+def _live_body() -> rx.Component:
     return rx.box(
-        _reasoning(msg.reasoning), finished_markdown(source=msg.content), _status(msg), sources(msg), memory_notes(msg)
+        _reasoning(stream_think.value),
+        lazy_markdown(stream_text.value),
+        rx.hstack(rx.spinner(size="1"), rx.text(T["generating"], size="1", color=styles.muted), align="center"),
+        data_testid="streaming-answer",
     )
+
+
+def _assistant_body(msg: MsgView) -> rx.Component:
+    return rx.cond(msg.id == ChatState.streaming_id, _live_body(), _finished_body(msg, _answer_text(msg)))
+
+
+def _finished_body(msg: MsgView, text: rx.Var | str) -> rx.Component:
+    return rx.box(_reasoning(msg.reasoning), lazy_markdown(text), _status(msg), sources(msg), memory_notes(msg))
 
 
 def user_message(msg: MsgView, editable: bool) -> rx.Component:
@@ -114,7 +122,7 @@ def assistant_message(msg: MsgView, last: bool) -> rx.Component:
         rx.cond(
             msg.id != ChatState.streaming_id,
             rx.hstack(
-                _copy(msg.content),
+                _copy(_answer_text(msg)),
                 rx.cond(
                     last & idle,
                     rx.cond(
@@ -151,6 +159,16 @@ def message(msg: MsgView, in_tail: bool = False) -> rx.Component:
     )
 
 
+def pending_message(msg: MsgView) -> rx.Component:
+    """The exchange just sent, as the browser shows it until it is saved (assets/stream.js): the question, and the
+    answer streaming in."""
+    return rx.cond(
+        msg.role == "user",
+        user_message(msg, editable=False),
+        rx.box(_live_body(), width="100%", data_testid="assistant-message", data_status="streaming"),
+    )
+
+
 def history_message(msg: MsgView) -> rx.Component:
     """A finished message of the history: text, Copy, its sources and memory notes. It reads no state var (only
     event handlers), so a page of them can be memoised (pages/chat.py `history_page`) and is never drawn again while
@@ -160,7 +178,7 @@ def history_message(msg: MsgView) -> rx.Component:
             msg.role == "user",
             user_message(msg, editable=False),
             rx.box(
-                _finished_body(msg),
+                _finished_body(msg, msg.content),
                 rx.hstack(
                     _copy(msg.content), rx.text(msg.stats, size="1", color=styles.muted), spacing="1", align="center"
                 ),

@@ -53,7 +53,9 @@ def _item(chat: ChatItem, current: rx.Var[str], rename: rx.Var[str], delete: rx.
 
 
 @rx.memo
-def chat_list(chats: rx.Var[list[ChatItem]], current: rx.Var[str], rename: rx.Var[str], delete: rx.Var[str]):
+def chat_list(
+    chats: rx.Var[list[ChatItem]], current: rx.Var[str], rename: rx.Var[str], delete: rx.Var[str]
+) -> rx.Component:
     """The chats (React-memoised: every state update of the chat page would otherwise draw the whole
     list again, hundreds of entries for a long-time user, also per answer)."""
     return rx.vstack(rx.foreach(chats, lambda c: _item(c, current, rename, delete)), spacing="1", width="100%")

@@ -23,6 +23,8 @@ GLOBAL_STYLE: dict = {
     ".rubin-md th, .rubin-md td": {"border": border, "padding": "0.25rem 0.5rem"},
     ".rubin-md p": {"margin": "0.5em 0"},
     ".rubin-md img": {"max_width": "100%"},
+    # A message's text while the Markdown renderer loads (components/markdown.py): as written, wrapped.
+    ".rubin-md-plain": {"white_space": "pre-wrap", "overflow_wrap": "anywhere", "margin": "0.5em 0"},
     # Radix ScrollArea sizes its content to fit-content: long titles then push the chat menus out of the
     # sidebar/drawer. Pin the list to the scroll area's width so titles are cut with an ellipsis.
     ".rubin-chat-list .rt-ScrollAreaViewport > *": {"width": "100%"},

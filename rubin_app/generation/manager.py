@@ -12,8 +12,8 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, Callable, Sequence
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+from contextlib import aclosing, contextmanager
 
 from rubin_app.generation.run import QUOTA_SHORT, Run
 from rubin_app.generation.sinks import AnswerWriter, Sink
@@ -65,6 +65,7 @@ class GenerationManager:
         self.token_budget: Callable[[Run], int | None] | None = None
         self._runs: dict[int, Run] = {}  # stored answers, by message id
         self._loose: set[Run] = set()  # answers saved nowhere (stateless API calls) and early starts
+        self._arriving = 0  # sends under way (checked, prepared, being saved): see `arriving`
         self._finishing: set[asyncio.Task[None]] = set()
         # RESUME_ANSWERS=continue: an answer LocalAI cut mid-stream is asked again with its text as the prefix.
         self.continue_partial = True
@@ -120,6 +121,35 @@ class GenerationManager:
         one of `options["sinks"]` and created with `committed=False`."""
         run = self.start(request, **options)  # type: ignore[arg-type]
         return EarlyStart(self, run, writer)
+
+    @contextmanager
+    def arriving(self) -> Iterator[None]:
+        """A send under way, until its rows are saved (or it failed): a stopping worker waits for it (`settled`)."""
+        release = self.arrive()
+        try:
+            yield
+        finally:
+            release()
+
+    def arrive(self) -> Callable[[], None]:
+        """`arriving` for a send whose end is elsewhere (a task's done callback): returns the release, once."""
+        self._arriving += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._arriving -= 1
+
+        return release
+
+    async def settled(self, timeout: float = 3.0) -> None:
+        """Wait (a little) for the sends under way to be saved: a stopping worker then hands their answers over with
+        the rest, instead of ending them, or dropping a question it has accepted."""
+        deadline = time.monotonic() + timeout
+        while self._arriving and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
 
     def discard(self, run: Run) -> None:
         """Drop an early-started run whose rows could not be saved."""

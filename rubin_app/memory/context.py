@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rubin_app.memory.instructions import get_instructions, memory_enabled
+from rubin_app.memory.instructions import get_personalisation
 from rubin_app.memory.service import Embedder, relevant_memories
 
 DEFAULT_BUDGET = 400
@@ -33,9 +33,9 @@ async def system_context(
 
     A temporary chat uses no memory (its instructions still apply, as the user's standing settings); with memory
     switched off, none is used either."""
-    about, style = await get_instructions(session=session, user_id=user_id)
+    about, style, remembers = await get_personalisation(session=session, user_id=user_id)
     memories: list[str] = []
-    if not temporary and budget_tokens > 0 and await memory_enabled(session=session, user_id=user_id):
+    if not temporary and budget_tokens > 0 and remembers:
         memories = await relevant_memories(
             session=session, user_id=user_id, query=query, embedder=embedder, budget_tokens=budget_tokens
         )

@@ -32,6 +32,12 @@ async def get_instructions(*, session: AsyncSession, user_id: int) -> tuple[str,
     return (row.about, row.style) if row is not None else ("", "")
 
 
+async def get_personalisation(*, session: AsyncSession, user_id: int) -> tuple[str, str, bool]:
+    """The user's instructions and whether memory is on, in one read (what every answer needs)."""
+    row = await _row(session, user_id)
+    return (row.about, row.style, row.memory_enabled) if row is not None else ("", "", True)
+
+
 async def set_instructions(*, session: AsyncSession, user_id: int, about: str, style: str) -> tuple[str, str]:
     """Save the user's custom instructions; the saved pair."""
     about, style = clean_instruction(about), clean_instruction(style)

@@ -85,6 +85,7 @@ class Message(MessageBase, table=True):
     # The recovery scan asks every few seconds which answers are streaming: a partial index keeps it cheap.
     __table_args__ = (
         Index("ix_messages_streaming", "id", sqlite_where=_STREAMING, postgresql_where=_STREAMING),
+        Index("ux_messages_user_send_key", "user_id", "send_key", unique=True),
         {"sqlite_autoincrement": True},
     )
 
@@ -97,6 +98,9 @@ class Message(MessageBase, table=True):
     duration_ms: int | None = None
     # An answer's numbered sources and the memories it added (rubin_app/knowledge/citations.py); sealed.
     annotations: str = Field(default="", sa_type=Text, sa_column_kwargs={"server_default": text("''")})
+    # A question's send key: the page's id for one send. A send the page repeats after a reconnect (it never
+    # learned whether the first was saved) carries the same key, and the unique index saves it once.
+    send_key: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

@@ -90,6 +90,7 @@ class AccountState(AuthState):
             self.language_choice = value
             if lang:
                 self.lang = lang
+                self._show_language()
 
     @rx.event
     async def save_theme(self, value: str):

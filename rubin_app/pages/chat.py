@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import reflex as rx
+from reflex.utils.imports import ImportVar
+from reflex.vars.base import Var, VarData
 
 from rubin_app.components import styles
 from rubin_app.components.composer import composer
 from rubin_app.components.header import header
-from rubin_app.components.message import history_message, message
+from rubin_app.components.message import history_message, message, pending_message
 from rubin_app.components.prefs import shortcuts_dialog, theme_appliers
 from rubin_app.components.sidebar import dialogs, drawer, sidebar
 from rubin_app.components.sources import passage_dialog
 from rubin_app.components.temporary import temporary_notice
 from rubin_app.state.auth import AuthState
-from rubin_app.state.chat import ChatState, MsgView, older_pages, stream_text, stream_think, temporary_pages
+from rubin_app.state.chat import (
+    ChatState,
+    MsgView,
+    kept_text,
+    older_pages,
+    pending_exchange,
+    recent_pages,
+    stream_text,
+    stream_think,
+    temporary_pages,
+)
 
 T = AuthState.tr
 
@@ -71,24 +83,59 @@ def history_page(page: rx.Var[list[MsgView]]) -> rx.Component:
     return rx.vstack(rx.foreach(page, history_message), width="100%", spacing="5")
 
 
+def _deferred(page: rx.Var[list[MsgView]]) -> rx.Var[list[MsgView]]:
+    """`page` through React's useDeferredValue: drawn after the rest of the update is on screen, and empty
+    until then (never the last chat's messages, or the last account's, above the new chat's last exchange)."""
+    return Var(
+        _js_expr="deferredPage",
+        _var_type=list[MsgView],
+        _var_data=VarData(
+            hooks={
+                f"const deferredPage = ((current, late) => (late === current ? current : []))"
+                f"({page!s}, useDeferredValue({page!s}, []))": None
+            },
+            imports={"react": [ImportVar(tag="useDeferredValue")]},
+        ),
+    ).to(list[MsgView])
+
+
+@rx.memo
+def opening_page(page: rx.Var[list[MsgView]]) -> rx.Component:
+    """The page a chat opens with, drawn newest first: its last exchange (`tail`) shows at once, and these
+    messages above it right after, in a render React may split and interrupt (no long task). Opening
+    another chat empties it at once, in the same update."""
+    return rx.vstack(rx.foreach(_deferred(page), history_message), width="100%", spacing="5")
+
+
 def _older() -> rx.Component:
     """Older pages (newest page first in the list, shown oldest on top) and the top sentinel."""
     pages = older_pages.value.to(list[list[MsgView]])
     return rx.fragment(
+        # The "Loading earlier messages" row keeps its place once a page came in: it empties with the last
+        # page rather than going, so the messages below do not move up under the reader.
         rx.cond(
-            ChatState.has_older,
-            rx.hstack(
-                rx.spinner(size="1"),
-                rx.text(T["loading_older"], size="1", color=styles.muted),
-                # history.js clicks this when the reader nears the top; it carries the chat shown.
-                rx.el.button(
-                    on_click=ChatState.load_older(ChatState.conversation_id), id="rubin-older-load", hidden=True
+            ChatState.has_older | (pages.length() > 0),
+            rx.flex(
+                rx.cond(
+                    ChatState.has_older,
+                    rx.hstack(
+                        rx.spinner(size="1"),
+                        rx.text(T["loading_older"], size="1", color=styles.muted),
+                        # history.js clicks this when the reader nears the top; it carries the chat shown.
+                        rx.el.button(
+                            on_click=ChatState.load_older(ChatState.conversation_id),
+                            id="rubin-older-load",
+                            hidden=True,
+                        ),
+                        justify="center",
+                        align="center",
+                        width="100%",
+                        data_testid="loading-older",
+                    ),
                 ),
                 id="rubin-older",
-                justify="center",
-                align="center",
+                min_height="1.5rem",
                 width="100%",
-                data_testid="loading-older",
             ),
         ),
         # Pages are appended as they arrive and shown in reverse, so the ones already drawn keep their
@@ -106,12 +153,14 @@ def _older() -> rx.Component:
 def _conversation() -> rx.Component:
     return rx.vstack(
         _older(),
-        history_page(page=ChatState.messages),
-        history_page(page=ChatState.recent),  # finished since the chat opened: memoised like the history
+        opening_page(page=ChatState.messages),
+        # Finished since the chat opened: the browser's copies, one page per exchange (assets/stream.js "f")
+        rx.foreach(recent_pages.value.to(list[list[MsgView]]), lambda p: history_page(page=p)),
         # A temporary chat's finished exchanges: in the browser's memory only (state/chat/temporary.py)
         rx.foreach(temporary_pages.value.to(list[list[MsgView]]), lambda p: history_page(page=p)),
         rx.foreach(ChatState.tail, lambda m: message(m, in_tail=True)),
-        rx.foreach(ChatState.pending, lambda m: message(m)),
+        # The exchange just sent, until it is saved: the browser's own (assets/stream.js)
+        rx.foreach(pending_exchange.value.to(list[MsgView]), pending_message),
         width="100%",
         max_width=styles.CONTENT_WIDTH,
         margin_x="auto",
@@ -128,7 +177,7 @@ def chat_page() -> rx.Component:
         _not_found(),
         rx.cond(
             (ChatState.conversation_id == "")
-            & (ChatState.pending.length() == 0)
+            & (pending_exchange.value.to(list).length() == 0)
             & (temporary_pages.value.to(list).length() == 0),
             _welcome(),
             _conversation(),
@@ -137,6 +186,9 @@ def chat_page() -> rx.Component:
     return rx.hstack(
         stream_text,
         stream_think,
+        kept_text,
+        recent_pages,
+        pending_exchange,
         sidebar(),
         drawer(),
         dialogs(),

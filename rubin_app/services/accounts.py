@@ -174,26 +174,37 @@ async def sign_up_local(
     check_password(password, email=email, min_length=settings.password_min_length)
     limits = login_guard.Limits.of(settings)
     attempt = await login_guard.reserve_sign_up(session=session, limits=limits, email=email, ip=ip)
-    password_hash = await asyncio.to_thread(
-        credentials.hasher.hash, password
-    )  # also when the email is taken: same timing
-    async with _first_user_lock:  # two first sign-ups at once must not both become admin
-        owner = (await session.exec(select(User).where(User.email == email))).first()
-        if owner is not None:
-            await _email_taken_notice(session, owner, ip, attempt)
-            raise InputError("signup_not_created")
-        try:
-            user = await _create_user(
-                session, settings, external_id=f"local:{email}", email=email, name=name, provider="local",
-                password_hash=password_hash, ip=ip,
-            )  # fmt: skip
-        except InputError:  # the same email signed up at the same moment on another worker
-            await login_guard.settle(session=session, attempt_id=attempt, ok=False)
+    met_taken = settled = False
+    try:
+        password_hash = await asyncio.to_thread(
+            credentials.hasher.hash, password
+        )  # also when the email is taken: same timing
+        async with _first_user_lock:  # two first sign-ups at once must not both become admin
+            owner = (await session.exec(select(User).where(User.email == email))).first()
+            if owner is not None:
+                met_taken = True
+                await _email_taken_notice(session, owner, ip, attempt)
+                settled = True
+                raise InputError("signup_not_created")
+            try:
+                user = await _create_user(
+                    session, settings, external_id=f"local:{email}", email=email, name=name, provider="local",
+                    password_hash=password_hash, ip=ip,
+                )  # fmt: skip
+            except InputError:  # the same email signed up at the same moment on another worker
+                met_taken = True
+                await login_guard.settle(session=session, attempt_id=attempt, ok=False)
+                await session.commit()
+                settled = True
+                raise InputError("signup_not_created") from None
+            await login_guard.settle(session=session, attempt_id=attempt, ok=True)
+            # Committed before the lock is released: the next sign-up must see this user when it counts.
             await session.commit()
-            raise InputError("signup_not_created") from None
-        await login_guard.settle(session=session, attempt_id=attempt, ok=True)
-        # Committed before the lock is released: the next sign-up must see this user when it counts.
-        await session.commit()
+            settled = True
+    except BaseException:
+        if not settled:  # an unexpected failure (database, cancellation): not a taken email for the IP's limit
+            await login_guard.release_sign_up(session=session, attempt_id=attempt, met_taken=met_taken)
+        raise
     return user
 
 

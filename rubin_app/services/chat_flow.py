@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, overload
+from typing import Any, Concatenate, Literal, ParamSpec, overload
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rubin_app.assistants.models import PREFIX as ASSISTANT_PREFIX
@@ -18,7 +20,7 @@ from rubin_app.knowledge import citations
 from rubin_app.knowledge.citations import Source
 from rubin_app.llm.types import ChatRequest
 from rubin_app.models import Conversation, Message, MessageRole, MessageStatus
-from rubin_app.services import augment, chats, memory_step, titles
+from rubin_app.services import augment, chats, memory_step, send_keys, titles
 from rubin_app.services.chats import InputError
 from rubin_app.services.context import Turn, estimate_tokens
 from rubin_app.services.db import session_scope
@@ -27,6 +29,7 @@ from rubin_app.services.runtime import Runtime
 HISTORY_PAGE = 100  # messages read at a time when building a chat's context
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
 
 # Work that follows an answer off its path (automatic titles): strong references until it ends.
 _background: set[asyncio.Task[Any]] = set()
@@ -137,6 +140,20 @@ async def _start(
     return run
 
 
+def _held_at_stop(
+    send: Callable[Concatenate[Runtime, P], Awaitable[Started]],
+) -> Callable[Concatenate[Runtime, P], Awaitable[Started]]:
+    """A worker that stops waits (a little) for the sends under way to be saved, and hands their answers over."""
+
+    @functools.wraps(send)
+    async def counted(rt: Runtime, *args: P.args, **kwargs: P.kwargs) -> Started:
+        with rt.generation.arriving():
+            return await send(rt, *args, **kwargs)
+
+    return counted
+
+
+@_held_at_stop
 async def send_message(
     rt: Runtime,
     *,
@@ -151,13 +168,16 @@ async def send_message(
     extra_sinks: Sequence[Sink] = (),
     key_ticket: str | None = None,
     knowledge: list[int] | str | None = None,
+    send_key: str | None = None,
 ) -> Started:
     """Save the user's message and an empty answer, then start generating it (within the user's limits).
 
     LocalAI is asked first and the rows are saved while it thinks: `on_run` gets the run as soon as the
     request is out, so a follower can stream the answer before the exchange is committed. If saving then
     fails, the run is discarded and this raises. `knowledge`: the bases to answer from (a list of ids or
-    "all"), saved as the chat's choice; None keeps the chat's.
+    "all"), saved as the chat's choice; None keeps the chat's. `send_key`: the page's id for this send; when a
+    question with it is saved already (the page sent it again after a reconnect, and the first send was saved
+    meanwhile, maybe on another worker), this raises `send_keys.AlreadySent` and nothing is saved.
     """
     text = chats.check_message_text(text, rt.settings.max_message_chars)
     if model and not model.startswith(ASSISTANT_PREFIX):
@@ -188,31 +208,18 @@ async def send_message(
         run = early.run
         if on_run is not None:
             on_run(run)
-        async with session_scope() as session:
-            conversation = None
-            if conversation_id:
-                conversation = await chats.get_conversation(
-                    session=session, user_id=user_id, conversation_id=conversation_id
-                )
-                if conversation is None:
-                    raise InputError("conversation_not_found")
-            first = conversation is None
-            if conversation is None:
-                conversation = await chats.create_conversation(
-                    session=session, user_id=user_id, model=picked, title=titles.title_from_text(text)
-                )
-            if conversation.model != picked:
-                conversation.model = picked
-                session.add(conversation)
-            if knowledge is not None and conversation.knowledge != augment.dump_knowledge(knowledge):
-                conversation.knowledge = augment.dump_knowledge(knowledge)
-                session.add(conversation)
-            question = await chats.create_message(
-                session=session, user_id=user_id, conversation_id=conversation.id, role=MessageRole.user, content=text
+        try:
+            conversation, question, answer = await _save_exchange(
+                user_id, conversation_id, text, picked, prepared, knowledge, send_key
             )
-            answer = await _empty_answer(session, user_id, conversation.id, prepared.model, prepared.sources)
-            assert answer.id is not None
-            early.bind(message_id=answer.id, conversation_id=conversation.id)
+        except IntegrityError as exc:  # the same send, repeated on another worker, was saved first
+            if not (send_key and send_keys.is_conflict(exc)):
+                raise
+            async with session_scope(read_only=True) as session:
+                raise send_keys.AlreadySent(await send_keys.conversation_of(session, user_id, send_key) or "") from None
+        first = conversation.id != conversation_id
+        assert answer.id is not None
+        early.bind(message_id=answer.id, conversation_id=conversation.id)
     except BaseException:
         if early is not None:
             early.discard()  # its quota sink frees the slot
@@ -230,6 +237,36 @@ async def send_message(
         title = _in_background(_title_after(rt, run, text))
         run.after_tasks.append(title)  # related work, for whoever wants all of it (tests); tabs never wait
     return Started(conversation=conversation, messages=[question, answer], run=run, title=title, memory=memory)
+
+
+async def _save_exchange(
+    user_id: int, conversation_id: str | None, text: str, picked: str, prepared: augment.Prepared,
+    knowledge: list[int] | str | None, send_key: str | None,
+) -> tuple[Conversation, Message, Message]:  # fmt: skip
+    """Save the question and an empty answer (in a new conversation when there is none), in one transaction."""
+    async with session_scope() as session:
+        conversation = None
+        if conversation_id:
+            mine = await chats.get_conversation(session=session, user_id=user_id, conversation_id=conversation_id)
+            if mine is None:
+                raise InputError("conversation_not_found")
+            conversation = mine
+        if conversation is None:
+            conversation = await chats.create_conversation(
+                session=session, user_id=user_id, model=picked, title=titles.title_from_text(text)
+            )
+        if conversation.model != picked:
+            conversation.model = picked
+            session.add(conversation)
+        if knowledge is not None and conversation.knowledge != augment.dump_knowledge(knowledge):
+            conversation.knowledge = augment.dump_knowledge(knowledge)
+            session.add(conversation)
+        question = await chats.create_message(
+            session=session, user_id=user_id, conversation_id=conversation.id, role=MessageRole.user, content=text,
+            send_key=send_key,
+        )  # fmt: skip
+        answer = await _empty_answer(session, user_id, conversation.id, prepared.model, prepared.sources)
+    return conversation, question, answer
 
 
 async def _stored_knowledge(user_id: int, conversation_id: str | None) -> list[int] | str:

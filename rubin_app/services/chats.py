@@ -227,13 +227,14 @@ async def create_message(
     model: str = "",
     status: MessageStatus = MessageStatus.complete,
     annotations: str = "",
+    send_key: str | None = None,
 ) -> Message:
-    """Append a message and bump the conversation to the top of the list."""
+    """Append a message and bump the conversation to the top of the list (`send_key`: services/send_keys.py)."""
     await get_vault().prime(session, user_id)
     content = text_rules.for_storage(content)
     message = Message(
         user_id=user_id, conversation_id=conversation_id, role=role, content=content, model=model, status=status,
-        annotations=annotations,
+        annotations=annotations, send_key=send_key,
     )  # fmt: skip
     session.add(message)
     await touch_conversation(session=session, user_id=user_id, conversation_id=conversation_id)

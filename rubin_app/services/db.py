@@ -59,7 +59,10 @@ def make_engine(url: str, *, read_only: bool = False) -> AsyncEngine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 10})
+        # Readers run side by side (WAL): enough of them that a burst of answers (20 tabs sending at once) does not
+        # queue for a connection; the writers' own pool stays small (SQLite has one writer at a time anyway).
+        pool = {"pool_size": 20, "max_overflow": 20} if read_only else {}
+        engine = create_async_engine(url, connect_args={"timeout": 10}, **pool)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _begin_deferred if read_only else _begin_immediate)
         return engine

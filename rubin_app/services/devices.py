@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from ua_parser import parse
-
 UNKNOWN = "Other"  # ua-parser's family for what it does not recognise
 
 
@@ -14,6 +12,8 @@ def describe(user_agent: str) -> str:
     """Browser, major version and system of a user agent ("" when nothing is recognised)."""
     if not user_agent.strip():
         return ""
+    from ua_parser import parse  # with its YAML loader: imported at the first sign-in's device, not at start
+
     result = parse(user_agent)
     browser = result.user_agent
     system = result.os

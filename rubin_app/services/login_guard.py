@@ -9,17 +9,23 @@
 - Pending checks count as failures until settled. Reservations are serialised per key: PostgreSQL
   advisory transaction locks taken in a fixed order; on SQLite every write transaction starts with
   BEGIN IMMEDIATE (services/db.py), which already holds the database's write lock.
+- Sign-ups that meet a taken email are limited per IP (SIGNUP_IP_MAX_PER_HOUR). A sign-up that fails for
+  another reason gives its reservation back (`release_sign_up`), and an abandoned one (its worker died)
+  stops counting after PENDING_GRACE.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, text, update
+from sqlalchemy import Delete, Update, and_, delete, or_, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -27,6 +33,8 @@ from rubin_app.config import Settings
 from rubin_app.models import LoginAttempt
 from rubin_app.models.user import utcnow
 from rubin_app.services.chats import InputError
+
+log = logging.getLogger(__name__)
 
 PENDING, FAILED, OK = "pending", "failed", "ok"
 SIGN_IN, PASSWORD, SIGN_UP = "sign_in", "password", "sign_up"  # kinds
@@ -166,8 +174,14 @@ async def reserve_sign_up(*, session: AsyncSession, limits: Limits, email: str, 
         return None
     now = utcnow()
     await _lock(session, f"sign_up:{ip}")
+    # Pending sign-ups count while they may still be running (a burst of parallel ones must not all pass the
+    # limit), but not past PENDING_GRACE: such a row was abandoned (its worker was killed mid-request; other
+    # failures are given back by release_sign_up). It told no one that its email was taken — the refusal is
+    # answered only after the 'failed' mark is committed — so it must not pause the IP's sign-ups for an hour.
+    running = and_(col(LoginAttempt.status) == PENDING, col(LoginAttempt.created_at) >= now - PENDING_GRACE)
+    counted = or_(col(LoginAttempt.status) == FAILED, running)
     stmt = select(LoginAttempt.created_at).where(
-        LoginAttempt.kind == SIGN_UP, LoginAttempt.ip == ip, _failing(), LoginAttempt.created_at >= now - SIGNUP_WINDOW
+        LoginAttempt.kind == SIGN_UP, LoginAttempt.ip == ip, counted, LoginAttempt.created_at >= now - SIGNUP_WINDOW
     )
     times = (await session.exec(stmt.order_by(col(LoginAttempt.created_at).desc()).limit(limits.signup_ip_max))).all()
     if len(times) >= limits.signup_ip_max:
@@ -204,6 +218,44 @@ async def settle(*, session: AsyncSession, attempt_id: int | None, ok: bool) -> 
         return
     values = {"status": OK if ok else FAILED, "settled_at": utcnow()}
     await session.exec(update(LoginAttempt).where(col(LoginAttempt.id) == attempt_id).values(**values))  # type: ignore[call-overload]
+
+
+_releases: set[asyncio.Task[None]] = set()  # running releases (a task must be referenced until it ends)
+
+
+async def release_sign_up(*, session: AsyncSession, attempt_id: int | None, met_taken: bool) -> None:
+    """Give back the reservation of a sign-up that failed unexpectedly (a database error, a cancelled request):
+    deleted, so that it does not count against the IP as a taken email — or marked failed when it did meet
+    one (`met_taken`). Best effort and never raises an error of its own (the caller re-raises the original).
+
+    The caller's session is rolled back (its transaction may be broken, and on SQLite it may hold the write
+    lock); the row is changed in a fresh session, in a task of its own that a cancellation does not stop.
+    """
+    if attempt_id is None:
+        return
+    work = asyncio.ensure_future(_release(session.bind, attempt_id, met_taken))
+    _releases.add(work)
+    work.add_done_callback(_releases.discard)
+    try:
+        await session.rollback()
+    except Exception:  # the session may be unusable: the fresh one does the work
+        log.debug("rollback before releasing sign-up attempt %s failed", attempt_id, exc_info=True)
+    await asyncio.shield(work)  # _release raises nothing; a cancellation of the caller leaves it running
+
+
+async def _release(bind: AsyncEngine | AsyncConnection | None, attempt_id: int, met_taken: bool) -> None:
+    still_pending = and_(col(LoginAttempt.id) == attempt_id, col(LoginAttempt.status) == PENDING)
+    stmt: Update | Delete = (
+        update(LoginAttempt).where(still_pending).values(status=FAILED, settled_at=utcnow())
+        if met_taken
+        else delete(LoginAttempt).where(still_pending)
+    )
+    try:
+        async with AsyncSession(bind) as fresh:
+            await fresh.exec(stmt)
+            await fresh.commit()
+    except Exception:  # best effort: the row stops counting after PENDING_GRACE anyway
+        log.warning("could not release sign-up attempt %s", attempt_id, exc_info=True)
 
 
 # --------------------------------------------------------------------------- known devices

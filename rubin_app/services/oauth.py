@@ -10,21 +10,25 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import authlib.deprecate  # noqa: F401 - sets its own "always" filter first, so ours below wins
 import httpx
 
-# authlib 1.9 nudges towards the `httpx2` fork; Rubin uses httpx everywhere (authlib supports both).
-warnings.filterwarnings("ignore", message="The httpx module is deprecated")
-from authlib.common.errors import AuthlibBaseError  # noqa: E402
-from authlib.integrations.starlette_client import OAuth, OAuthError  # noqa: E402
-from joserfc.errors import JoseError  # noqa: E402
+from rubin_app.config import ProviderConfig, Settings
 
-from rubin_app.config import ProviderConfig, Settings  # noqa: E402
+if TYPE_CHECKING:
+    from authlib.integrations.starlette_client import OAuthError
 
 log = logging.getLogger(__name__)
 TIMEOUT = 10.0
+
+
+def _load_authlib() -> None:
+    """Import authlib at the first use of a provider, not at start (with joserfc and cryptography, ~10 MB)."""
+    import authlib.deprecate  # noqa: F401 - sets its own "always" filter first, so ours below wins
+
+    # authlib 1.9 nudges towards the `httpx2` fork; Rubin uses httpx everywhere (authlib supports both).
+    warnings.filterwarnings("ignore", message="The httpx module is deprecated")
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,9 @@ class Providers:
     """The configured providers, registered once with authlib."""
 
     def __init__(self, settings: Settings) -> None:
+        _load_authlib()
+        from authlib.integrations.starlette_client import OAuth
+
         self.configs = {p.id: p for p in settings.auth_providers}
         self.oauth = OAuth()
         for p in settings.auth_providers:
@@ -94,6 +101,10 @@ class Providers:
 
     async def finish(self, provider_id: str, request: Any) -> Identity:
         """Exchange the callback's code and return the verified identity; LoginError on any failure."""
+        from authlib.common.errors import AuthlibBaseError
+        from authlib.integrations.starlette_client import OAuthError
+        from joserfc.errors import JoseError
+
         client = self.client(provider_id)
         error = request.query_params.get("error")
         if error:

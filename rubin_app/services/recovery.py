@@ -181,6 +181,7 @@ class Recovery:
         """This worker is stopping: save its answers as they are (still streaming), free their leases and tell
         the other workers, who take them over at once. The ids handed over."""
         self._stopping = True
+        await self.rt.generation.settled()  # sends being saved this instant: their answers go over too
         ids = self.rt.generation.active_ids()
         await self.rt.generation.shutdown(handover=self.rt.settings.resume_answers == "continue")
         store = self.rt.redis

@@ -52,12 +52,21 @@ class AuthState(rx.State):
     user_role: str = ""
     user_provider: str = ""
     _shown_user: int = 0
+    # The language `tr` is in. Every page load sets `lang` again (the hydration resets the browser's storage), so
+    # `tr` (27 kB) follows this one instead, changed only when the language does: not sent again at each load.
+    _tr_lang: str = i18n.DEFAULT_LANGUAGE
 
     # ---- language ----------------------------------------------------------------------------
     @rx.var
     def tr(self) -> dict[str, str]:
         """The interface strings in the chosen language."""
-        return i18n.CATALOGS.get(self.lang, i18n.EN)
+        return i18n.CATALOGS.get(self._tr_lang, i18n.EN)
+
+    def _show_language(self) -> None:
+        """Let `tr` follow `lang` (when it changed)."""
+        lang = self.lang if self.lang in i18n.CATALOGS else i18n.DEFAULT_LANGUAGE
+        if self._tr_lang != lang:
+            self._tr_lang = lang
 
     @rx.var
     def is_admin(self) -> bool:
@@ -72,6 +81,7 @@ class AuthState(rx.State):
         """Switch the interface language (and keep it for the account, when signed in)."""
         if lang in i18n.CATALOGS:
             self.lang = lang
+            self._show_language()
             await self._save_profile(language=lang)
 
     @rx.event
@@ -98,15 +108,19 @@ class AuthState(rx.State):
         """Follow the browser's language list (navigator.languages), until the user picks one."""
         if isinstance(languages, str) and languages.strip():
             self.lang = i18n.pick_language(languages)
+            self._show_language()
 
     def _init_language(self, principal: Principal | None = None) -> list:
         """Pick the language: the user's saved choice, else the browser's (asked once)."""
         if principal is not None and principal.language in i18n.CATALOGS:
             self.lang = principal.language
+            self._show_language()
             return []
         if self.lang:
+            self._show_language()
             return []
         self.lang = i18n.pick_language(self.router.headers.accept_language or "")
+        self._show_language()
         # The websocket's Accept-Language is not always the page's (browsers and emulators differ).
         return [rx.call_script(_detect_language_script(), callback=AuthState.set_browser_language)]
 

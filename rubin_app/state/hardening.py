@@ -11,6 +11,7 @@ from reflex.istate.manager.disk import StateManagerDisk
 
 from rubin_app.config import Settings
 from rubin_app.services import sessions
+from rubin_app.state import stream_channel
 from rubin_app.state.log_redaction import install as install_log_redaction
 from rubin_app.state.socket import SecureEventNamespace
 from rubin_app.state.tab_store import TabStateDisk, TabStateRedis
@@ -61,6 +62,7 @@ def install(app: Any, settings: Settings) -> None:
         app._event_namespace = namespace
         app.sio.register_namespace(namespace)
 
+    stream_channel.bind(app.event_namespace)  # streamed text goes straight to the tabs' sockets
     _bind_uploads(app, settings)
 
     pending: set[asyncio.Task] = set()

@@ -112,6 +112,8 @@ def write_build(root: Path) -> None:
     (static / "assets").mkdir(parents=True)
     (static / "index.html").write_bytes(b"<html><head><script>" + INLINE + b"</script></head><body></body></html>")
     (static / "assets" / "app.js").write_text("console.log(1)")
+    (static / "sw.js").write_text("self.addEventListener('fetch', () => {})")
+    (static / "rubin.js").write_text("window.rubin = {}")  # the page's own scripts at the root (assets/)
     (static / "login").mkdir()
     (static / "login" / "index.html").write_text("<html><body>login</body></html>")
 
@@ -169,8 +171,20 @@ def script_hash(body: bytes) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(body).digest()).decode() + "'"
 
 
+@pytest.mark.parametrize("path", ["/assets/app.js", "/rubin.js"])
+def test_built_scripts_skip_the_headers_only_documents_obey(prod, path: str) -> None:
+    """CSP and Permissions-Policy govern documents and workers, not scripts or CSS: ~1.7 kB less per file."""
+    _, public = prod
+    headers = httpx.get(public + path, timeout=15).headers
+    assert headers["content-type"].startswith("text/javascript")
+    assert "content-security-policy" not in headers and "permissions-policy" not in headers
+    assert headers["x-content-type-options"] == "nosniff" and headers["x-frame-options"] == "DENY"
+    missing = httpx.get(public + "/assets/missing.js", timeout=15).headers  # the 404 page: a document
+    assert "frame-ancestors 'none'" in missing["content-security-policy"]
+
+
 @pytest.mark.parametrize(
-    "path", ["/", "/assets/app.js", "/api/health", "/api/version", "/auth/signed-out", "/auth/nope", "/missing.js"]
+    "path", ["/", "/api/health", "/api/version", "/auth/signed-out", "/auth/nope", "/missing.js", "/sw.js"]
 )
 def test_security_headers_on_every_route(prod, path: str) -> None:
     _, public = prod

@@ -25,6 +25,20 @@ PROVIDER_ID = "mock"  # the e2e app's one OpenID Connect provider (AUTH_PROVIDER
 PROVIDER_NAME = "Mock ID"
 LOGIN_MAX_FAILURES = 5  # the e2e app's per-account lockout threshold
 
+# An init script recording every websocket frame the page receives (window.__frames).
+RECORD_FRAMES = """
+(() => {
+  window.__frames = [];
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...a) {
+      super(...a);
+      this.addEventListener('message', (ev) => { if (typeof ev.data === 'string') window.__frames.push(ev.data); });
+    }
+  };
+})();
+"""
+
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05, what: str = "") -> Any:
     """Poll a condition in the test process (e.g. a stand-in counter) until it is truthy."""

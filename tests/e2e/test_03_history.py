@@ -7,6 +7,7 @@ import re
 from playwright.sync_api import Page, expect
 
 from .helpers import (
+    RECORD_FRAMES,
     answers,
     ask,
     body,
@@ -104,3 +105,33 @@ def test_reload_keeps_history_and_sidebar_manages_chats(page: Page) -> None:
     expect(page.get_by_test_id("not-found")).to_be_visible()
     expect(page.get_by_test_id("not-found")).to_contain_text("Chat not found")
     expect(page.get_by_test_id("user-message")).to_have_count(0)
+
+
+# Every question text the page ever put in the DOM (a MutationObserver from the document's start: a chat drawn for
+# one frame counts too).
+SEEN = """
+window.__asked = new Set();
+new MutationObserver(() => {
+  document.querySelectorAll('[data-testid="user-message"]').forEach((e) => window.__asked.add(e.textContent.trim()));
+}).observe(document, { childList: true, subtree: true, characterData: true });
+"""
+
+
+def test_opening_a_chat_by_its_address_never_sends_or_shows_the_chat_the_tab_showed_before(page: Page) -> None:
+    there, here = unique("there"), unique("here")
+    open_app(page)
+    ask(page, there)
+    other = chat_id(page)
+    open_app(page, "/")
+    ask(page, here)  # the tab now shows this chat: its state, kept across loads, holds it
+    page.add_init_script(SEEN)
+    page.add_init_script(RECORD_FRAMES)
+    open_app(page, f"/c/{other}")  # a page load of the same tab (same tab token), on the other chat
+    expect(page.get_by_test_id("user-message")).to_have_count(1)
+    expect(page.get_by_test_id("user-message")).to_contain_text(there)
+    seen, frames = page.evaluate("[...window.__asked]"), page.evaluate("window.__frames")
+    assert any(there in s for s in seen), "the recorder saw nothing: the check below would prove nothing"
+    # A message view names its text as "content" (the sidebar's list names both chats by title: that is right).
+    assert any(f'"content":"{there}"' in f for f in frames), "no frame brought the chat: this would prove nothing"
+    assert not any(here in s for s in seen), f"the page drew the chat it showed before first: {seen}"
+    assert not any(f'"content":"{here}"' in f for f in frames), "the page load sent the chat the tab showed before"

@@ -1,5 +1,6 @@
 """A chat of 2,000 messages: it opens on its newest messages, older ones load while scrolling up without
-the view jumping, and a new answer streams into it, is saved and is there after a reload."""
+the view jumping (also while the reader keeps scrolling as a page goes in), every message once and in
+order, and a new answer streams into it, is saved and is there after a reload."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from .conftest import AppServer
 from .helpers import Account, answers, ask, body, expected, last_answer, open_app, unique, wait_live
 
 TOTAL = 2000
+OPENED = 16  # messages a chat opens with (state/chat OPEN_PAGE)
+PAGE = 50  # messages per older page (state/chat/common.py PAGE_SIZE)
 
 
 def question(i: int) -> str:
@@ -93,6 +96,20 @@ def scroll_to_top(page: Page, text: str = "Question") -> float:
     )
 
 
+def heads(total: int) -> list[str]:
+    """What `in_order` reads in a seeded chat of `total` messages."""
+    return [f"Question {i:04d}" if i % 2 == 0 else f"Answer {i:04d}" for i in range(total)]
+
+
+def in_order(page: Page) -> list[str]:
+    """The chat's messages as shown, top to bottom: "Question NNNN" / "Answer NNNN" (the seeded texts' heads)."""
+    return page.evaluate(
+        """() => [...document.querySelectorAll('[data-testid=user-message], [data-testid=assistant-message]')]
+              .sort((a, b) => a.getBoundingClientRect().top - b.getBoundingClientRect().top)
+              .map(e => (e.textContent.match(/(Question|Answer) \\d{4}/) || ['?'])[0])"""
+    )
+
+
 def test_long_chat_pages_in_scrolls_back_and_streams(
     open_page: Callable[..., Page], make_account: Callable[..., Account], app_server: AppServer
 ) -> None:
@@ -108,14 +125,14 @@ def test_long_chat_pages_in_scrolls_back_and_streams(
     expect(last_answer(page)).to_be_in_viewport()
     expect(page.get_by_test_id("loading-older")).to_have_count(1)
     expect(page.get_by_text(question(0), exact=True)).to_have_count(0)
-    shown = users.count()
-    assert 0 < shown < TOTAL // 2
+    expect(users).to_have_count(OPENED // 2)  # the newest page (its last exchange is drawn first, then the rest)
+    shown = OPENED // 2
 
     # Scrolling up brings the previous page in above, and the message at the top stays where it was.
-    oldest = question(TOTAL - 50)  # the oldest message of the newest page: at the top of the chat
+    oldest = question(TOTAL - OPENED)  # the oldest message of the newest page: at the top of the chat
     expect(users.first).to_contain_text(oldest)
     before = scroll_to_top(page, oldest)
-    expect(users).to_have_count(shown + 25, timeout=15_000)
+    expect(users).to_have_count(shown + PAGE // 2, timeout=15_000)
     page.wait_for_timeout(1000)  # also once the messages near the view are drawn for real
     assert abs(top_in_box(page, oldest) - before) <= 2, "the view jumped when older messages came in"
     assert page.evaluate("() => document.getElementById('rubin-scroll').scrollTop") > 0
@@ -132,7 +149,8 @@ def test_long_chat_pages_in_scrolls_back_and_streams(
     expect(answers(page)).to_have_count(TOTAL // 2)
     scroll_to_top(page)
     expect(users.filter(has_text=question(0))).to_be_in_viewport()
-    # In order on screen, across the page boundaries too.
+    # Every message once, in order, across the page boundaries (and the slices pages go in by) too.
+    assert in_order(page) == heads(TOTAL)
     tops = page.evaluate(
         """(names) => names.map(n => [...document.querySelectorAll('[data-testid=user-message]')]
               .find(e => e.textContent.includes(n)).getBoundingClientRect().top)""",
@@ -151,5 +169,49 @@ def test_long_chat_pages_in_scrolls_back_and_streams(
     expect(users.last).to_contain_text(text)
     expect(body(last_answer(page))).to_have_text(expected(text))
     expect(last_answer(page)).to_have_attribute("data-status", "complete")
-    expect(users.nth(users.count() - 2)).to_contain_text(question(TOTAL - 2))
+    expect(users).to_have_count(OPENED // 2)  # the newest page again (drawn newest first: wait for all of it)
+    expect(users.nth(OPENED // 2 - 2)).to_contain_text(question(TOTAL - 2))
     expect(page.get_by_test_id("loading-older")).to_have_count(1)  # paged again: only the newest are loaded
+
+
+# Each frame, where the message `text` is relative to the top of the scroll box (px), for `ms` after a
+# scroll to the top (the reader's anchor while an older page goes in, slice by slice).
+WATCH_JS = """([text, ms]) => new Promise((done) => {
+    const box = document.getElementById('rubin-scroll');
+    const find = () => [...box.querySelectorAll('[data-testid=user-message]')].find(e => e.textContent.includes(text));
+    const where = () => find().getBoundingClientRect().top - box.getBoundingClientRect().top;
+    box.dispatchEvent(new WheelEvent('wheel', {bubbles: true}));
+    box.scrollTop = 0;
+    const seen = [where()], t0 = performance.now();
+    (function frame() {
+        seen.push(where());
+        if (performance.now() - t0 < ms) requestAnimationFrame(frame);
+        else done(seen);
+    })();
+})"""
+
+
+def test_the_view_holds_still_in_every_frame_while_a_page_goes_in(
+    open_page: Callable[..., Page], make_account: Callable[..., Account], app_server: AppServer
+) -> None:
+    account = make_account("holdstill")
+    total = OPENED + 2 * PAGE
+    cid = seed_long_chat(app_server, account.email, total)
+    page = open_page(signed_in=account)
+    open_app(page, f"/c/{cid}")
+    users = page.get_by_test_id("user-message")
+    expect(body(last_answer(page))).to_contain_text(f"Answer {total - 1:04d}")
+    expect(users).to_have_count(OPENED // 2)
+    page.wait_for_timeout(2500)  # the opening's keeping to the bottom is over
+
+    for n, (oldest, count) in enumerate(
+        (
+            (question(total - OPENED), OPENED // 2 + PAGE // 2),
+            (question(total - OPENED - PAGE), total // 2),
+        )
+    ):
+        seen = page.evaluate(WATCH_JS, [oldest, 2000])
+        expect(users).to_have_count(count)
+        assert max(seen) - min(seen) <= 2, f"the message the reader was at moved while page {n + 1} went in: {seen}"
+    expect(page.get_by_test_id("loading-older")).to_have_count(0)
+    assert in_order(page) == heads(total)

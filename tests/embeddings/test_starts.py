@@ -9,6 +9,7 @@ import httpx
 
 from rubin_app import container
 from rubin_app.config import Settings
+from rubin_app.engine import wait_ready
 from tests.conftest import free_port
 
 
@@ -21,6 +22,7 @@ def test_the_container_starts_it_only_without_an_embedding_model(
     proc = container.start_embedder(make_settings(embedding_port=port, data_dir=tmp_path))
     assert proc is not None
     try:
+        wait_ready(f"http://127.0.0.1:{port}", timeout=60, proc=proc)  # start_embedder does not wait
         health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).json()
         assert health["model"] == "rubin-embed"
         assert "serving rubin-embed" in (tmp_path / "embed.log").read_text()

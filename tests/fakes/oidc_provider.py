@@ -29,6 +29,8 @@ import httpx
 import werkzeug.serving
 
 with warnings.catch_warnings():  # it imports authlib.jose, deprecated in favour of joserfc
+    import authlib.deprecate  # noqa: F401 - its own "always" filter first (the app imports authlib only when used)
+
     warnings.simplefilter("ignore", DeprecationWarning)
     import oidc_provider_mock
 

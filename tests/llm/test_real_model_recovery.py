@@ -18,6 +18,7 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from bench.harness import app_env, free_port, isolated_copy, session_cookie, sign_in, start_app, stop_app
+from tests.sealed import open_value
 
 pytestmark = pytest.mark.llm
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "llm"
@@ -65,6 +66,14 @@ class App:
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
 
+    def newest_answer_text(self) -> str:
+        """The newest answer's saved text (opened with the app's key: it is sealed at rest)."""
+        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=10) as conn:
+            row = conn.execute(
+                "SELECT user_id, content FROM messages WHERE role = 'assistant' ORDER BY id DESC"
+            ).fetchone()
+            return open_value(conn, self.root / "data" / "encryption.key", row[0], "messages.content", row[1])
+
     def newest_answer(self) -> tuple[str, str]:
         """(status, error) of the newest answer, read from the database file."""
         with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=10) as conn:
@@ -96,16 +105,20 @@ def test_an_app_killed_mid_answer_continues_it_at_the_next_start(app: App, brows
     page.get_by_test_id("composer").press("Enter")
     live = page.get_by_test_id("streaming-answer")
     expect(live).to_have_text(re.compile(r"\S[\s\S]{40,}"), timeout=120_000)  # some of the answer is there
-    seen_before_kill = live.inner_text().strip()
     app.kill()
     assert app.newest_answer()[0] == "streaming"  # the process died: nobody ended the answer
+    # What the last save before the kill holds (saved every 0.2 s; the page may have shown a few tokens more, which
+    # the next start writes again from there, possibly otherwise).
+    saved = app.newest_answer_text()
     app.start("recovery-app-2.log")
     try:
         answer = page.get_by_test_id("assistant-message").last  # the tab reconnects by itself
         expect(answer).to_have_attribute("data-status", "complete", timeout=120_000)
         text = answer.inner_text().strip()
         page.screenshot(path=str(ARTIFACTS / "recovered-answer.png"))
-        assert text.startswith(seen_before_kill[:30]) and len(text) > len(seen_before_kill), (seen_before_kill, text)
+        final = app.newest_answer_text()  # the Markdown as saved (the page shows it rendered: lists, line breaks)
+        assert final.startswith(saved) and len(final) > len(saved), (saved, final)  # continued from there, not anew
+        assert final.split()[-1].strip("*_`.,:;!?") in text  # the page shows the answer to its end
         assert app.newest_answer() == ("complete", "")
     finally:
         context.close()

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +92,32 @@ async def write_chats(stop: asyncio.Event, user_id: int, written: list[int]) -> 
                                            content=f"load {len(written)}")  # fmt: skip
         written.append(1)
         await asyncio.sleep(0.005)
+
+
+def dump_amid_writes(
+    dump: Callable[..., Any], written: list[int], *, writes: int = 2, timeout: float = 20.0
+) -> Callable[..., Any]:
+    """Wrap a backup's database dump (it runs in the backup's thread) so that the writer surely writes while
+    the backup runs: wait until it has committed `writes` more chats, dump, and wait for `writes` more again.
+    The dump itself still catches the writer at an arbitrary moment (between two chats or inside one);
+    without the waits a fast one-step copy can begin and end before the writer's next chat on a loaded
+    machine."""
+
+    def wait_for(count: int, when: str) -> None:
+        deadline = time.monotonic() + timeout
+        while len(written) < count:  # appended on the event loop's thread after each chat commits
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the writer wrote {len(written)} chats, not {count}, in {timeout:.0f} s "
+                                   f"{when} the dump: is it stuck or dead?")  # fmt: skip
+            time.sleep(0.005)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        wait_for(len(written) + writes, "before")
+        out = dump(*args, **kwargs)
+        wait_for(len(written) + writes, "after")
+        return out
+
+    return wrapper
 
 
 async def check_restored(settings: Settings, src: Source) -> None:

@@ -15,11 +15,23 @@ from rubin_app.backup import restore, service
 from rubin_app.backup.destinations import Folder
 from rubin_app.services.db import dispose_all, session_scope
 from rubin_app.services.migrate import upgrade_head
-from tests.services.backup_support import Keys, check_restored, populate, table_counts, use_instance, write_chats
+from tests.services.backup_support import (
+    Keys,
+    check_restored,
+    dump_amid_writes,
+    populate,
+    table_counts,
+    use_instance,
+    write_chats,
+)
 
 
 async def test_round_trip_while_a_writer_inserts(
-    app_env: Callable[..., None], db_url: str, empty_database: Callable[[str], str], tmp_path: Path
+    app_env: Callable[..., None],
+    db_url: str,
+    empty_database: Callable[[str], str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     keys = Keys()
     settings = use_instance(app_env, url=db_url, data_dir=tmp_path / "src", keys=keys)
@@ -33,6 +45,9 @@ async def test_round_trip_while_a_writer_inserts(
     while len(written) < 3:
         await asyncio.sleep(0.01)
     before = len(written)
+    # The dump waits until the writer has committed 2 more chats, and returns only after 2 more: writes
+    # surely happen while the backup runs, and the snapshot falls at an arbitrary moment between them.
+    monkeypatch.setattr(service, "_dump", dump_amid_writes(service._dump, written))
     made = await asyncio.to_thread(service.make_backup, settings, target=str(tmp_path / "backups"))
     during = len(written) - before
     stop.set()
@@ -41,6 +56,9 @@ async def test_round_trip_while_a_writer_inserts(
     assert during > 0, "the writer must have written while the backup ran"
     loaded = made.manifest["tables"]["conversations"] - 1  # the populated chat aside
     assert before <= loaded <= len(written)  # an instant between the writer's start and its end
+    # Strictly inside the writing: the 2 chats counted before the dump are in it; of the 2 counted after it,
+    # the second was committed after the dump ended (only one chat is ever committed but not yet counted).
+    assert before + 2 <= loaded <= len(written) - 1
     assert made.manifest["tables"]["messages"] == 2 + 2 * loaded  # no chat caught half-written
     assert made.manifest["database"]["kind"] == ("sqlite" if db_url.startswith("sqlite") else "postgresql")
     assert made.manifest["database"]["revision"] == service.schema_head()

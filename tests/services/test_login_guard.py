@@ -271,3 +271,77 @@ async def test_sign_ups_meeting_taken_emails_are_limited_per_ip(db_scope, make_s
     assert (await sign_up(db_scope, settings, "fresh@example.com", ip="192.0.2.8")).email == "fresh@example.com"
     for i in range(4):  # new accounts do not count: a team behind one NAT can all sign up
         await sign_up(db_scope, settings, f"teammate{i}@example.com", ip="192.0.2.8")
+
+
+async def test_a_sign_up_that_fails_unexpectedly_does_not_count_against_the_ip(
+    db_scope, make_settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database error or a cancelled request is not a taken email: the reservation is given back (the
+    original error still reaches the caller), and the IP can sign up; taken emails are still limited."""
+    settings = make_settings(signup_ip_max_per_hour=2)
+    ip = "203.0.113.9"
+    await sign_up(db_scope, settings, "owner@example.com")
+    real_emit, started = accounts.webhook_events.emit, asyncio.Event()
+
+    async def broken(*args, **kwargs) -> None:  # after the user row is flushed: the write lock is held
+        raise RuntimeError("the database went away")
+
+    async def stuck(*args, **kwargs) -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    monkeypatch.setattr(accounts.webhook_events, "emit", broken)
+    for i in range(3):
+        with pytest.raises(RuntimeError, match="went away"):
+            await sign_up(db_scope, settings, f"new{i}@example.com", ip=ip)
+    monkeypatch.setattr(accounts.webhook_events, "emit", stuck)
+    task = asyncio.create_task(sign_up(db_scope, settings, "cancelled@example.com", ip=ip))
+    await asyncio.wait_for(started.wait(), 30)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await reserved(db_scope) == 0
+    monkeypatch.setattr(accounts.webhook_events, "emit", real_emit)
+    for i in range(3):  # as many as the limit and more: none of the failures above counted
+        assert (await sign_up(db_scope, settings, f"new{i}@example.com", ip=ip)).email == f"new{i}@example.com"
+    for code in ("signup_not_created", "signup_not_created", "signup_limited"):
+        with pytest.raises(InputError) as info:
+            await sign_up(db_scope, settings, "owner@example.com", ip=ip)
+        assert info.value.code == code
+
+
+async def test_a_sign_up_that_fails_after_meeting_a_taken_email_still_counts(
+    db_scope, make_settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(signup_ip_max_per_hour=2)
+    await sign_up(db_scope, settings, "owner@example.com")
+
+    async def broken(*args, **kwargs) -> None:
+        raise RuntimeError("the audit write failed")
+
+    monkeypatch.setattr(accounts, "_email_taken_notice", broken)
+    with pytest.raises(RuntimeError, match="audit write failed"):
+        await sign_up(db_scope, settings, "owner@example.com", ip="203.0.113.10")
+    async with db_scope() as s:
+        rows = (await s.exec(select(LoginAttempt.kind, LoginAttempt.status, LoginAttempt.settled_at))).all()
+    assert [(kind, status) for kind, status, _ in rows] == [("sign_up", "failed")] and rows[0][2] is not None
+
+
+async def test_an_abandoned_pending_sign_up_stops_counting_after_the_grace(db_scope, make_settings) -> None:
+    """A worker killed mid-sign-up leaves a pending row: it counts while the sign-up could still be running
+    (a burst of parallel ones), not for the rest of the hour."""
+    settings = make_settings(signup_ip_max_per_hour=2)
+    ip = "203.0.113.11"
+
+    async def pending(age: timedelta) -> None:
+        async with db_scope() as s:
+            for _ in range(2):
+                s.add(LoginAttempt(kind=login_guard.SIGN_UP, email="gone@example.com", ip=ip, source=f"ip:{ip}",
+                                   created_at=datetime.now(UTC) - age))  # fmt: skip
+
+    await pending(login_guard.PENDING_GRACE + timedelta(seconds=5))
+    assert (await sign_up(db_scope, settings, "after@example.com", ip=ip)).email == "after@example.com"
+    await pending(timedelta(seconds=1))
+    with pytest.raises(InputError) as info:
+        await sign_up(db_scope, settings, "during@example.com", ip=ip)
+    assert info.value.code == "signup_limited"

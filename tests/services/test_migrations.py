@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -18,7 +19,7 @@ from rubin_app.models import Role, User
 from rubin_app.services import accounts, chats, export
 from rubin_app.services import db as db_module
 from rubin_app.services.db import session_scope
-from rubin_app.services.migrate import alembic_config, upgrade_head
+from rubin_app.services.migrate import alembic_config, is_current, script_heads, upgrade_head
 from tests.conftest import async_url
 
 PW = "correct horse battery"
@@ -107,6 +108,25 @@ def _diff(url: str) -> list:
 def test_single_head() -> None:
     heads = ScriptDirectory.from_config(alembic_config()).get_heads()
     assert len(heads) == 1, f"migrations have several heads: {heads}"
+
+
+def test_heads_read_from_the_files_are_alembics(tmp_path: Path) -> None:
+    """The start's check without alembic (services/migrate.py) finds the head alembic finds."""
+    assert script_heads() == set(ScriptDirectory.from_config(alembic_config()).get_heads())
+    (tmp_path / "a.py").write_text('revision = "a"\ndown_revision = None\n')
+    (tmp_path / "b.py").write_text('revision: str = "b"\ndown_revision: str | None = "a"\n')
+    assert script_heads(tmp_path) == {"b"}
+    (tmp_path / "c.py").write_text("revision = make_id()\n")  # not a plain value: unsure, alembic decides
+    assert script_heads(tmp_path) == set()
+
+
+def test_a_database_behind_is_migrated_and_one_at_head_is_left_alone(empty_url: str) -> None:
+    assert is_current(empty_url) is False
+    command.upgrade(alembic_config(empty_url), FOUNDATION)
+    assert is_current(empty_url) is False
+    upgrade_head(empty_url)
+    assert is_current(empty_url) is True
+    assert _state(empty_url)[1] == _head()
 
 
 FOUNDATION = "03b5fe225d83"

@@ -165,6 +165,27 @@ async def test_a_stopping_worker_hands_its_answers_over_at_once(make_redis_runti
     assert len(live_after_handover) >= 3, "the tab got the taken-over answer only at its end, not as it was written"
 
 
+async def test_a_question_sent_the_instant_its_worker_stops_is_saved_and_handed_over(
+    make_redis_runtime: RuntimeFactory,
+) -> None:
+    """A rolling restart's SIGTERM lands while a send is being saved (its answer already asked for): the question is
+    saved, and its answer goes over to another worker with the rest instead of ending "interrupted"."""
+    worker_a, worker_b = await make_redis_runtime(), await make_redis_runtime()
+    await worker_b.bus.ensure_listening()
+    user_id = await new_user()
+    handing: list[asyncio.Task[list[int]]] = []
+
+    def stop_worker_now(_run: Run) -> None:  # LocalAI is asked; the rows are not saved yet
+        handing.append(asyncio.create_task(worker_a.recovery.hand_over()))
+
+    started = await chat_flow.send_message(
+        worker_a, user_id=user_id, conversation_id=None, text=QUESTION, model=MODEL, on_run=stop_worker_now
+    )
+    assert await asyncio.wait_for(handing[0], 10) == [started.messages[1].id]
+    answer = await until_saved(user_id, started.conversation.id)
+    assert (answer.status, answer.error, answer.content) == (MessageStatus.complete, "", WHOLE)
+
+
 async def test_without_redis_the_next_start_continues_what_the_last_process_left(
     make_runtime: RuntimeFactory, standin: StandIn
 ) -> None:

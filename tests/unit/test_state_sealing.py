@@ -35,6 +35,7 @@ def _state() -> ChatState:
     state.title = f"title {MARKER}"
     state.chats = [ChatItem(id="c1", title=f"listed {MARKER}")]
     state.edit_text = f"draft {MARKER}"
+    state._asked = f"being sent {MARKER}"  # the question of the exchange the page shows as pending
     return state
 
 
@@ -45,10 +46,11 @@ def test_the_stored_state_is_sealed_and_comes_back_whole(keys_in) -> None:  # ty
     back = ChatState._deserialize(blob)
     assert isinstance(back, ChatState)
     assert back.messages[0].content == f"question {MARKER}" and back.tail[0].content == f"answer {MARKER}"
-    assert (back.title, back.chats[0].title, back.edit_text) == (
+    assert (back.title, back.chats[0].title, back.edit_text, back._asked) == (
         f"title {MARKER}",
         f"listed {MARKER}",
         f"draft {MARKER}",
+        f"being sent {MARKER}",
     )
 
 

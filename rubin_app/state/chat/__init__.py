@@ -11,10 +11,11 @@ into a client-side variable that the open message renders; the history list is n
 token. When the answer ends, only `tail` (the last exchange) is updated, so the cost of an answer does
 not depend on chat length.
 
-Long chats (see README, "Long chats"): a conversation opens with its newest PAGE_SIZE messages only.
-Older pages load when the reader scrolls near the top (assets/history.js): `load_older` sends just the
-new page with `rx.call_script` into a client-side list of pages (`older_pages`), so a page costs its own
-bytes and renders only its own messages, however many pages are already shown.
+Long chats (see README, "Long chats"): a conversation opens with its newest OPEN_PAGE messages only (a
+screenful or two: little to load, seal and draw before the newest message shows). Older pages of
+PAGE_SIZE load when the reader scrolls near the top (assets/history.js): `load_older` sends just the new
+page with `rx.call_script` into a client-side list of pages (`older_pages`), which the browser puts in a
+few messages per frame, so a page costs its own bytes and no frame stalls, however many pages are shown.
 """
 
 from __future__ import annotations
@@ -42,12 +43,18 @@ from rubin_app.state.chat.common import (
     _following,
     _js,
     annotation_views,
+    events_of,
+    kept_text,
     older_pages,
+    opened_js,
+    pending_exchange,
     push_js,
+    recent_pages,
     stream_text,
     stream_think,
     temporary_pages,
 )
+from rubin_app.state.chat.follow import FollowMixin
 from rubin_app.state.chat.knowledge import KnowledgeMixin
 from rubin_app.state.chat.picker import ModelGroup, ModelOption, groups_of
 from rubin_app.state.chat.sidebar import SidebarMixin
@@ -59,23 +66,24 @@ from rubin_app.vault.state_seal import open_state, seal_state
 
 log = logging.getLogger(__name__)
 
+OPEN_PAGE = 16  # messages a chat opens with (older pages bring PAGE_SIZE each)
+
 
 CONTENT_VARS = (
-    "title", "messages", "recent", "tail", "pending", "edit_text", "chats", "chat_filter", "rename_text",
+    "title", "messages", "tail", "_asked", "edit_text", "chats", "chat_filter", "rename_text",
     "bases", "passage_title", "passage_before", "passage_text", "passage_after",
 )  # fmt: skip
 
 
-class ChatState(SidebarMixin, AnswersMixin, WatchMixin, TemporaryMixin, KnowledgeMixin, AuthState):
+class ChatState(SidebarMixin, AnswersMixin, FollowMixin, WatchMixin, TemporaryMixin, KnowledgeMixin, AuthState):
     """The open conversation, the composer and the model (the sidebar and the answers are mixed in)."""
 
     conversation_id: str = ""
     title: str = ""
     not_found: bool = False
     messages: list[MsgView] = []  # history as loaded: never changes while answers stream
-    recent: list[MsgView] = []  # exchanges finished since the chat was opened (kept small)
     tail: list[MsgView] = []  # the last exchange: the only list an answer touches
-    pending: list[MsgView] = []  # an exchange shown before it is saved (ids < 0)
+    _asked: str = ""  # the question of the exchange shown before it is saved (the browser shows it: pending_exchange)
     has_older: bool = False  # older messages exist beyond what is shown (loaded on scroll)
     _oldest_id: int = 0  # id of the oldest message shown: the next older page comes before it
     streaming_id: int = 0
@@ -148,8 +156,10 @@ class ChatState(SidebarMixin, AnswersMixin, WatchMixin, TemporaryMixin, Knowledg
         await self._load_bases(principal.user_id)
         opened = await self._open(cid)
         # The older pages of the last chat go, and the newest message shows (history.js).
-        reset = rx.call_script(f"window.rubinHistory&&window.rubinHistory.reset(refs,{_js(cid)});{temporary_js()}")
-        return [*events, reset, *(opened if isinstance(opened, list) else [opened] if opened is not None else [])]
+        reset = rx.call_script(f"{opened_js(cid)};{temporary_js()}")
+        # Last: a question the socket took away before the page learned it was saved goes again (stream.js).
+        resend = rx.call_script(f"window.rubinStream&&window.rubinStream.resend(refs,{_js(cid)})")
+        return [*events, reset, *events_of(opened), resend]
 
     def _tab_path(self) -> str:
         """The tab's address. A new chat gets its address from the app (history.replaceState), which the router does
@@ -183,7 +193,7 @@ class ChatState(SidebarMixin, AnswersMixin, WatchMixin, TemporaryMixin, Knowledg
     async def _open(self, cid: str):
         """Load a conversation (or an empty new chat) and reattach to a live answer."""
         self.conversation_id, self.title, self.not_found = cid, "", False
-        self.messages, self.recent, self.tail, self.pending, self.streaming_id = [], [], [], [], 0
+        self.messages, self.tail, self._asked, self.streaming_id = [], [], "", 0
         self.edit_id, self.has_older, self._oldest_id = 0, False, 0
         self.temporary = False  # leaving a temporary chat (another chat, New chat, a reload) ends it
         token = self.router.session.client_token
@@ -196,7 +206,7 @@ class ChatState(SidebarMixin, AnswersMixin, WatchMixin, TemporaryMixin, Knowledg
         async with session_scope(read_only=True) as session:
             conversation = await chats.get_conversation(session=session, user_id=user_id, conversation_id=cid)
             rows = (
-                await chats.list_messages(session=session, user_id=user_id, conversation_id=cid, limit=PAGE_SIZE + 1)
+                await chats.list_messages(session=session, user_id=user_id, conversation_id=cid, limit=OPEN_PAGE + 1)
                 if conversation
                 else []
             )
@@ -207,7 +217,7 @@ class ChatState(SidebarMixin, AnswersMixin, WatchMixin, TemporaryMixin, Knowledg
         self._show_choice(conversation.knowledge)
         if conversation.model in self.models:
             self.model = conversation.model
-        rows = self._take_page(rows)
+        rows = self._take_page(rows, OPEN_PAGE)
         views = [self._view(m) for m in rows]
         self.messages, self.tail = views[:-2], views[-2:]
         live = next((m for m in rows[-1:] if m.status == MessageStatus.streaming), None)
@@ -220,9 +230,9 @@ class ChatState(SidebarMixin, AnswersMixin, WatchMixin, TemporaryMixin, Knowledg
         text, think = (run.text, run.reasoning) if run is not None else (live.content, live.reasoning)
         return [rx.call_script(push_js(text, think, reset=True)), ChatState.follow(live.id, len(text), len(think))]
 
-    def _take_page(self, rows: Sequence[Message]) -> Sequence[Message]:
-        """The newest PAGE_SIZE of PAGE_SIZE + 1 rows asked for; the extra one says older ones exist."""
-        self.has_older, rows = len(rows) > PAGE_SIZE, rows[-PAGE_SIZE:]
+    def _take_page(self, rows: Sequence[Message], size: int = PAGE_SIZE) -> Sequence[Message]:
+        """The newest `size` of `size` + 1 rows asked for; the extra one says older ones exist."""
+        self.has_older, rows = len(rows) > size, rows[-size:]
         if rows:
             self._oldest_id = rows[0].id or 0
         return rows
@@ -266,8 +276,11 @@ __all__ = [
     "ChatItem",
     "ChatState",
     "MsgView",
+    "kept_text",
     "older_pages",
+    "pending_exchange",
     "push_js",
+    "recent_pages",
     "stream_text",
     "stream_think",
     "temporary_pages",

@@ -1,88 +1,78 @@
-"""Sending, regenerating and editing, and following an answer while it streams (see the package docstring)."""
+"""Sending, stopping, regenerating and editing (the follower that streams the answer: follow.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 
 import reflex as rx
 
-from rubin_app.generation.run import SAVE_FAILED, Run
+from rubin_app.generation.run import Run
 from rubin_app.llm.client import LLMError
-from rubin_app.models import Message, MessageStatus
-from rubin_app.services import chat_flow, chats
+from rubin_app.services import chat_flow, chats, send_keys
 from rubin_app.services.chats import InputError
 from rubin_app.services.db import session_scope
 from rubin_app.services.runtime import get_runtime
 from rubin_app.state.chat.common import (
-    COALESCE_PER_TAB_S,
-    MAX_COALESCE_S,
     PENDING_ANSWER,
-    PENDING_QUESTION,
-    RECENT_MAX,
-    ChatItem,
-    MemoryView,
-    MsgView,
     _early,
     _following,
+    events_of,
+    opened_js,
     push_js,
+    unpend_js,
 )
 
 log = logging.getLogger(__name__)
 
-TITLE_WAIT_S = 120.0  # how long a finished answer's event waits for the model's title to show it in the tab
-
 
 class AnswersMixin(rx.State, mixin=True):
-    """Send, stop, regenerate, edit and resend, and the follower that streams an answer (mixed into ChatState)."""
+    """Send, stop, regenerate, edit and resend (mixed into ChatState; the follower is FollowMixin's)."""
 
     @rx.event(background=True)
     async def send(self, form: dict):
         """Send the composer's text; on bad input the text stays in the box.
 
-        One background event shows the exchange (as `pending`), asks LocalAI and streams the answer: no
-        chained event between Enter and the first token. The exchange is saved while LocalAI works on its
-        first token and shown for real at the end.
+        One background event asks LocalAI and streams the answer: no chained event between Enter and the first
+        token. The browser shows the exchange as pending from the moment it sends (assets/stream.js); it is saved
+        while LocalAI works on its first token and shown for real at the end.
         """
         text = str(form.get("text", ""))
+        key = send_keys.clean(form.get("key"))  # the page's id for this send (assets/stream.js)
+        if key is not None and form.get("again") == "1":  # sent again after a reconnect: maybe saved before
+            async with self:
+                user_id = await self._user_id()
+            async with session_scope(read_only=True) as session:
+                saved_in = await send_keys.conversation_of(session, user_id, key)
+            if saved_in is not None:
+                async for event in self._already_sent(saved_in, text):
+                    yield event
+                return
         token = self.router.session.client_token
-        async with self:
-            if self.draft_error:
-                self.draft_error = ""
-            if self.streaming_id:
-                yield rx.toast.warning(self._t("err_busy"))
-                return
-            try:
-                chats.check_message_text(text, get_runtime().settings.max_message_chars)
-            except InputError as exc:
-                self.draft_error = self._t(f"err_{exc.code}", **exc.params)
-                return
-            self.pending = [
-                MsgView(id=PENDING_QUESTION, role="user", content=text, status="complete"),
-                MsgView(id=PENDING_ANSWER, role="assistant", status="streaming", model=self.model),
-            ]
-            self.streaming_id = PENDING_ANSWER
-            _following[token] = PENDING_ANSWER
-            run_started: asyncio.Future[Run] = asyncio.get_running_loop().create_future()
-            if self.temporary:  # a temporary chat: its answer is saved nowhere (state/chat/temporary.py)
-                saving = self._start_temporary(text, await self._user_id())
-                temporary = True
-            else:
-                temporary = False
-                saving = asyncio.create_task(
-                    chat_flow.send_message(
-                        get_runtime(),
-                        user_id=await self._user_id(),
-                        conversation_id=self.conversation_id or None,
-                        text=text,
-                        model=self.model,
-                        ip=self._client_ip(),
-                        on_run=run_started.set_result,
-                        knowledge=self.knowledge_choice(),
-                    )
-                )
-        yield rx.set_value("composer", "")  # the streamed text is empty already (reset when the last one ended)
+        # From the moment the event arrives: a worker told to stop waits for this send to be saved (hand-over).
+        release = get_runtime().generation.arrive()
+        try:
+            async with self:
+                if self.draft_error:
+                    self.draft_error = ""
+                busy = self._t("err_busy") if self.streaming_id else ""
+                refused = bool(busy)
+                if not refused:
+                    try:
+                        chats.check_message_text(text, get_runtime().settings.max_message_chars)
+                    except InputError as exc:
+                        self.draft_error = self._t(f"err_{exc.code}", **exc.params)
+                        refused = True
+                if not refused:
+                    saving, temporary, run_started = await self._start_sending(text, key)
+        finally:
+            release()
+        if refused:  # the page emptied the box when it sent (reset_on_submit): the refused text goes back
+            if busy:
+                yield rx.toast.warning(busy)
+            yield rx.call_script(unpend_js(text))
+            yield rx.set_value("composer", text)
+            return
         if temporary:
             async for event in self._follow_temporary(saving):
                 yield event
@@ -102,35 +92,70 @@ class AnswersMixin(rx.State, mixin=True):
             if _early.get(token) is run:
                 del _early[token]
 
+    async def _start_sending(self, text: str, key: str | None) -> tuple[asyncio.Task, bool, asyncio.Future[Run]]:
+        """Start saving the exchange (the browser shows it as pending) and asking for the answer (called holding the
+        state)."""
+        token = self.router.session.client_token
+        self._asked = text
+        self.streaming_id = PENDING_ANSWER
+        _following[token] = PENDING_ANSWER
+        run_started: asyncio.Future[Run] = asyncio.get_running_loop().create_future()
+        if self.temporary:  # a temporary chat: its answer is saved nowhere (state/chat/temporary.py)
+            return self._start_temporary(text, await self._user_id()), True, run_started
+        saved = get_runtime().generation.arrive()  # and then until its rows are saved (or it failed)
+        saving = asyncio.create_task(
+            chat_flow.send_message(
+                get_runtime(),
+                user_id=await self._user_id(),
+                conversation_id=self.conversation_id or None,
+                text=text,
+                model=self.model,
+                ip=self._client_ip(),
+                on_run=run_started.set_result,
+                knowledge=self.knowledge_choice(),
+                send_key=key,
+            )
+        )
+        saving.add_done_callback(lambda _task: saved())
+        return saving, False, run_started
+
     async def _send_failed(self, saving: asyncio.Task):
         """The message could not be sent or saved: say why and put the text back in the composer."""
         exc = saving.exception() if saving.done() and not saving.cancelled() else LLMError("internal")
+        if isinstance(exc, send_keys.AlreadySent):  # a repeated send met the first one being saved elsewhere
+            async with self:
+                text, self._asked, self.streaming_id = self._asked, "", 0
+                _following.pop(self.router.session.client_token, None)
+            async for event in self._already_sent(exc.conversation_id, text):
+                yield event
+            return
         if not isinstance(exc, (InputError, LLMError)):
             log.error("sending failed", exc_info=exc)
             exc = LLMError("internal")
         token = self.router.session.client_token
         async with self:
-            text = self.pending[0].content if self.pending else ""
-            self.pending, self.streaming_id = [], 0
+            text, self._asked, self.streaming_id = self._asked, "", 0
             _following.pop(token, None)
             if isinstance(exc, InputError):
                 self.draft_error = self._t(f"err_{exc.code}", **exc.params)
             else:
                 self.draft_error = self._error_text(exc.code, exc.detail)
-        yield rx.call_script(push_js("", "", reset=True))
+        yield rx.call_script(f"{push_js('', '', reset=True)};{unpend_js()}")  # the pending exchange goes too
         yield rx.set_value("composer", text)  # nothing typed is lost
 
-    def _adopt(self, started: chat_flow.Started, saved: Message | None) -> None:
-        """Replace the pending exchange by the saved one (one state update, after the answer)."""
-        if not self.conversation_id:
-            self.conversation_id = started.conversation.id
-        elif len(self.recent) < RECENT_MAX:
-            self.recent = self.recent + self.tail
-        else:  # fold into the history now and then: amortised, not per answer
-            self.messages, self.recent = self.messages + self.recent + self.tail, []
-        question, answer = started.messages
-        self.tail = [self._view(question), self._view(saved or answer)]
-        self.pending = []
+    async def _already_sent(self, conversation_id: str, text: str):
+        """The page sent a question again (after a reconnect) that is saved already: its pending copy goes, and the
+        chat the question is in opens (following its answer, wherever it is being written)."""
+        yield rx.call_script(unpend_js(text))
+        async with self:
+            cid = conversation_id or self.conversation_id
+            moved = cid != self.conversation_id
+            opened = await self._open(cid)  # type: ignore[attr-defined]
+        if moved:
+            yield rx.call_script(f"window.history.replaceState(null,'','/c/{cid}')")
+        yield rx.call_script(opened_js(cid))
+        for event in events_of(opened):
+            yield event
 
     def _begin(self, started: chat_flow.Started) -> list:
         """Show the new exchange and start following the answer."""
@@ -199,153 +224,3 @@ class AnswersMixin(rx.State, mixin=True):
             return rx.toast.error(self._error_text(exc.code))
         self.edit_id = 0
         return self._begin(started)
-
-    # ---- following a live answer ---------------------------------------------------------------
-    @rx.event(background=True)
-    async def follow(self, message_id: int, text_offset: int = 0, think_offset: int = 0):
-        """Push new text of a live answer to this tab until it ends, then show the saved message."""
-        async for event in self._follow(message_id, text_offset, think_offset):
-            yield event
-
-    async def _follow(
-        self,
-        message_id: int,
-        text_offset: int,
-        think_offset: int,
-        run: Run | None = None,
-        saving: asyncio.Task | None = None,
-    ):
-        """The follower loop (shared by `follow` and `start_answer`).
-
-        The offsets say how much of the answer (text, reasoning) the tab already shows: the run may have
-        produced more before this event starts, and that text must still reach the tab. `start_answer`
-        passes the run of a message still being saved (`message_id` PENDING_ANSWER) and the `saving` task.
-        """
-        rt = get_runtime()
-        token = self.router.session.client_token
-        user_id = await self._user_id()
-        run = run or rt.generation.get(user_id=user_id, message_id=message_id)
-        started: chat_flow.Started | None = None
-        if run is not None:
-            base = rt.settings.stream_coalesce_ms / 1000
-
-            def interval() -> float:  # under load, fewer and bigger pieces: a push costs the worker the same
-                return min(MAX_COALESCE_S, max(base, len(_following) * COALESCE_PER_TAB_S))
-
-            if saving is not None:
-                saving.add_done_callback(lambda _task: run.notify())  # wakes the loop below
-            pieces = run.follow(text_offset, interval, reasoning_offset=think_offset, wakeups=saving is not None)
-            fresh = text_offset == 0 and think_offset == 0  # the first piece replaces whatever the tab shows
-            async for text, think in pieces:
-                if _following.get(token) not in (message_id, run.message_id or message_id):
-                    return
-                if started is None and saving is not None and saving.done():
-                    if saving.cancelled() or saving.exception() is not None:
-                        break  # not saved: the run is discarded
-                    started = saving.result()
-                    message_id = run.message_id
-                    if _following.get(token) == PENDING_ANSWER:
-                        _following[token] = message_id  # Stop works from here on
-                    if not self.conversation_id:
-                        yield rx.call_script(f"window.history.replaceState(null,'','/c/{started.conversation.id}')")
-                        await self._list_new_chat(started)
-                if text or think:
-                    yield rx.call_script(push_js(text, think, reset=fresh))
-                    fresh = False
-            if saving is not None:
-                await asyncio.wait([saving])
-                if saving.cancelled() or saving.exception() is not None:
-                    async for event in self._send_failed(saving):
-                        yield event
-                    return
-                if started is None:
-                    started, message_id = saving.result(), run.message_id
-                    if _following.get(token) == PENDING_ANSWER:
-                        _following[token] = message_id
-        else:
-            async for event in self._follow_elsewhere(user_id, message_id, text_offset, think_offset):
-                yield event
-        async with session_scope(read_only=True) as session:
-            saved = await chats.get_message(session=session, user_id=user_id, message_id=message_id)
-        if run is not None and run.error == SAVE_FAILED and saved is not None:
-            # The database refused the final save (maybe the mark too): show what the run has, and say so.
-            saved = saved.model_copy(update={"content": run.text, "status": run.status, "error": run.error})
-        async with self:
-            if _following.get(token) != message_id:
-                return
-            _following.pop(token, None)
-            if started is not None:
-                self._adopt(started, saved)
-            elif saved is not None:
-                self.tail = [self._view(saved) if v.id == message_id else v for v in self.tail]
-            self.streaming_id = 0
-            await self._load_chats()
-            title = next((c.title for c in self.chats if c.id == self.conversation_id), self.title)
-            if title != self.title:
-                self.title = title
-        yield rx.call_script(push_js("", "", reset=True))  # the saved answer shows now; ready for the next one
-        if self.conversation_id and not self.streaming_id:
-            yield self.__class__.watch(self.conversation_id)  # answers started elsewhere show here too (watch.py)
-        after = []  # the memories the answer added and the model's title arrive later, each on its own
-        if started is not None and started.memory is not None:
-            after.append(self._show_memories(message_id, started.memory))
-        if started is not None and started.title is not None:
-            after.append(self._show_title(started.conversation.id, started.title))
-        await asyncio.gather(*after)
-
-    async def _show_memories(self, message_id: int, task: asyncio.Task[list[dict[str, object]]]) -> None:
-        """The memories the answer added (saved after it): note them under it, with Undo."""
-        await asyncio.wait([task], timeout=TITLE_WAIT_S)
-        if not task.done() or task.cancelled() or task.exception() is not None or not task.result():
-            return
-        notes = [MemoryView(id=int(str(n.get("id", 0))), text=str(n.get("text", ""))) for n in task.result()]
-        async with self:
-            if any(v.id == message_id for v in self.tail):
-                self.tail = [dataclasses.replace(v, memories=notes) if v.id == message_id else v for v in self.tail]
-
-    async def _follow_elsewhere(self, user_id: int, message_id: int, text_offset: int, think_offset: int):
-        """An answer generated by another worker (or a process that died): follow it live through Redis when the
-        message is this user's, until its saved state is final. Its worker may die meanwhile: another one continues
-        it from where the stream was and publishes it again from the start (services/recovery.py); the tab goes on
-        reading from what it shows. Ends early when the tab moves on."""
-        rt, token = get_runtime(), self.router.session.client_token
-        async with session_scope(read_only=True) as session:
-            mine = await chats.get_message(session=session, user_id=user_id, message_id=message_id)
-        while mine is not None and mine.status == MessageStatus.streaming:
-            heard = False
-            async for text, think in rt.relay.follow(message_id, text_offset, think_offset):
-                if _following.get(token) != message_id:
-                    return
-                text_offset, think_offset, heard = text_offset + len(text), think_offset + len(think), True
-                yield rx.call_script(push_js(text, think))
-            if _following.get(token) != message_id:
-                return
-            if not heard:
-                await asyncio.sleep(1.0)
-            async with session_scope(read_only=True) as session:
-                mine = await chats.get_message(session=session, user_id=user_id, message_id=message_id)
-
-    async def _list_new_chat(self, started: chat_flow.Started) -> None:
-        """A new chat is saved: list it at once, under its provisional title (the answer is still coming)."""
-        conversation = started.conversation
-        async with self:
-            if self.chat_filter or any(c.id == conversation.id for c in self.chats):
-                return  # a filtered list is read again when the answer ends
-            self.chats = [ChatItem(id=conversation.id, title=conversation.title or self._t("new_chat")), *self.chats]
-
-    async def _show_title(self, conversation_id: str, title_task: asyncio.Task[str | None]) -> None:
-        """The model's title of a new chat arrived (long after its answer, maybe): show it in this tab.
-
-        The tab is free meanwhile (this event holds no lock while it waits); a tab that moved to another chat
-        or account changes only what it still shows of this one.
-        """
-        await asyncio.wait([title_task], timeout=TITLE_WAIT_S)
-        if not title_task.done() or title_task.cancelled() or title_task.exception() is not None:
-            return
-        if not (title := title_task.result()):
-            return
-        async with self:
-            if any(c.id == conversation_id and c.title != title for c in self.chats):
-                self.chats = [ChatItem(id=c.id, title=title) if c.id == conversation_id else c for c in self.chats]
-            if self.conversation_id == conversation_id and self.title != title:
-                self.title = title

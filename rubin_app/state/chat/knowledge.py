@@ -94,7 +94,7 @@ class KnowledgeMixin(rx.State, mixin=True):
         user_id = (await self._require()).user_id  # type: ignore[attr-defined]
         if not await memory_step.undo(user_id=user_id, message_id=message_id, memory_id=memory_id):
             return rx.toast.warning(self._t("err_memory_not_found"))  # type: ignore[attr-defined]
-        for name in ("messages", "recent", "tail"):  # (an older page is drawn from the browser's copy: a reload)
+        for name in ("messages", "tail"):  # (older pages and finished exchanges are the browser's copies: a reload)
             views = getattr(self, name)
             if any(v.id == message_id for v in views):
                 setattr(self, name, [_without(v, memory_id) if v.id == message_id else v for v in views])

@@ -21,7 +21,17 @@ from rubin_app.models import Message, MessageRole
 from rubin_app.services import temporary_chat
 from rubin_app.services.runtime import get_runtime
 from rubin_app.services.text import for_storage
-from rubin_app.state.chat.common import PENDING_ANSWER, MsgView, _early, _following, _temporary_turns, push_js
+from rubin_app.state import stream_channel
+from rubin_app.state.chat.common import (
+    PENDING_ANSWER,
+    MsgView,
+    _early,
+    _following,
+    _temporary_turns,
+    opened_js,
+    push_js,
+    unpend_js,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +67,8 @@ class TemporaryMixin(rx.State, mixin=True):
         self.temporary = not self.temporary
         return [
             rx.call_script("window.history.replaceState(null,'','/')"),
-            rx.call_script('window.rubinHistory&&window.rubinHistory.reset(refs,"")'),  # older pages go too
+            # older pages and the finished exchanges of the chat shown before go too
+            rx.call_script(opened_js("")),
             rx.call_script(pages_js()),
             *(opened if isinstance(opened, list) else [opened]),
         ]
@@ -86,22 +97,25 @@ class TemporaryMixin(rx.State, mixin=True):
             return _following.get(token) == PENDING_ANSWER and _early.get(token) is run
 
         try:
-            fresh = True
+            fresh, text_at, think_at = True, 0, 0
             async for text, think in run.follow(0, rt.settings.stream_coalesce_ms / 1000):
                 if not here():  # the tab left the temporary chat (another chat, New chat, reload): nobody reads it
                     await rt.generation.stop_run(run, wait=False)
                     return
-                yield rx.call_script(push_js(text, think, reset=fresh))
-                fresh = False
+                ops = stream_channel.pieces(text, think, text_at, think_at, reset=fresh)
+                if (event := await self._push(ops)) is not None:  # type: ignore[attr-defined]
+                    yield event
+                fresh, text_at, think_at = False, text_at + len(text), think_at + len(think)
             async with self:
                 if not here():
                     return
                 exchange = self._end_temporary_answer(run)
-            yield rx.call_script(pages_js(exchange))  # shown from the browser's memory from now on
+            # shown from the browser's memory from now on, in place of the pending exchange (one render)
+            yield rx.call_script(f"{pages_js(exchange)};{unpend_js()}")
             async with self:
                 if here():
                     _following.pop(token, None)
-                    self.pending, self.streaming_id = [], 0
+                    self._asked, self.streaming_id = "", 0
         finally:
             if _early.get(token) is run:
                 del _early[token]
@@ -111,7 +125,7 @@ class TemporaryMixin(rx.State, mixin=True):
         """The answer ended: keep the turns for the context (a stopped answer's text too, as in a saved chat),
         and return the exchange for the browser."""
         token = self.router.session.client_token
-        question = MsgView(role="user", content=str(self.pending[0].content), status="complete")
+        question = MsgView(role="user", content=self._asked, status="complete")
         answer = Message(
             role=MessageRole.assistant, content=for_storage(run.text), reasoning=for_storage(run.reasoning),
             model=run.model, status=run.status, error=run.error, error_detail=run.error_detail,

@@ -18,7 +18,7 @@ from typing import Any
 import reflex as rx
 
 from rubin_app.services.runtime import CHAT_CHANGED, Runtime, get_runtime
-from rubin_app.state.chat.common import _following, _js
+from rubin_app.state.chat.common import _following, events_of, opened_js
 
 WATCH_SECONDS = 30 * 60.0
 WAKE_CHECK_SECONDS = 60.0
@@ -99,8 +99,8 @@ class WatchMixin(rx.State, mixin=True):
                     if self.streaming_id or _following.get(token):  # type: ignore[attr-defined]
                         continue  # this tab is following an answer already (maybe the one it sent itself)
                     opened = await self._open(cid)  # type: ignore[attr-defined]
-                yield rx.call_script(f"window.rubinHistory&&window.rubinHistory.reset(refs,{_js(cid)})")
-                for event in opened if isinstance(opened, list) else [opened]:
+                yield rx.call_script(opened_js(cid))
+                for event in events_of(opened):
                     yield event
                 return  # the follower shows the answer; it watches again when the answer ends
         finally:
