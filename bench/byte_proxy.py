@@ -47,9 +47,9 @@ class ByteProxy:
             return self._counts[port]
 
     def stop(self) -> None:
-        """Close the listener and end the thread (open tunnels are dropped)."""
+        """Close the listener, end every open tunnel (their sockets closed, their tasks finished) and the thread."""
         if self._loop.is_running():
-            self._loop.call_soon_threadsafe(self._loop.stop)
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
         self._thread.join(10)
 
     def _run(self) -> None:
@@ -58,22 +58,38 @@ class ByteProxy:
         self.port = int(self._server.sockets[0].getsockname()[1])
         self._ready.set()
         self._loop.run_forever()
-        self._server.close()
         self._loop.close()
 
+    async def _shutdown(self) -> None:
+        """Stop accepting, cancel the tunnels and wait until they have closed both of their sockets, then stop."""
+        if self._server is not None:
+            self._server.close()
+        tunnels = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in tunnels:
+            task.cancel()
+        await asyncio.gather(*tunnels, return_exceptions=True)
+        self._loop.call_soon(self._loop.stop)
+
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_writer: asyncio.StreamWriter | None = None
         try:
             host, port = await _handshake(reader, writer)
             up_reader, up_writer = await asyncio.open_connection(host, port)
+            sock = up_writer.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            writer.write(b"\x05\x00\x00\x01" + socket.inet_aton("127.0.0.1") + struct.pack("!H", port))
+            await writer.drain()
+            await asyncio.gather(self._pipe(reader, up_writer, None), self._pipe(up_reader, writer, port))
         except (OSError, ValueError, asyncio.IncompleteReadError):
-            writer.close()
-            return
-        sock = up_writer.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        writer.write(b"\x05\x00\x00\x01" + socket.inet_aton("127.0.0.1") + struct.pack("!H", port))
-        await writer.drain()
-        await asyncio.gather(self._pipe(reader, up_writer, None), self._pipe(up_reader, writer, port))
+            pass
+        finally:
+            # Cancelled by stop() or ended: both sockets are closed before the task ends (none left to the GC).
+            for end in (writer, up_writer):
+                if end is not None:
+                    end.close()
+                    with contextlib.suppress(OSError, asyncio.CancelledError):
+                        await end.wait_closed()
 
     async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, count_port: int | None) -> None:
         try:
