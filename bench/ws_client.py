@@ -24,6 +24,7 @@ CHAT = f"{STATE}.rubin_app___state___auth____auth_state.rubin_app___state___chat
 NAMESPACE = "/_event"  # Reflex's Socket.IO namespace (the frontend connects to <backend>/_event)
 PUSH = re.compile(r"window\.rubin\.stream\(refs,(\".*?(?<!\\)\"),")
 APPLY = re.compile(r"window\.rubinStream\.apply\(refs,(\[.*\])\)$")
+REPLACE_STATE = re.compile(r"history\.replaceState\(null,'','([^']*)'\)")  # the app gives a new chat its address
 RESEND = re.compile(r"window\.rubinStream\.resend\(refs,(\".*?(?<!\\)\")\)")
 UNPEND = re.compile(r"window\.rubinStream\.unpend\(refs(?:,(\".*?(?<!\\)\"))?\)")
 
@@ -49,10 +50,11 @@ class Tab:
     # keeps it: a tab opened after a reconnect is given its predecessor's, and sends it again when the load says so.
     unacked: dict[str, Any] | None = None
     resent: int = 0
+    location: str = "/"  # the address bar: the path opened, then what the app's history.replaceState made it
 
     async def open(self, path: str = "/") -> None:
         """Connect, hydrate and run the page's on_load."""
-        self.path = path
+        self.path = self.location = path
         url = self.base.replace("http", "ws", 1) + f"/_event/?EIO=4&transport=websocket&token={self.token}"
         tls = {"ssl": self.ssl_context} if self.ssl_context is not None else {}
         self.ws = await websockets.connect(
@@ -105,6 +107,8 @@ class Tab:
                 self.live = piece if ",true)" in code[found.end() :] else self.live + piece
             elif applied := APPLY.search(code):
                 self._ops(json.loads(applied.group(1)), now)
+            if moved := REPLACE_STATE.search(code):
+                self.location = moved.group(1)
             refused = UNPEND.search(code)
             if (
                 refused
@@ -162,7 +166,8 @@ class Tab:
         return t0
 
     def _chat(self) -> str:
-        return self.path.removeprefix("/c/").strip("/") if self.path.startswith("/c/") else ""
+        """The chat the address bar names (stream.js chatOfPage): a new chat's first send gives it its address."""
+        return self.location.removeprefix("/c/").strip("/") if self.location.startswith("/c/") else ""
 
     def _tail_question(self) -> tuple[int, str]:
         """(id, text) of the question in the chat's tail as the page last received it."""

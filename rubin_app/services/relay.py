@@ -83,6 +83,7 @@ class Relay:
     ) -> AsyncIterator[tuple[str, str]]:
         """(new text, new reasoning) of another worker's run until its `done` entry.
 
+        An answer published again from its start (resumed by another worker) is read on from what the tab shows.
         Ends quietly when Redis is away, when entries are missing (Redis restarted mid-answer) or when
         nothing arrives for `idle_timeout` seconds (the caller then falls back to the saved message).
         """
@@ -109,7 +110,11 @@ class Relay:
                     if fields.get(b"done"):
                         return
                     starts = int(fields.get(b"o", seen_text)), int(fields.get(b"ro", seen_think))
-                    if starts != (seen_text, seen_think):
+                    if starts == (0, 0) and (seen_text or seen_think):
+                        # Published again from its start (the answer's worker stopped or died and another one
+                        # resumed it: `reset`): read on, skipping again what the tab shows.
+                        seen_text = seen_think = 0
+                    elif starts != (seen_text, seen_think):
                         return  # entries were lost (Redis restarted mid-answer): the caller shows the saved answer
                     text = self._open(key, "t", seen_text, fields.get(b"t", b"").decode())
                     think = self._open(key, "r", seen_think, fields.get(b"r", b"").decode())

@@ -4,12 +4,13 @@ database) follows the answer through the Redis stream, as a tab served by B woul
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 
 from rubin_app.models import MessageStatus
 from rubin_app.services import chat_flow
-from rubin_app.services.relay import KEEP_SECONDS
+from rubin_app.services.relay import KEEP_SECONDS, Relay
 from rubin_app.services.runtime import Runtime
 from tests.services.helpers import new_user
 
@@ -94,3 +95,38 @@ async def test_a_slow_first_token_is_still_followed_live(make_redis_runtime: Run
     pieces = await collect(worker_b, started.messages[1].id, idle=5.0)
     assert started.run.status == MessageStatus.complete
     assert "".join(t for t, _ in pieces) == started.run.text
+
+
+async def test_a_follower_reads_on_when_the_answer_is_published_again_from_its_start(
+    make_redis_runtime: RuntimeFactory, redis_client
+) -> None:
+    """A stopping worker hands its answer over; the worker resuming it drops the stream and publishes the answer
+    again from its start. A tab following it keeps receiving the rest live (it is not left waiting for the end)."""
+    worker = await make_redis_runtime()
+    relay = Relay(worker.relay.store)  # entries written by hand below, in clear
+    message_id = 900_000 + secrets.randbelow(99_999)
+    key = worker.relay.store.key("run", message_id)
+
+    async def publish(*pieces: tuple[int, str]) -> None:
+        for offset, text in pieces:
+            await redis_client.xadd(key, {"t": text, "r": "", "o": str(offset), "ro": "0"})
+            await asyncio.sleep(0.05)
+
+    await publish((0, "Hello "), (6, "world"))  # the first worker's pieces; the tab shows them already
+    received: list[tuple[str, bool]] = []
+    done = asyncio.Event()
+
+    async def follow() -> None:
+        async for text, _ in relay.follow(message_id, text_offset=11, idle_timeout=5):
+            received.append((text, done.is_set()))
+
+    follower = asyncio.create_task(follow())
+    await asyncio.sleep(0.3)
+    await relay.reset(message_id)  # taken over: published again from its start, then on
+    await publish((0, "Hello world"), (11, ", again"), (18, " and on"))
+    await asyncio.sleep(0.3)
+    done.set()
+    await redis_client.xadd(key, {"done": "1"})
+    await asyncio.wait_for(follower, 5)
+    assert "".join(text for text, _ in received) == ", again and on"
+    assert not any(after_done for _, after_done in received), "the rest must arrive as it is published"
