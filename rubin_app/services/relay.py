@@ -121,6 +121,8 @@ class Relay:
                     new_text, new_think = _skip(text, seen_text, text_offset), _skip(think, seen_think, think_offset)
                     seen_text += len(text)
                     seen_think += len(think)
+                    text_offset += len(new_text)  # what the tab shows now (a stream published again skips it)
+                    think_offset += len(new_think)
                     if new_text or new_think:
                         yield new_text, new_think
         except UnreadableValue:  # sealed by a key this worker does not hold (a rotation): show the saved answer

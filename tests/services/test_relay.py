@@ -112,15 +112,17 @@ async def test_a_follower_reads_on_when_the_answer_is_published_again_from_its_s
             await redis_client.xadd(key, {"t": text, "r": "", "o": str(offset), "ro": "0"})
             await asyncio.sleep(0.05)
 
-    await publish((0, "Hello "), (6, "world"))  # the first worker's pieces; the tab shows them already
+    await publish((0, "Hello "))  # the first worker's first piece: the tab shows it already
     received: list[tuple[str, bool]] = []
     done = asyncio.Event()
 
     async def follow() -> None:
-        async for text, _ in relay.follow(message_id, text_offset=11, idle_timeout=5):
+        async for text, _ in relay.follow(message_id, text_offset=6, idle_timeout=5):
             received.append((text, done.is_set()))
 
     follower = asyncio.create_task(follow())
+    await asyncio.sleep(0.3)
+    await publish((6, "world"))  # followed live from the first worker
     await asyncio.sleep(0.3)
     await relay.reset(message_id)  # taken over: published again from its start, then on
     await publish((0, "Hello world"), (11, ", again"), (18, " and on"))
@@ -128,5 +130,5 @@ async def test_a_follower_reads_on_when_the_answer_is_published_again_from_its_s
     done.set()
     await redis_client.xadd(key, {"done": "1"})
     await asyncio.wait_for(follower, 5)
-    assert "".join(text for text, _ in received) == ", again and on"
+    assert "".join(text for text, _ in received) == "world, again and on"  # each part once, in order
     assert not any(after_done for _, after_done in received), "the rest must arrive as it is published"
