@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 STALL_S = 1.0  # a gap between two pieces of an answer longer than this is a stall a user notices
 ATTEMPTS = 4  # sends + Retry presses per question before the user gives up
+# A re-attached tab whose answer ended this soon after it showed the text so far had no rest to follow.
+REST_AT_ONCE_S = 0.5
 
 
 expected = reply_to  # the whole answer the stand-in gives to a question
@@ -144,7 +146,11 @@ class ChatUser:
                 ex.ended = time.perf_counter()
                 ex.seen = _shown_answer(tab) or ex.seen  # the finished exchange, as the page shows it
                 if ex.reconnects:
-                    ex.followed_live = len(tab.pieces) > 1  # the re-attached page got more than the text so far
+                    # The re-attached page got more than the text so far; or what was left of the answer was
+                    # written within a moment of re-attaching (nothing was there to arrive piece by piece).
+                    shown = tab.pieces[0][0] if tab.pieces else None
+                    quick = shown is not None and time.perf_counter() - shown < REST_AT_ONCE_S
+                    ex.followed_live = len(tab.pieces) > 1 or quick
                 if not ex.whole:  # what the tab was told, and what the database held at that moment
                     text, status = await self._saved(ex.question)
                     if status == "complete" and text != expected(ex.question):
