@@ -34,6 +34,7 @@ from rubin_app.services import runtime as runtime_module
 from rubin_app.services.migrate import upgrade_head
 from rubin_app.services.sessions import COOKIE_NAME
 from tests.fakes.oidc_provider import OIDCProvider, run_oidc_provider
+from tests.loopback import free_socket
 
 PASSWORD = "correct horse battery"
 
@@ -155,14 +156,6 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _free_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    return sock
-
-
 @pytest.fixture
 def start_app(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, migrated_template: Path
@@ -193,7 +186,7 @@ def start_app(
         _clear_caches()
         config_module.get_settings()  # fail here, readably, on invalid settings
 
-        sock = _free_socket()
+        sock = free_socket()
         port = sock.getsockname()[1]
         cfg = uvicorn.Config(
             _ClosesOnShutdown(build_api()), log_level="warning", lifespan="on", http="h11", ws="none",

@@ -13,15 +13,12 @@ import base64
 import hashlib
 import runpy
 import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Mount
@@ -29,6 +26,7 @@ from starlette.staticfiles import StaticFiles
 
 from rubin_app.api.routes import STATIC_DIR, build_api
 from tests.fakes.oidc_provider import OIDCProvider
+from tests.loopback import free_socket, serve_in_thread
 
 from .conftest import LiveApp, login_error, session_cookie
 
@@ -71,33 +69,16 @@ def rxconfig_origins() -> list[str]:
 @pytest.fixture
 def serve(monkeypatch: pytest.MonkeyPatch) -> Iterator[Serve]:
     """Factory: serve an ASGI app on a loopback socket (pre-bound: `sock=`), uvicorn's proxy headers off."""
-    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+    stops: list[Callable[[], None]] = []
 
     def start(app, sock: socket.socket | None = None) -> str:
-        sock = sock or free_socket()
-        cfg = uvicorn.Config(app, log_level="warning", lifespan="off", http="h11", ws="none", proxy_headers=False)
-        server = uvicorn.Server(cfg)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.01)
-        servers.append((server, thread))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+        url, stop = serve_in_thread(app, sock, http="h11", ws="none", proxy_headers=False)
+        stops.append(stop)
+        return url
 
     yield start
-    for server, thread in servers:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
-def free_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    return sock
+    for stop in stops:
+        stop()
 
 
 @pytest.fixture(autouse=True)

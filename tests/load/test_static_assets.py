@@ -4,22 +4,19 @@ pages and the service worker revalidated (rubin_app/api/static_assets.py, rxconf
 from __future__ import annotations
 
 import gzip
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import brotli
 import httpx
 import pytest
-import uvicorn
 from reflex.utils.precompressed_staticfiles import PrecompressedStaticFiles
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
 from rubin_app.api.static_assets import IMMUTABLE, StaticCacheHeaders
+from tests.loopback import serve_in_thread
 
 SCRIPT = b"export const hello = () => 'hello from the built app';\n" * 50
 PAGE = b"<!doctype html><html><head><script type=module src=/assets/entry-AbC123.js></script></head></html>"
@@ -56,18 +53,9 @@ def site(tmp_path: Path) -> Iterator[str]:
 
     frontend = PrecompressedStaticFiles(directory=tmp_path / "client", html=True, encodings=configured_encodings())
     app = Starlette(routes=[Route("/api/health", health), Route("/api/plain", plain), Mount("/", app=frontend)])
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(StaticCacheHeaders(app), log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(10)
+    url, stop = serve_in_thread(StaticCacheHeaders(app))
+    yield url
+    stop()
 
 
 def test_rxconfig_builds_brotli_and_gzip_sidecars() -> None:
