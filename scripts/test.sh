@@ -6,6 +6,9 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$RUBIN_ROOT"
+# Unbuffered: a run stopped from outside (CI's time limit) shows every test that finished, not what a pipe's
+# buffer held back.
+export PYTHONUNBUFFERED=1
 step() { printf '\033[1;34m[test]\033[0m %s\n' "$*"; }
 
 missing=()
@@ -73,7 +76,7 @@ else
   python -m pytest -m "(e2e or llm) and not slow" || second=1
   step "operations: the container image built and run, the cluster behind a load balancer under faults"
   third=0
-  python -m pytest -m slow || third=1
+  python -m pytest -m slow --timeout=3600 || third=1  # building the container image may take half an hour
   [ "$first" -eq 0 ] || step "FAILED: unit, service and fault-injection tests (above)"
   [ "$second" -eq 0 ] || step "FAILED: end-to-end tests (above)"
   [ "$third" -eq 0 ] || step "FAILED: operations tests (above)"

@@ -28,6 +28,10 @@ from rubin_app.services import runtime as runtime_module
 from rubin_app.services.migrate import upgrade_head
 from rubin_app.vault.service import reset_vault
 from tests.fakes.localai_standin import StandIn, StandInConfig
+from tests.hang_report import (
+    pytest_runtest_makereport,  # noqa: F401  (a hook: a test that ran out of time says why)
+    task_stacks,
+)
 
 PG_DATABASE = "rubin_test"
 
@@ -296,7 +300,9 @@ async def make_runtime(
         _, pending = await asyncio.wait(leftover, timeout=5)
         for task in pending:
             task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        _, ignored = await asyncio.wait(pending, timeout=10)
+        # A task that outlives its cancel() would hold a worker's shutdown forever: fail, saying where it waits.
+        assert not ignored, f"tasks ignored their cancellation:\n{task_stacks(list(ignored))}"
     for rt in made:
         await rt.client.aclose()
     _clear_caches()

@@ -1,1 +1,1 @@
-"""The bottom layer: error codes and their HTTP/OpenAI/i18n mapping, the outbound-request guard."""
+"""The bottom layer: error codes and their HTTP/OpenAI/i18n mapping, the outbound-request guard, waiting."""

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from rubin_app.core.waiting import wait_event
 from rubin_app.llm.types import ChatRequest, ToolCallDelta
 from rubin_app.models import MessageStatus
 from rubin_app.services.cache import CachedAnswer
@@ -108,11 +109,7 @@ class Run:
 
     async def wait_done(self, timeout: float | None = None) -> bool:
         """Wait until the run is finished and saved."""
-        try:
-            await asyncio.wait_for(self._done.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
+        return await wait_event(self._done, timeout)
 
     async def follow(
         self,

@@ -23,6 +23,7 @@ from sqlmodel import col, select
 
 from rubin_app.config import Settings
 from rubin_app.core.clock import utcnow
+from rubin_app.core.waiting import wait_event
 from rubin_app.knowledge import claims, tombstones, uploads
 from rubin_app.knowledge.claims import Claim, Lost
 from rubin_app.knowledge.models import ACTIVE_STATUSES, FileStatus, KnowledgeBase, KnowledgeChunk, KnowledgeFile
@@ -127,8 +128,7 @@ class IngestionJob:
                 if failures == 1:
                     log.error("knowledge ingestion cannot look for work (%s); retrying", type(exc).__name__)
             wait = min(60.0, self.poll_seconds * 2 ** min(failures, 6)) if failures else self.poll_seconds
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+            await wait_event(self._wake, wait)
 
     async def forget_deleted_owners(self) -> int:
         """Remove from the index the bases of deleted accounts (tombstones.py); how many bases."""

@@ -18,6 +18,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from rubin_app.core.waiting import wait_event
 from rubin_app.services.redis_store import RedisStore
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,7 @@ class Bus:
         if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
             self._ready = asyncio.Event()
             self._listener = asyncio.get_running_loop().create_task(self._listen(), name="rubin-bus")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._ready.wait(), 1.0)
+        await wait_event(self._ready, 1.0)
 
     async def _listen(self) -> None:
         assert self.store is not None

@@ -9,7 +9,6 @@ a shutdown are lost (at most `flush_seconds` of them); a normal stop flushes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -19,12 +18,14 @@ from sqlalchemy import insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rubin_app.core.clock import utcnow
+from rubin_app.core.waiting import wait_event
 from rubin_app.generation.run import Run
 from rubin_app.llm.types import StreamEvent
 from rubin_app.usage.models import UsageRecord
 
 log = logging.getLogger(__name__)
 SessionFactory = Callable[..., AbstractAsyncContextManager[AsyncSession]]
+CLOSE_WAIT = 10.0  # seconds close() gives a write under way
 MAX_QUEUED = 100_000  # beyond this (the database away for long), the oldest rows are dropped and counted
 
 
@@ -70,9 +71,8 @@ class UsageRecorder:
             self._flusher = asyncio.get_running_loop().create_task(self._loop(), name="rubin-usage")
 
     async def _loop(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.flush_seconds)
+        while self._flusher is asyncio.current_task():  # until close() lets go of it
+            await wait_event(self._wake, self.flush_seconds)
             self._wake.clear()
             await self.flush()
 
@@ -91,9 +91,12 @@ class UsageRecorder:
         return len(rows)
 
     async def close(self) -> None:
-        """Flush and stop."""
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._flusher
+        """Write what is queued and stop. A write under way ends first: cancelling it could lose its rows."""
+        task, self._flusher = self._flusher, None
+        if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
+            self._wake.set()
+            _, stuck = await asyncio.wait({task}, timeout=CLOSE_WAIT)
+            for late in stuck:  # the database does not answer in time: that write is given up
+                log.warning("usage rows: a write did not end at close; given up")
+                late.cancel()
         await self.flush()

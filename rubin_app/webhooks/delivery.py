@@ -27,6 +27,7 @@ from standardwebhooks import Webhook
 from rubin_app.config import Settings
 from rubin_app.core import outbound
 from rubin_app.core.clock import utcnow
+from rubin_app.core.waiting import wait_event
 from rubin_app.webhooks.crypto import SecretBox
 from rubin_app.webhooks.events import add_wake_listener, remove_wake_listener
 from rubin_app.webhooks.models import DeliveryStatus
@@ -131,8 +132,7 @@ class WebhookDispatcher:
                 sent = 0
             if sent or self._stopping:
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=await self._idle_seconds())
+            await wait_event(self._wake, await self._idle_seconds())
 
     async def _idle_seconds(self) -> float:
         """Until the next delivery is due, at most WEBHOOK_POLL_SECONDS."""

@@ -17,6 +17,7 @@ from typing import Any
 
 import reflex as rx
 
+from rubin_app.core.waiting import wait_event
 from rubin_app.services.runtime import CHAT_CHANGED, Runtime, get_runtime
 from rubin_app.state.chat.common import _following, events_of, opened_js
 
@@ -86,9 +87,7 @@ class WatchMixin(rx.State, mixin=True):
         deadline = time.monotonic() + WATCH_SECONDS
         try:
             while not watcher.ended and time.monotonic() < deadline:
-                try:
-                    await asyncio.wait_for(watcher.woken.wait(), WAKE_CHECK_SECONDS)
-                except TimeoutError:
+                if not await wait_event(watcher.woken, WAKE_CHECK_SECONDS):
                     continue
                 watcher.woken.clear()
                 if watcher.ended:
