@@ -6,9 +6,6 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$RUBIN_ROOT"
-# Unbuffered: a run stopped from outside (CI's time limit) shows every test that finished, not what a pipe's
-# buffer held back.
-export PYTHONUNBUFFERED=1
 step() { printf '\033[1;34m[test]\033[0m %s\n' "$*"; }
 
 missing=()

@@ -28,8 +28,9 @@ from rubin_app.services import runtime as runtime_module
 from rubin_app.services.migrate import upgrade_head
 from rubin_app.vault.service import reset_vault
 from tests.fakes.localai_standin import StandIn, StandInConfig
-from tests.hang_report import (
-    pytest_runtest_makereport,  # noqa: F401  (a hook: a test that ran out of time says why)
+from tests.hang_report import (  # noqa: F401  (hooks: a test that ran out of time says what it waited for)
+    pytest_runtest_makereport,
+    pytest_timeout_set_timer,
     task_stacks,
 )
 
@@ -300,7 +301,7 @@ async def make_runtime(
         _, pending = await asyncio.wait(leftover, timeout=5)
         for task in pending:
             task.cancel()
-        _, ignored = await asyncio.wait(pending, timeout=10)
+        _, ignored = await asyncio.wait(pending, timeout=10) if pending else (set(), set())
         # A task that outlives its cancel() would hold a worker's shutdown forever: fail, saying where it waits.
         assert not ignored, f"tasks ignored their cancellation:\n{task_stacks(list(ignored))}"
     for rt in made:

@@ -2,21 +2,27 @@
 
 pytest-timeout (`timeout` in pyproject.toml) fails a test that runs too long and prints the other threads'
 stacks; for an async test the main thread is only the event loop's select(), so this adds, to the failure's
-report, where every unfinished task of the process was awaiting (a fixture's background task included).
+report, where every unfinished task of the process was awaiting (a fixture's background task included), read
+at the moment the time ran out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import signal
+import threading
 from collections.abc import Generator
+from types import FrameType
+from typing import Any
 
 import pytest
 
 TIMEOUT_MARK = "Timeout (>"  # how pytest-timeout's failure message starts
+AT_TIMEOUT = pytest.StashKey[str]()
 
 
-def pending_tasks() -> list[asyncio.Task[object]]:
+def pending_tasks() -> list[asyncio.Task[Any]]:
     """Every unfinished task of every event loop in the process (Python 3.11 keeps them in one weak set)."""
     registry = getattr(asyncio.tasks, "_all_tasks", ())
     for _ in range(3):  # the set may change while it is copied (a finalizer on another thread)
@@ -27,12 +33,58 @@ def pending_tasks() -> list[asyncio.Task[object]]:
     return []
 
 
-def task_stacks(tasks: list[asyncio.Task[object]]) -> str:
+def await_chain(task: asyncio.Task[Any]) -> list[str]:
+    """Where a suspended task waits, outermost first: each coroutine it awaits, down to the innermost one (a
+    task's own stack shows only its outermost frame), then what that one awaits (a future, a task)."""
+    lines: list[str] = []
+    awaited: Any = task.get_coro()
+    for _ in range(60):
+        frame = (
+            getattr(awaited, "cr_frame", None)
+            or getattr(awaited, "gi_frame", None)
+            or getattr(awaited, "ag_frame", None)
+        )
+        if frame is None:
+            if awaited is not None:
+                lines.append(f"  awaiting {awaited!r}"[:400])
+            break
+        lines.append(f"  {frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
+        awaited = next(
+            (getattr(awaited, name) for name in ("cr_await", "gi_yieldfrom", "ag_await") if hasattr(awaited, name)),
+            None,
+        )
+    return lines
+
+
+def task_stacks(tasks: list[asyncio.Task[Any]]) -> str:
     out = io.StringIO()
     for task in tasks:
-        out.write(f"--- {task.get_name()}: {task.get_coro()!r}\n")
-        task.print_stack(limit=25, file=out)
+        state = "cancelling" if task.cancelling() else "pending"
+        out.write(f"--- {task.get_name()} ({state}): {task.get_coro()!r}\n")
+        out.write("\n".join(await_chain(task)) + "\n")
     return out.getvalue() or "no pending asyncio task\n"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> bool | None:
+    """pytest-timeout's signal timer, which first notes the pending tasks (before its failure unwinds them)."""
+    if settings.method != "signal" or threading.current_thread() is not threading.main_thread():
+        return None  # pytest-timeout's own timer
+    from pytest_timeout import timeout_sigalrm
+
+    def on_timeout(signum: int, frame: FrameType | None) -> None:
+        __tracebackhide__ = True
+        item.stash[AT_TIMEOUT] = task_stacks(pending_tasks())
+        timeout_sigalrm(item, settings)
+
+    def cancel() -> None:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+
+    item.cancel_timeout = cancel  # type: ignore[attr-defined]  # what pytest-timeout's cancel hook calls
+    signal.signal(signal.SIGALRM, on_timeout)
+    signal.setitimer(signal.ITIMER_REAL, settings.timeout)
+    return True
 
 
 @pytest.hookimpl(wrapper=True)
@@ -41,5 +93,6 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if report.failed and TIMEOUT_MARK in str(report.longrepr):
-        report.sections.append(("pending asyncio tasks at the timeout", task_stacks(pending_tasks())))
+        stacks = item.stash.get(AT_TIMEOUT, None) or task_stacks(pending_tasks())
+        report.sections.append(("pending asyncio tasks at the timeout", stacks))
     return report

@@ -18,3 +18,16 @@ async def wait_event(event: asyncio.Event, timeout: float | None) -> bool:
     except TimeoutError:
         pass
     return event.is_set()
+
+
+async def stop_task(task: asyncio.Task[object], *, tries: int = 5, each: float = 1.0) -> bool:
+    """Cancel `task` and wait until it ends; whether it did. A cancel() it lost (a client library waiting with
+    wait_for) is sent again, `tries` times `each` seconds apart: a stop is never held forever."""
+    for _ in range(tries):
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=each)
+        if done:
+            if not task.cancelled():
+                task.exception()  # retrieved: a task that failed on its way out is not reported as never seen
+            return True
+    return False

@@ -23,7 +23,7 @@ from sqlmodel import col, select
 
 from rubin_app.config import Settings
 from rubin_app.core.clock import utcnow
-from rubin_app.core.waiting import wait_event
+from rubin_app.core.waiting import stop_task, wait_event
 from rubin_app.knowledge import claims, tombstones, uploads
 from rubin_app.knowledge.claims import Claim, Lost
 from rubin_app.knowledge.models import ACTIVE_STATUSES, FileStatus, KnowledgeBase, KnowledgeChunk, KnowledgeFile
@@ -103,8 +103,8 @@ class IngestionJob:
         """Stop the loop (a file in progress is left claimed and taken again once its claim is stale); close the
         embedder's connections."""
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            if not await stop_task(self._task):
+                log.warning("knowledge ingestion: its loop did not stop; left behind")
             self._task = None
         close = getattr(self._parts.embedder, "aclose", None) if self._parts is not None else None
         if close is not None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from rubin_app.core.waiting import wait_event
+from rubin_app.core.waiting import stop_task, wait_event
 from rubin_app.services.redis_store import RedisStore
 
 log = logging.getLogger(__name__)
@@ -79,12 +79,14 @@ class Bus:
 
     async def _listen(self) -> None:
         assert self.store is not None
-        while True:
+        # Checks `_closed` too, not only its cancellation: the Redis client can lose a cancel() that lands as a
+        # read ends (Python 3.11's wait_for), and a listener that ran on would hold close() forever.
+        while not self._closed:
             pubsub = self.store.client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
                 self._ready.set()
-                while True:
+                while not self._closed:
                     raw = await pubsub.get_message(timeout=READ_SLICE)
                     if raw is not None and raw.get("type") == "message":
                         try:
@@ -112,7 +114,8 @@ class Bus:
     async def close(self) -> None:
         """Stop listening (for good: a late publish or `ensure_listening` does nothing after this)."""
         self._closed = True
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._listener
+        listener, self._listener = self._listener, None
+        if listener is None or listener.get_loop() is not asyncio.get_running_loop():
+            return
+        if not await stop_task(listener):
+            log.warning("worker bus: its listener did not stop; left behind")

@@ -10,7 +10,7 @@ import asyncio
 
 from sqlmodel import func, select
 
-from rubin_app.core.waiting import wait_event
+from rubin_app.core.waiting import stop_task, wait_event
 from rubin_app.generation.run import Run
 from rubin_app.llm.types import ChatRequest
 from rubin_app.models import MessageStatus, UsageRecord
@@ -36,6 +36,28 @@ async def test_a_waiting_loop_stops_when_cancelled_as_its_event_is_set() -> None
     task.cancel()
     done, _ = await asyncio.wait({task}, timeout=3)
     assert task in done and task.cancelled() and rounds == 0
+
+
+async def test_stop_task_sends_a_lost_cancel_again() -> None:
+    lost = 0
+
+    async def stubborn() -> None:  # like a client library whose wait swallowed the first cancel()
+        nonlocal lost
+        while True:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                if lost:
+                    raise
+                lost += 1
+                task = asyncio.current_task()
+                assert task is not None
+                task.uncancel()
+
+    task = asyncio.create_task(stubborn())
+    await asyncio.sleep(0.01)
+    assert await stop_task(task, each=0.2) is True
+    assert task.cancelled() and lost == 1
 
 
 async def test_wait_event_says_whether_the_event_came() -> None:

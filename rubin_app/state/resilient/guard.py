@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,6 +14,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 
+from rubin_app.core.waiting import stop_task
 from rubin_app.services.redis_store import UNREACHABLE, describe
 
 log = logging.getLogger(__name__)
@@ -112,10 +112,8 @@ class RedisGuard:
 
     async def close(self) -> None:
         """Stop probing and close the probe's client."""
-        if self._probe is not None and not self._probe.done():
-            self._probe.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._probe
+        if self._probe is not None and not self._probe.done() and not await stop_task(self._probe):
+            log.warning("Redis fallback: the probe did not stop; left behind")
         await self.client.aclose()
 
 
