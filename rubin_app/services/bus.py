@@ -115,7 +115,11 @@ class Bus:
         """Stop listening (for good: a late publish or `ensure_listening` does nothing after this)."""
         self._closed = True
         listener, self._listener = self._listener, None
-        if listener is None or listener.get_loop() is not asyncio.get_running_loop():
+        if listener is None:
+            return
+        if listener.get_loop() is not asyncio.get_running_loop():  # started in another loop (a test's, say)
+            if not listener.get_loop().is_closed():
+                listener.get_loop().call_soon_threadsafe(listener.cancel)
             return
         if not await stop_task(listener):
             log.warning("worker bus: its listener did not stop; left behind")
