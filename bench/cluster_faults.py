@@ -182,7 +182,7 @@ def report(
     rep.failed = sum(ex.attempts - (1 if ex.whole else 0) for ex in exchanges)
     rep.reconnects = sum(ex.reconnects for ex in exchanges)
     rep.reattached = sum(ex.followed_live is not None for ex in exchanges)
-    rep.not_live = [ex.question for ex in exchanges if ex.followed_live is False]
+    rep.not_live = [f"{ex.question} ({ex.live_detail})" for ex in exchanges if ex.followed_live is False]
     gaps = [g for ex in exchanges for g in ex.gaps()]
     rep.stall = max((g for _, g in gaps), default=0.0)
     rep.stalls_over_1s = sum(g > STALL_S for _, g in gaps)

@@ -47,6 +47,8 @@ class Exchange:
     errors: list[str] = field(default_factory=list)
     cut_complete: list[int] = field(default_factory=list)  # lengths of answers saved "complete" but short
     followed_live: bool | None = None  # after a reconnect: whether the rest arrived as it was written
+    reattached_at: float = 0.0  # when the reopened page was seen following the answer
+    live_detail: str = ""  # why a re-attached tab did not count as followed live
     key: str = field(default_factory=lambda: uuid.uuid4().hex)  # its send key (the page's, assets/stream.js)
     troubles: list[float] = field(default_factory=list)  # when the user met an error, a reconnect or a Retry
 
@@ -147,10 +149,14 @@ class ChatUser:
                 ex.seen = _shown_answer(tab) or ex.seen  # the finished exchange, as the page shows it
                 if ex.reconnects:
                     # The re-attached page got more than the text so far; or what was left of the answer was
-                    # written within a moment of re-attaching (nothing was there to arrive piece by piece).
-                    shown = tab.pieces[0][0] if tab.pieces else None
-                    quick = shown is not None and time.perf_counter() - shown < REST_AT_ONCE_S
-                    ex.followed_live = len(tab.pieces) > 1 or quick
+                    # written within a moment of re-attaching or of showing the text so far (nothing was there
+                    # to arrive piece by piece).
+                    now = time.perf_counter()
+                    since = [now - t for t in (ex.reattached_at, tab.pieces[0][0] if tab.pieces else 0.0) if t]
+                    ex.followed_live = len(tab.pieces) > 1 or any(s < REST_AT_ONCE_S for s in since)
+                    if not ex.followed_live:
+                        ex.live_detail = (f"{len(tab.pieces)} piece(s); ended {', '.join(f'{s:.2f}' for s in since)}"
+                                          " s after re-attaching / the first piece")  # fmt: skip
                 if not ex.whole:  # what the tab was told, and what the database held at that moment
                     text, status = await self._saved(ex.question)
                     if status == "complete" and text != expected(ex.question):
@@ -180,6 +186,7 @@ class ChatUser:
                         )
                     return
                 ex.seen = ""  # the re-attached page shows the text so far, then the rest
+                ex.reattached_at = time.perf_counter()
                 continue
             await asyncio.sleep(0.05)
         self._collect(ex, tab, start)
