@@ -80,7 +80,7 @@ def test_signed_out_tab_states_expire_in_minutes(app: Cluster) -> None:
     keys = app.redis_keys(f"{ident}_*")
     assert keys, "the signed-out tab left no state in Redis"
     # A save in flight as the tab closed (Reflex's fenced write, with its hour) is shortened right after it: the
-    # keys settle within moments (the CI of 2026-11-30 read one in between), and must not stay at an hour.
+    # keys settle within moments (the CI of 2026-11-30 most likely read two in between), and must not stay at an hour.
     deadline = time.monotonic() + 5
     with redis.Redis(host="127.0.0.1", port=app.redis.port, socket_timeout=5) as client:
         while True:
