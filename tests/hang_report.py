@@ -65,26 +65,20 @@ def task_stacks(tasks: list[asyncio.Task[Any]]) -> str:
     return out.getvalue() or "no pending asyncio task\n"
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> bool | None:
-    """pytest-timeout's signal timer, which first notes the pending tasks (before its failure unwinds them)."""
-    if settings.method != "signal" or threading.current_thread() is not threading.main_thread():
-        return None  # pytest-timeout's own timer
-    from pytest_timeout import timeout_sigalrm
+@pytest.hookimpl(wrapper=True)
+def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> Generator[None, object, object]:
+    """Around pytest-timeout's signal timer: note the pending tasks first (its failure then unwinds them)."""
+    result = yield
+    fail = signal.getsignal(signal.SIGALRM)
+    if settings.method == "signal" and callable(fail) and threading.current_thread() is threading.main_thread():
 
-    def on_timeout(signum: int, frame: FrameType | None) -> None:
-        __tracebackhide__ = True
-        item.stash[AT_TIMEOUT] = task_stacks(pending_tasks())
-        timeout_sigalrm(item, settings)
+        def on_timeout(signum: int, frame: FrameType | None) -> None:
+            __tracebackhide__ = True
+            item.stash[AT_TIMEOUT] = task_stacks(pending_tasks())
+            fail(signum, frame)
 
-    def cancel() -> None:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, signal.SIG_DFL)
-
-    item.cancel_timeout = cancel  # type: ignore[attr-defined]  # what pytest-timeout's cancel hook calls
-    signal.signal(signal.SIGALRM, on_timeout)
-    signal.setitimer(signal.ITIMER_REAL, settings.timeout)
-    return True
+        signal.signal(signal.SIGALRM, on_timeout)
+    return result
 
 
 @pytest.hookimpl(wrapper=True)

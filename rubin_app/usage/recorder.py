@@ -96,7 +96,7 @@ class UsageRecorder:
         if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
             self._wake.set()
             _, stuck = await asyncio.wait({task}, timeout=CLOSE_WAIT)
-            for late in stuck:  # the database does not answer in time: that write is given up
+            if stuck:  # the database does not answer in time: that write is given up
                 log.warning("usage rows: a write did not end at close; given up")
-                late.cancel()
+                task.cancel()
         await self.flush()
